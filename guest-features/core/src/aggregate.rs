@@ -1,0 +1,373 @@
+//! Per-user aggregation state and the feature table computed from it.
+
+use rustc_hash::FxHashMap;
+
+use crate::Flavor;
+use crate::columns::{ABSENT, ColumnData, DictColumn, EventColumns, FeatureTable, OwnedDict};
+use crate::schema::EVENT_TYPES;
+use crate::stats;
+
+const MS_PER_SEC: i64 = 1_000;
+const SECS_PER_DAY: i64 = 86_400;
+
+/// Maps byte strings to dense ids, stable for the life of an aggregation.
+#[derive(Default)]
+struct Interner {
+    ids: FxHashMap<Box<[u8]>, u32>,
+}
+
+impl Interner {
+    fn id(&mut self, bytes: &[u8]) -> u32 {
+        let next = self.ids.len() as u32;
+        *self.ids.entry(bytes.into()).or_insert(next)
+    }
+
+    /// Global id of every entry of this batch's dictionary.
+    fn remap(&mut self, column: &DictColumn<'_>) -> Vec<u32> {
+        (0..column.entries()).map(|k| self.id(column.entry(k))).collect()
+    }
+}
+
+fn lookup(remap: &[u32], code: u32) -> u32 {
+    if code == ABSENT { ABSENT } else { remap[code as usize] }
+}
+
+/// Everything kept per user between batches.
+#[derive(Default)]
+struct UserState {
+    total: u64,
+    /// Events per source IP id ([`ABSENT`] for events without one).
+    ip_counts: FxHashMap<u32, u64>,
+    /// Events per event-type id.
+    type_counts: Vec<u64>,
+    threat_sum: f64,
+    threat_n: u64,
+    threat_max: f64,
+    failed: u64,
+    unusual_hour: u64,
+    location_ids: rustc_hash::FxHashSet<u32>,
+    hour_counts: [u64; 24],
+    /// Event times in the flavor's interval unit (seconds or milliseconds).
+    times: Vec<i64>,
+}
+
+/// Per-user aggregation over pushed event batches (the `aggregation` resource).
+pub struct Aggregator {
+    flavor: Flavor,
+    users: Interner,
+    /// State index of each user id.
+    user_state: Vec<usize>,
+    /// Index of the state of events without a user, if any arrived.
+    absent_user: Option<usize>,
+    states: Vec<UserState>,
+    ips: Interner,
+    event_types: Interner,
+    locations: Interner,
+    /// For each event-type id, its count column among [`EVENT_TYPES`].
+    type_column: Vec<Option<usize>>,
+}
+
+impl Aggregator {
+    /// An empty aggregation computing `flavor`'s features.
+    pub fn new(flavor: Flavor) -> Self {
+        Aggregator {
+            flavor,
+            users: Interner::default(),
+            user_state: Vec::new(),
+            absent_user: None,
+            states: Vec::new(),
+            ips: Interner::default(),
+            event_types: Interner::default(),
+            locations: Interner::default(),
+            type_column: Vec::new(),
+        }
+    }
+
+    /// Number of distinct users so far.
+    pub fn users(&self) -> usize {
+        self.states.len()
+    }
+
+    /// Folds a batch in. Fails (touching nothing) when the batch is malformed.
+    pub fn push(&mut self, batch: &EventColumns<'_>) -> Result<(), String> {
+        batch.validate()?;
+        let user_state: Vec<usize> = (0..batch.user.entries())
+            .map(|k| {
+                let id = self.users.id(batch.user.entry(k)) as usize;
+                if id == self.user_state.len() {
+                    self.user_state.push(self.states.len());
+                    self.states.push(UserState::default());
+                }
+                self.user_state[id]
+            })
+            .collect();
+        let ip_ids = self.ips.remap(&batch.source_ip);
+        let type_ids = self.event_types.remap(&batch.event_type);
+        for k in 0..batch.event_type.entries() {
+            let id = type_ids[k] as usize;
+            if id == self.type_column.len() {
+                let name = batch.event_type.entry(k);
+                self.type_column.push(EVENT_TYPES.iter().position(|t| t.as_bytes() == name));
+            }
+        }
+        let location_column = match self.flavor {
+            Flavor::SparkCompat => &batch.location,
+            Flavor::Streamguard => &batch.geo_location,
+        };
+        let location_ids = self.locations.remap(location_column);
+        let failed: Vec<bool> =
+            (0..batch.status.entries()).map(|k| batch.status.entry(k) == b"failed").collect();
+        let ms_intervals = self.flavor == Flavor::Streamguard;
+
+        for i in 0..batch.rows() {
+            let state_index = match batch.user.codes[i] {
+                ABSENT => *self.absent_user.get_or_insert_with(|| {
+                    self.states.push(UserState::default());
+                    self.states.len() - 1
+                }),
+                code => user_state[code as usize],
+            };
+            let st = &mut self.states[state_index];
+            st.total += 1;
+
+            let ms = batch.timestamp_ms[i];
+            // The legacy job reads `from_unixtime(ms / 1000)`: truncated to whole seconds.
+            let secs = if ms_intervals { ms.div_euclid(MS_PER_SEC) } else { ms / MS_PER_SEC };
+            let hour = (secs.rem_euclid(SECS_PER_DAY) / 3_600) as usize;
+            st.hour_counts[hour] += 1;
+            st.unusual_hour += u64::from(hour <= 6);
+            st.times.push(if ms_intervals { ms } else { secs });
+
+            *st.ip_counts.entry(lookup(&ip_ids, batch.source_ip.codes[i])).or_default() += 1;
+
+            let type_id = lookup(&type_ids, batch.event_type.codes[i]);
+            if type_id != ABSENT {
+                let t = type_id as usize;
+                if st.type_counts.len() <= t {
+                    st.type_counts.resize(t + 1, 0);
+                }
+                st.type_counts[t] += 1;
+            }
+
+            let score = batch.threat_score[i];
+            if !score.is_nan() {
+                st.threat_max = if st.threat_n == 0 { score } else { st.threat_max.max(score) };
+                st.threat_sum += score;
+                st.threat_n += 1;
+            }
+
+            let status = batch.status.codes[i];
+            st.failed += u64::from(status != ABSENT && failed[status as usize]);
+
+            let location = lookup(&location_ids, location_column.codes[i]);
+            if location != ABSENT {
+                st.location_ids.insert(location);
+            }
+        }
+        Ok(())
+    }
+
+    /// The per-user feature table, rows ordered by user (absent user first); resets the state.
+    pub fn take(&mut self) -> FeatureTable {
+        let fresh = Aggregator::new(self.flavor);
+        let done = std::mem::replace(self, fresh);
+        let mut keyed: Vec<(Option<Box<[u8]>>, UserState)> = Vec::with_capacity(done.states.len());
+        let mut names: Vec<Option<Box<[u8]>>> = vec![None; done.states.len()];
+        for (name, id) in done.users.ids {
+            names[done.user_state[id as usize]] = Some(name);
+        }
+        for (name, state) in names.into_iter().zip(done.states) {
+            keyed.push((name, state));
+        }
+        keyed.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let mut table = TableBuilder::new(done.flavor, keyed.len(), &done.type_column);
+        for (_, state) in &mut keyed {
+            table.push_row(state);
+        }
+        table.finish(OwnedDict::from_values(keyed.iter().map(|(k, _)| k.as_deref())))
+    }
+}
+
+/// Builds the output columns row by row.
+struct TableBuilder<'a> {
+    flavor: Flavor,
+    rows: usize,
+    type_column: &'a [Option<usize>],
+    ints: Vec<Vec<i64>>,
+    floats: Vec<Vec<f64>>,
+}
+
+/// Output slots, in schema order after `user`: `I(n)` an integer column, `F(n)` a float one.
+mod slot {
+    pub const TOTAL: usize = 0;
+    pub const UNIQUE_IPS: usize = 1;
+    pub const UNIQUE_TYPES: usize = 2;
+    pub const FAILED: usize = 3;
+    pub const UNUSUAL: usize = 4;
+    pub const LOCATIONS: usize = 5;
+    pub const FIRST_SEEN: usize = 6;
+    pub const LAST_SEEN: usize = 7;
+    pub const ACTIVITY_DAYS: usize = 8;
+    pub const TYPE_COUNTS: usize = 9; // five columns
+    pub const RARE_IP: usize = 14;
+    pub const MIN_INTERVAL_INT: usize = 15;
+    pub const BURST: usize = 16;
+    pub const INTS: usize = 17;
+
+    pub const AVG_THREAT: usize = 0;
+    pub const MAX_THREAT: usize = 1;
+    pub const FAILED_RATE: usize = 2;
+    pub const UNUSUAL_RATE: usize = 3;
+    pub const IP_DIVERSITY: usize = 4;
+    pub const EVENTS_PER_DAY: usize = 5;
+    pub const HOURLY_STDDEV: usize = 6;
+    pub const HOURLY_VARIANCE: usize = 7;
+    pub const AVG_IP_FREQ: usize = 8;
+    pub const IP_FREQ_STDDEV: usize = 9;
+    pub const RARE_IP_RATIO: usize = 10;
+    pub const AVG_INTERVAL: usize = 11;
+    pub const INTERVAL_STDDEV: usize = 12;
+    pub const MIN_INTERVAL_FLOAT: usize = 13;
+    pub const FLOATS: usize = 14;
+}
+
+impl<'a> TableBuilder<'a> {
+    fn new(flavor: Flavor, rows: usize, type_column: &'a [Option<usize>]) -> Self {
+        TableBuilder {
+            flavor,
+            rows,
+            type_column,
+            ints: (0..slot::INTS).map(|_| Vec::with_capacity(rows)).collect(),
+            floats: (0..slot::FLOATS).map(|_| Vec::with_capacity(rows)).collect(),
+        }
+    }
+
+    fn int(&mut self, s: usize, v: i64) {
+        self.ints[s].push(v);
+    }
+
+    fn float(&mut self, s: usize, v: f64) {
+        // Spark's `na.fill(0)`: every null or NaN becomes 0.
+        self.floats[s].push(if v.is_finite() { v } else { 0.0 });
+    }
+
+    fn push_row(&mut self, st: &mut UserState) {
+        let compat = self.flavor == Flavor::SparkCompat;
+        let total = st.total as f64;
+        let unique_ips = st.ip_counts.keys().filter(|&&ip| ip != ABSENT).count();
+        self.int(slot::TOTAL, st.total as i64);
+        self.int(slot::UNIQUE_IPS, unique_ips as i64);
+        self.int(slot::UNIQUE_TYPES, st.type_counts.iter().filter(|&&n| n > 0).count() as i64);
+        self.float(slot::AVG_THREAT, st.threat_sum / st.threat_n as f64);
+        self.float(slot::MAX_THREAT, if st.threat_n > 0 { st.threat_max } else { 0.0 });
+        self.int(slot::FAILED, st.failed as i64);
+        self.int(slot::UNUSUAL, st.unusual_hour as i64);
+        self.int(slot::LOCATIONS, st.location_ids.len() as i64);
+
+        st.times.sort_unstable();
+        let (first, last) = (st.times[0], st.times[st.times.len() - 1]);
+        let to_ms = |t: i64| if compat { t * MS_PER_SEC } else { t };
+        let (first_ms, last_ms) = (to_ms(first), to_ms(last));
+        self.int(slot::FIRST_SEEN, first_ms);
+        self.int(slot::LAST_SEEN, last_ms);
+        self.float(slot::FAILED_RATE, st.failed as f64 / total);
+        self.float(slot::UNUSUAL_RATE, st.unusual_hour as f64 / total);
+        self.float(slot::IP_DIVERSITY, unique_ips as f64 / total);
+        let day = |ms: i64| ms.div_euclid(MS_PER_SEC * SECS_PER_DAY);
+        let activity_days = day(last_ms) - day(first_ms) + 1;
+        self.int(slot::ACTIVITY_DAYS, activity_days);
+        self.float(slot::EVENTS_PER_DAY, total / activity_days as f64);
+
+        let mut per_type = [0i64; EVENT_TYPES.len()];
+        for (id, &n) in st.type_counts.iter().enumerate() {
+            if let Some(c) = self.type_column[id] {
+                per_type[c] += n as i64;
+            }
+        }
+        for (c, n) in per_type.into_iter().enumerate() {
+            self.int(slot::TYPE_COUNTS + c, n);
+        }
+
+        let active_hours: Vec<f64> =
+            st.hour_counts.iter().filter(|&&n| n > 0).map(|&n| n as f64).collect();
+        let hourly_variance = stats::sample_variance(&active_hours);
+        self.float(slot::HOURLY_STDDEV, hourly_variance.sqrt());
+        self.float(slot::HOURLY_VARIANCE, hourly_variance);
+
+        // Each event carries n = the user's event count from its IP. The legacy job keeps events
+        // without an IP as one more "IP"; the corrected one leaves them out.
+        let counts: Vec<u64> = st
+            .ip_counts
+            .iter()
+            .filter(|&(&ip, _)| compat || ip != ABSENT)
+            .map(|(_, &n)| n)
+            .collect();
+        let (mean_n, var_n) = stats::weighted_self_moments(&counts);
+        let rare = counts.iter().filter(|&&n| n == 1).count();
+        self.float(slot::AVG_IP_FREQ, mean_n);
+        self.float(slot::IP_FREQ_STDDEV, var_n.sqrt());
+        self.int(slot::RARE_IP, rare as i64);
+        let rare_ratio_denominator = if compat { mean_n } else { unique_ips as f64 };
+        self.float(slot::RARE_IP_RATIO, rare as f64 / rare_ratio_denominator);
+
+        // Gaps between consecutive events, in seconds (compat: whole seconds).
+        let gaps: Vec<i64> = st.times.windows(2).map(|w| w[1] - w[0]).collect();
+        let unit = if compat { 1.0 } else { MS_PER_SEC as f64 };
+        let gaps_secs: Vec<f64> = gaps.iter().map(|&g| g as f64 / unit).collect();
+        self.float(slot::AVG_INTERVAL, stats::mean(&gaps_secs));
+        self.float(slot::INTERVAL_STDDEV, stats::sample_variance(&gaps_secs).sqrt());
+        let min_gap = gaps.iter().copied().min().unwrap_or(0);
+        self.int(slot::MIN_INTERVAL_INT, min_gap);
+        self.float(slot::MIN_INTERVAL_FLOAT, min_gap as f64 / unit);
+        let one_second = if compat { 1 } else { MS_PER_SEC };
+        self.int(slot::BURST, gaps.iter().filter(|&&g| g < one_second).count() as i64);
+    }
+
+    fn finish(mut self, users: OwnedDict) -> FeatureTable {
+        let compat = self.flavor == Flavor::SparkCompat;
+        let mut i = |s: usize| ColumnData::Int64(std::mem::take(&mut self.ints[s]));
+        let mut ints: Vec<ColumnData> = (0..slot::INTS).map(&mut i).collect();
+        let mut f = |s: usize| ColumnData::Float64(std::mem::take(&mut self.floats[s]));
+        let mut floats: Vec<ColumnData> = (0..slot::FLOATS).map(&mut f).collect();
+        let mut int = |s: usize| std::mem::replace(&mut ints[s], ColumnData::Int64(Vec::new()));
+        let mut float = |s: usize| std::mem::replace(&mut floats[s], ColumnData::Float64(Vec::new()));
+        let ts = |c: ColumnData| match c {
+            ColumnData::Int64(v) => ColumnData::TimestampMs(v),
+            other => other,
+        };
+        let columns = vec![
+            ColumnData::Utf8(users),
+            int(slot::TOTAL),
+            int(slot::UNIQUE_IPS),
+            int(slot::UNIQUE_TYPES),
+            float(slot::AVG_THREAT),
+            float(slot::MAX_THREAT),
+            int(slot::FAILED),
+            int(slot::UNUSUAL),
+            int(slot::LOCATIONS),
+            ts(int(slot::FIRST_SEEN)),
+            ts(int(slot::LAST_SEEN)),
+            float(slot::FAILED_RATE),
+            float(slot::UNUSUAL_RATE),
+            float(slot::IP_DIVERSITY),
+            int(slot::ACTIVITY_DAYS),
+            float(slot::EVENTS_PER_DAY),
+            int(slot::TYPE_COUNTS),
+            int(slot::TYPE_COUNTS + 1),
+            int(slot::TYPE_COUNTS + 2),
+            int(slot::TYPE_COUNTS + 3),
+            int(slot::TYPE_COUNTS + 4),
+            float(slot::HOURLY_STDDEV),
+            float(slot::HOURLY_VARIANCE),
+            float(slot::AVG_IP_FREQ),
+            float(slot::IP_FREQ_STDDEV),
+            int(slot::RARE_IP),
+            float(slot::RARE_IP_RATIO),
+            float(slot::AVG_INTERVAL),
+            float(slot::INTERVAL_STDDEV),
+            if compat { int(slot::MIN_INTERVAL_INT) } else { float(slot::MIN_INTERVAL_FLOAT) },
+            int(slot::BURST),
+        ];
+        FeatureTable { rows: self.rows, columns }
+    }
+}

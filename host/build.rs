@@ -1,0 +1,48 @@
+//! Builds the shipped components (features `spark-compat` and `streamguard`, the `iforest`
+//! detector) for `wasm32-wasip2` with the pinned toolchain, and exports their paths as
+//! `SG_GUEST_*` so `sg-host` embeds them and tests find them — nobody copies files by hand.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// (cargo package, env var naming the built component).
+const GUESTS: &[(&str, &str)] = &[
+    ("sg-features-spark-compat", "SG_GUEST_SPARK_COMPAT"),
+    ("sg-features-streamguard", "SG_GUEST_STREAMGUARD"),
+    ("sg-guest-iforest", "SG_GUEST_IFOREST"),
+];
+
+fn main() {
+    let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
+    let workspace = manifest.parent().unwrap().to_path_buf();
+    for dir in ["guest-features", "guest-iforest", "wit", "Cargo.lock"] {
+        println!("cargo:rerun-if-changed={}", workspace.join(dir).display());
+    }
+    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace.join("target"))
+        .join("guests");
+    build_guests(&workspace, &target_dir);
+    for (package, var) in GUESTS {
+        let file = target_dir.join("wasm32-wasip2/guest").join(format!("{}.wasm", package.replace('-', "_")));
+        assert!(file.exists(), "guest {package} was not built at {}", file.display());
+        println!("cargo:rustc-env={var}={}", file.display());
+    }
+}
+
+fn build_guests(workspace: &Path, target_dir: &Path) {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(workspace)
+        .args(["build", "--locked", "--profile", "guest", "--target", "wasm32-wasip2", "--target-dir"])
+        .arg(target_dir);
+    for (package, _) in GUESTS {
+        cmd.args(["-p", package]);
+    }
+    // The outer build's flags and wrappers are for the host target, not for the guests.
+    for var in ["CARGO_ENCODED_RUSTFLAGS", "RUSTFLAGS", "CARGO_TARGET_DIR", "CARGO_BUILD_TARGET", "RUSTC_WORKSPACE_WRAPPER"] {
+        cmd.env_remove(var);
+    }
+    let status = cmd.status().expect("running cargo to build the guest components");
+    assert!(status.success(), "building the guest components failed (is the wasm32-wasip2 target installed? rust-toolchain.toml lists it)");
+}

@@ -1,0 +1,262 @@
+//! Features components: load, check the contract, describe, aggregate.
+//!
+//! One binding module per contract major (`v1`), dispatched through [`Binding`]; a component
+//! exporting a major this host does not know is refused with both versions named.
+
+mod v1;
+
+use anyhow::{Result, bail};
+use sg_features_core::columns::{ColumnData, ColumnRole, ColumnType, FeatureTable};
+use wasmtime::Store;
+use wasmtime::component::Linker;
+
+use super::{ComponentSource, Contract, LoadedComponent, call_error};
+use crate::events::EventBatch;
+use crate::runtime::{Runtime, Sandbox};
+
+/// WIT package of the features contract.
+pub const PACKAGE: &str = "streamguard:features";
+/// Contract majors this host accepts.
+pub const ACCEPTED_MAJORS: &[u64] = &[v1::MAJOR];
+
+/// One output column, as the component describes it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct ColumnSpec {
+    /// Column name.
+    pub name: String,
+    /// Physical type.
+    #[serde(serialize_with = "ser_type")]
+    pub ty: ColumnType,
+    /// What the host does with it.
+    #[serde(serialize_with = "ser_role")]
+    pub role: ColumnRole,
+    /// What it means.
+    pub doc: String,
+}
+
+fn ser_type<S: serde::Serializer>(t: &ColumnType, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(type_name(*t))
+}
+
+fn ser_role<S: serde::Serializer>(r: &ColumnRole, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(match r {
+        ColumnRole::Key => "key",
+        ColumnRole::ModelInput => "model-input",
+        ColumnRole::Output => "output",
+        ColumnRole::Internal => "internal",
+    })
+}
+
+/// WIT name of a column type.
+pub fn type_name(t: ColumnType) -> &'static str {
+    match t {
+        ColumnType::Int64 => "int64",
+        ColumnType::Float64 => "float64",
+        ColumnType::TimestampMs => "timestamp-ms",
+        ColumnType::Utf8 => "utf8",
+    }
+}
+
+/// A features component's self-description, checked by the host.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Descriptor {
+    /// Implementation name.
+    pub name: String,
+    /// Implementation version.
+    pub version: String,
+    /// What it computes.
+    pub description: String,
+    /// Output columns, in order.
+    pub columns: Vec<ColumnSpec>,
+}
+
+impl Descriptor {
+    /// Index of the key column.
+    pub fn key_index(&self) -> usize {
+        self.columns.iter().position(|c| c.role == ColumnRole::Key).expect("validated: one key column")
+    }
+
+    /// Indices of the model inputs, in order.
+    pub fn model_inputs(&self) -> Vec<usize> {
+        self.columns.iter().enumerate().filter(|(_, c)| c.role == ColumnRole::ModelInput).map(|(i, _)| i).collect()
+    }
+
+    /// Names of the model inputs, in order.
+    pub fn model_input_names(&self) -> Vec<String> {
+        self.model_inputs().into_iter().map(|i| self.columns[i].name.clone()).collect()
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        let keys: Vec<_> = self.columns.iter().filter(|c| c.role == ColumnRole::Key).collect();
+        match keys.as_slice() {
+            [k] if k.ty == ColumnType::Utf8 => {}
+            [k] => return Err(format!("key column `{}` is {}, must be utf8", k.name, type_name(k.ty))),
+            _ => return Err(format!("{} key columns, must be exactly one", keys.len())),
+        }
+        let mut seen = std::collections::HashSet::new();
+        for c in &self.columns {
+            if c.name.is_empty() || !seen.insert(c.name.as_str()) {
+                return Err(format!("column name {:?} is empty or repeated", c.name));
+            }
+            if c.role == ColumnRole::ModelInput && !matches!(c.ty, ColumnType::Int64 | ColumnType::Float64) {
+                return Err(format!("model input `{}` is {}, must be int64 or float64", c.name, type_name(c.ty)));
+            }
+        }
+        if self.model_inputs().is_empty() {
+            return Err("no model-input columns".into());
+        }
+        if self.version.trim().is_empty() || self.name.trim().is_empty() {
+            return Err("empty implementation name or version".into());
+        }
+        Ok(())
+    }
+
+    /// Checks a table against this description: column count, types, lengths.
+    pub fn check_table(&self, table: &FeatureTable) -> Result<(), String> {
+        if table.columns.len() != self.columns.len() {
+            return Err(format!("{} columns, the descriptor lists {}", table.columns.len(), self.columns.len()));
+        }
+        for (spec, data) in self.columns.iter().zip(&table.columns) {
+            let (ty, len) = match data {
+                ColumnData::Int64(v) => (ColumnType::Int64, v.len()),
+                ColumnData::Float64(v) => (ColumnType::Float64, v.len()),
+                ColumnData::TimestampMs(v) => (ColumnType::TimestampMs, v.len()),
+                ColumnData::Utf8(d) => {
+                    if d.view().codes.iter().any(|&c| c != u32::MAX && c as usize >= d.view().entries()) {
+                        return Err(format!("column `{}`: code outside its dictionary", spec.name));
+                    }
+                    (ColumnType::Utf8, d.codes.len())
+                }
+            };
+            if ty != spec.ty {
+                return Err(format!("column `{}` is {}, the descriptor says {}", spec.name, type_name(ty), type_name(spec.ty)));
+            }
+            if len != table.rows {
+                return Err(format!("column `{}` has {len} values for {} rows", spec.name, table.rows));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// An event a component refused, by index in the pushed batch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RejectedEvent {
+    /// Index in the batch.
+    pub index: u32,
+    /// Why.
+    pub reason: String,
+}
+
+/// The binding of the contract major the component exports.
+enum Binding {
+    V1(v1::Pre),
+}
+
+/// A loaded, type-checked features component that described itself.
+pub struct FeatureComponent {
+    loaded: LoadedComponent,
+    contract: Contract,
+    binding: Binding,
+    descriptor: Descriptor,
+}
+
+impl FeatureComponent {
+    /// Loads, checks the contract version, links with no capabilities, and reads the descriptor.
+    pub fn load(runtime: &Runtime, source: &ComponentSource) -> Result<FeatureComponent> {
+        let loaded = LoadedComponent::load(runtime, source)?;
+        let contract = loaded.contract(PACKAGE, ACCEPTED_MAJORS)?;
+        let mut linker = Linker::new(runtime.engine());
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+        let binding = match contract.version.major {
+            v1::MAJOR => Binding::V1(v1::Pre::new(&linker, &loaded.component).map_err(|e| {
+                anyhow::anyhow!("{} exports {contract} but does not match it: {e:#}", loaded.origin)
+            })?),
+            other => unreachable!("major {other} passed the contract check"),
+        };
+        let mut store = runtime.store();
+        let descriptor = match &binding {
+            Binding::V1(pre) => pre.describe(&mut store),
+        }
+        .map_err(|e| call_error(&loaded.origin, "describe", e, store.data().stderr()))?;
+        if let Err(e) = descriptor.validate() {
+            bail!("{} describes an unusable schema: {e}", loaded.origin);
+        }
+        Ok(FeatureComponent { loaded, contract, binding, descriptor })
+    }
+
+    /// The component's self-description.
+    pub fn descriptor(&self) -> &Descriptor {
+        &self.descriptor
+    }
+
+    /// The contract it was bound as.
+    pub fn contract(&self) -> &Contract {
+        &self.contract
+    }
+
+    /// Where it came from.
+    pub fn origin(&self) -> &str {
+        &self.loaded.origin
+    }
+
+    /// sha256 of its bytes.
+    pub fn digest(&self) -> &str {
+        &self.loaded.digest
+    }
+
+    /// `name@version` for messages and dead letters.
+    pub fn label(&self) -> String {
+        format!("{}@{}", self.descriptor.name, self.descriptor.version)
+    }
+
+    /// A fresh instance with an empty aggregation.
+    pub fn aggregation<'c>(&'c self, runtime: &Runtime) -> Result<FeatureAggregation<'c>> {
+        let mut store = runtime.store();
+        let instance = match &self.binding {
+            Binding::V1(pre) => pre.aggregation(&mut store).map(Instance::V1),
+        }
+        .map_err(|e| call_error(&self.loaded.origin, "instantiate", e, store.data().stderr()))?;
+        Ok(FeatureAggregation { component: self, store, instance, deadline_ticks: runtime.limits().deadline_ticks() })
+    }
+}
+
+enum Instance {
+    V1(v1::Instance),
+}
+
+/// An aggregation inside one sandboxed instance of a features component.
+pub struct FeatureAggregation<'c> {
+    component: &'c FeatureComponent,
+    store: Store<Sandbox>,
+    instance: Instance,
+    deadline_ticks: u64,
+}
+
+impl FeatureAggregation<'_> {
+    /// Folds a batch in; returns events the component refused.
+    pub fn push(&mut self, batch: &EventBatch) -> Result<Vec<RejectedEvent>> {
+        self.store.set_epoch_deadline(self.deadline_ticks);
+        let result = match &self.instance {
+            Instance::V1(i) => i.push(&mut self.store, batch),
+        };
+        let rejected = result.map_err(|e| call_error(self.component.origin(), "push", e, self.store.data().stderr()))?;
+        if let Some(bad) = rejected.iter().find(|r| r.index as usize >= batch.len()) {
+            bail!("{} rejected event {} of a batch of {}", self.component.origin(), bad.index, batch.len());
+        }
+        Ok(rejected)
+    }
+
+    /// The per-key table over everything pushed, checked against the descriptor.
+    pub fn take(&mut self) -> Result<FeatureTable> {
+        self.store.set_epoch_deadline(self.deadline_ticks);
+        let result = match &self.instance {
+            Instance::V1(i) => i.take(&mut self.store),
+        };
+        let table = result.map_err(|e| call_error(self.component.origin(), "take", e, self.store.data().stderr()))?;
+        if let Err(e) = self.component.descriptor.check_table(&table) {
+            bail!("{} returned a table that does not match its descriptor: {e}", self.component.origin());
+        }
+        Ok(table)
+    }
+}

@@ -1,0 +1,138 @@
+//! Loading components and recognising which contract (WIT package and version) they export.
+
+pub mod detector;
+pub mod features;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, anyhow, bail};
+use sha2::{Digest, Sha256};
+use wasmtime::component::Component;
+
+use crate::bundled;
+use crate::runtime::Runtime;
+
+/// Where a component comes from: built into `sg-host`, or a file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ComponentSource {
+    /// A component embedded in the binary, by name (`streamguard`, `spark-compat`, `iforest`).
+    Builtin(&'static bundled::Builtin),
+    /// A `.wasm` component file.
+    File(PathBuf),
+}
+
+impl ComponentSource {
+    /// Parses a `--component` value: `builtin:NAME` or a path.
+    pub fn parse(spec: &str) -> Result<ComponentSource> {
+        match spec.strip_prefix("builtin:") {
+            Some(name) => bundled::find(name).map(ComponentSource::Builtin).ok_or_else(|| {
+                anyhow!("no builtin component {name:?}; builtins: {}", bundled::names().join(", "))
+            }),
+            None => Ok(ComponentSource::File(PathBuf::from(spec))),
+        }
+    }
+
+    /// How to name it in messages and lineage.
+    pub fn origin(&self) -> String {
+        match self {
+            ComponentSource::Builtin(b) => format!("builtin:{}", b.name),
+            ComponentSource::File(p) => p.display().to_string(),
+        }
+    }
+
+    fn bytes(&self) -> Result<std::borrow::Cow<'static, [u8]>> {
+        match self {
+            ComponentSource::Builtin(b) => Ok(b.bytes.into()),
+            ComponentSource::File(p) => read_file(p).map(Into::into),
+        }
+    }
+}
+
+fn read_file(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| format!("cannot read component file {}", path.display()))
+}
+
+/// A WIT package and version a component exports, e.g. `streamguard:features@1.0.0`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Contract {
+    /// `namespace:name`.
+    pub package: String,
+    /// Package version.
+    pub version: semver::Version,
+}
+
+impl std::fmt::Display for Contract {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}@{}", self.package, self.version)
+    }
+}
+
+impl Contract {
+    /// Parses an export name such as `streamguard:features/extractor@1.0.0`.
+    fn from_export(name: &str) -> Option<Contract> {
+        let (path, version) = name.split_once('@')?;
+        let (package, _interface) = path.split_once('/')?;
+        Some(Contract { package: package.to_string(), version: semver::Version::parse(version).ok()? })
+    }
+}
+
+/// A compiled component with its identity.
+pub struct LoadedComponent {
+    /// The compiled component.
+    pub component: Component,
+    /// Where it came from.
+    pub origin: String,
+    /// sha256 of its bytes, hex.
+    pub digest: String,
+    /// Every contract it exports.
+    pub exports: Vec<Contract>,
+}
+
+impl LoadedComponent {
+    /// Reads and compiles a component, refusing anything that is not a component.
+    pub fn load(runtime: &Runtime, source: &ComponentSource) -> Result<LoadedComponent> {
+        let origin = source.origin();
+        let bytes = source.bytes()?;
+        let digest = hex::encode(Sha256::digest(&bytes));
+        if is_core_module(&bytes) {
+            bail!("{origin} is a core WebAssembly module, not a component (build it for wasm32-wasip2 or wrap it with `wasm-tools component new`)");
+        }
+        let component = Component::new(runtime.engine(), &bytes)
+            .map_err(anyhow::Error::from)
+            .with_context(|| format!("{origin} is not a valid WebAssembly component"))?;
+        let ty = component.component_type();
+        let exports = ty.exports(runtime.engine()).filter_map(|(name, _)| Contract::from_export(name)).collect();
+        Ok(LoadedComponent { component, origin, digest, exports })
+    }
+
+    /// The version of `package` this component exports, refusing anything else with a message
+    /// that names what it exports and what this host accepts.
+    pub fn contract(&self, package: &str, accepted: &[u64]) -> Result<Contract> {
+        let accepted_list = accepted.iter().map(|m| format!("{package}@{m}.x")).collect::<Vec<_>>().join(" or ");
+        let found = self.exports.iter().find(|c| c.package == package);
+        match found {
+            Some(c) if accepted.contains(&c.version.major) => Ok(c.clone()),
+            Some(c) => bail!("{} exports {c}, but this host accepts {accepted_list}", self.origin),
+            None => {
+                let exported = self.exports.iter().map(|c| c.to_string()).collect::<Vec<_>>();
+                let exported = if exported.is_empty() { "no versioned interfaces".into() } else { exported.join(", ") };
+                bail!("{} does not export {package} (it exports {exported}); this host accepts {accepted_list}", self.origin)
+            }
+        }
+    }
+}
+
+/// A core module starts with the wasm magic and version 1; a component has layer 1.
+fn is_core_module(bytes: &[u8]) -> bool {
+    bytes.len() >= 8 && bytes[..4] == *b"\0asm" && bytes[4..8] == [1, 0, 0, 0]
+}
+
+/// Error text for a failed call: the trap, plus what the guest printed to stderr.
+pub(crate) fn call_error(origin: &str, what: &str, err: wasmtime::Error, stderr: String) -> anyhow::Error {
+    let err = anyhow::Error::from(err);
+    let mut msg = format!("{origin}: {what} failed: {err:#}");
+    if !stderr.is_empty() {
+        msg.push_str(&format!(" (guest stderr: {stderr})"));
+    }
+    anyhow!(msg)
+}

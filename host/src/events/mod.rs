@@ -1,0 +1,49 @@
+//! Security events: decoding JSON lines into columnar batches.
+
+mod batch;
+pub mod decode;
+
+pub use batch::{EventBatch, EventBatchBuilder};
+
+use crate::dead_letter::{DeadLetter, Stage};
+use crate::source::Chunk;
+
+/// Messages larger than this are dead-lettered unread (1 MiB, like Kafka's default).
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 1 << 20;
+
+/// A chunk turned into events and dead letters.
+pub struct DecodedChunk {
+    /// The valid events, in input order.
+    pub batch: EventBatch,
+    /// The messages that are not valid events.
+    pub dead: Vec<DeadLetter>,
+    /// Input bytes this chunk covered.
+    pub bytes: u64,
+}
+
+/// Decodes every line of a chunk (blank lines are skipped, not counted).
+pub fn decode_chunk(chunk: &Chunk, max_message_bytes: usize) -> DecodedChunk {
+    let mut builder = EventBatchBuilder::with_capacity(chunk.bytes.len() / 400 + 16);
+    let mut dead = Vec::new();
+    for (i, line) in chunk.lines().enumerate() {
+        let position = chunk.first_line + i as u64;
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        if line.len() > max_message_bytes {
+            dead.push(DeadLetter::new(
+                position,
+                Stage::Decode,
+                format!("message of {} bytes exceeds the limit of {max_message_bytes}", line.len()),
+                line,
+            ));
+            continue;
+        }
+        match decode::decode_event(line) {
+            Ok(row) => builder.push(&row, position),
+            Err(reason) => dead.push(DeadLetter::new(position, Stage::Decode, reason, line)),
+        }
+    }
+    DecodedChunk { batch: builder.finish(), dead, bytes: chunk.bytes.len() as u64 }
+}

@@ -1,0 +1,16 @@
+//! `sg-host`: runs security-analytics pipelines, calling sandboxed, versioned WASM components
+//! for feature extraction, and the Isolation Forest natively or in a component.
+
+pub mod bundled;
+pub mod cli;
+pub mod component;
+pub mod dead_letter;
+pub mod detector;
+pub mod events;
+pub mod synthetic;
+pub mod lineage;
+pub mod output;
+pub mod pipeline;
+pub mod runtime;
+pub mod source;
+pub mod table_io;

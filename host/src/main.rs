@@ -1,0 +1,5 @@
+//! The `sg-host` binary.
+
+fn main() -> std::process::ExitCode {
+    sg_host::cli::main()
+}

@@ -1,0 +1,95 @@
+//! Parquet (snappy) writing with lineage in the key-value metadata.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use arrow::array::{ArrayRef, BooleanArray, Float64Array, Int64Array, RecordBatch, StringArray, TimestampMillisecondArray};
+use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+use parquet::arrow::ArrowWriter;
+use parquet::basic::Compression;
+use parquet::file::metadata::KeyValue;
+use parquet::file::properties::WriterProperties;
+use sg_features_core::columns::{ColumnData, ColumnRole, ColumnType, OwnedDict};
+
+use super::ScoredTable;
+
+fn strings(d: &OwnedDict) -> Result<ArrayRef> {
+    let mut values = Vec::with_capacity(d.codes.len());
+    for i in 0..d.codes.len() {
+        values.push(match d.get(i) {
+            None => None,
+            Some(b) => Some(std::str::from_utf8(b).context("a key is not valid UTF-8")?),
+        });
+    }
+    Ok(Arc::new(StringArray::from(values)))
+}
+
+fn arrow_type(t: ColumnType) -> DataType {
+    match t {
+        ColumnType::Int64 => DataType::Int64,
+        ColumnType::Float64 => DataType::Float64,
+        ColumnType::TimestampMs => DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
+        ColumnType::Utf8 => DataType::Utf8,
+    }
+}
+
+/// The written columns: every non-internal feature column, then the two scores.
+fn record_batch(scored: &ScoredTable<'_>) -> Result<RecordBatch> {
+    let mut fields = Vec::new();
+    let mut arrays: Vec<ArrayRef> = Vec::new();
+    for (spec, data) in scored.descriptor.columns.iter().zip(&scored.table.columns) {
+        if spec.role == ColumnRole::Internal {
+            continue;
+        }
+        let array: ArrayRef = match data {
+            ColumnData::Int64(v) => Arc::new(Int64Array::from(v.clone())),
+            ColumnData::Float64(v) => Arc::new(Float64Array::from(v.clone())),
+            ColumnData::TimestampMs(v) => Arc::new(TimestampMillisecondArray::from(v.clone()).with_timezone("UTC")),
+            ColumnData::Utf8(d) => strings(d)?,
+        };
+        fields.push(Field::new(&spec.name, arrow_type(spec.ty), spec.ty == ColumnType::Utf8));
+        arrays.push(array);
+    }
+    for (name, values) in [
+        ("anomaly_score", &scored.anomaly_score),
+        ("anomaly_score_normalized", &scored.anomaly_score_normalized),
+    ] {
+        if fields.iter().any(|f| f.name() == name) {
+            bail!("the component's schema already has a column named {name}");
+        }
+        fields.push(Field::new(name, DataType::Float64, false));
+        arrays.push(Arc::new(Float64Array::from(values.clone())));
+    }
+    Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)?)
+}
+
+/// Writes one Parquet file (snappy) with `metadata` as key-value metadata.
+pub fn write_table(path: &Path, batch: &RecordBatch, metadata: &[(String, String)]) -> Result<()> {
+    let props = WriterProperties::builder()
+        .set_compression(Compression::SNAPPY)
+        .set_key_value_metadata(Some(metadata.iter().map(|(k, v)| KeyValue::new(k.clone(), v.clone())).collect()))
+        .build();
+    let file = File::create(path).with_context(|| format!("creating {}", path.display()))?;
+    let mut writer = ArrowWriter::try_new(file, batch.schema(), Some(props))?;
+    writer.write(batch)?;
+    writer.close()?;
+    Ok(())
+}
+
+/// Writes `dir/is_anomaly=0/` and `dir/is_anomaly=1/` (each one file, possibly zero rows).
+pub fn write_partitioned(dir: &Path, scored: &ScoredTable<'_>, metadata: &[(String, String)]) -> Result<Vec<PathBuf>> {
+    let batch = record_batch(scored)?;
+    let flags = BooleanArray::from(scored.is_anomaly.clone());
+    let not_flags = arrow::compute::not(&flags)?;
+    let mut files = Vec::new();
+    for (value, mask) in [(0, &not_flags), (1, &flags)] {
+        let part = dir.join(format!("is_anomaly={value}"));
+        std::fs::create_dir_all(&part)?;
+        let path = part.join("part-00000.snappy.parquet");
+        write_table(&path, &arrow::compute::filter_record_batch(&batch, mask)?, metadata)?;
+        files.push(path);
+    }
+    Ok(files)
+}

@@ -1,0 +1,217 @@
+//! The anomaly pipeline: security events → features component → Isolation Forest →
+//! `is_anomaly=0|1/` Parquet + `anomaly_report.json`, written atomically.
+
+use std::path::PathBuf;
+use std::sync::mpsc::sync_channel;
+
+use anyhow::{Context, Result, bail};
+use rayon::prelude::*;
+use sg_features_core::columns::ColumnData;
+
+use super::Steps;
+use crate::component::ComponentSource;
+use crate::component::features::FeatureComponent;
+use crate::dead_letter::{DeadLetter, DeadLetterFile, Stage};
+use crate::detector::{self, DetectorChoice, ModelSource};
+use crate::events::{DecodedChunk, decode_chunk};
+use crate::lineage::{ComponentLineage, Lineage};
+use crate::output::{AnomalyReport, ScoredTable, StagedDir, write_partitioned};
+use crate::runtime::{Limits, Runtime};
+use crate::source::FileSource;
+
+/// Name of the dead-letter file inside the output directory (ignored by Hive-style readers).
+pub const DEAD_LETTER_FILE: &str = "_dead_letters.jsonl";
+/// Name of the report inside the output directory.
+pub const REPORT_FILE: &str = "anomaly_report.json";
+
+/// Everything a run of the anomaly pipeline needs.
+#[derive(Clone, Debug)]
+pub struct AnomalyJob {
+    /// Features component.
+    pub component: ComponentSource,
+    /// JSON-lines input (`-` for stdin; gzip detected).
+    pub input: PathBuf,
+    /// Output directory (replaced atomically).
+    pub out: PathBuf,
+    /// Where the Isolation Forest runs.
+    pub detector: DetectorChoice,
+    /// Train or load a model.
+    pub model: ModelSource,
+    /// Save the model here.
+    pub save_model: Option<PathBuf>,
+    /// Sandbox limits.
+    pub limits: Limits,
+    /// Input bytes per batch.
+    pub batch_bytes: usize,
+    /// Larger messages are dead-lettered.
+    pub max_message_bytes: usize,
+    /// No progress output.
+    pub quiet: bool,
+}
+
+/// What a run did.
+#[derive(Debug)]
+pub struct RunSummary {
+    /// Valid events processed.
+    pub events: u64,
+    /// Messages dead-lettered.
+    pub dead_lettered: u64,
+    /// Rows (users) scored.
+    pub users: usize,
+    /// Rows flagged.
+    pub anomalies: usize,
+    /// The committed output directory.
+    pub out: PathBuf,
+    /// Wall time, seconds.
+    pub seconds: f64,
+}
+
+/// Runs the pipeline end to end.
+pub fn run(job: &AnomalyJob) -> Result<RunSummary> {
+    let mut steps = Steps::new(5, job.quiet);
+    let runtime = Runtime::new(job.limits)?;
+
+    steps.step(&format!("Loading features component {}", job.component.origin()));
+    let features = FeatureComponent::load(&runtime, &job.component)?;
+    let d = features.descriptor();
+    steps.note(&format!(
+        "{} {} ({}), sha256 {}…, {} columns, {} model inputs",
+        d.name,
+        d.version,
+        features.contract(),
+        &features.digest()[..12],
+        d.columns.len(),
+        d.model_inputs().len()
+    ));
+
+    let staged = StagedDir::new(&job.out)?;
+    let mut source = FileSource::open(&job.input, job.batch_bytes)?;
+    let source_name = source.name().to_string();
+    let mut dead = DeadLetterFile::create(&staged.path().join(DEAD_LETTER_FILE), &source_name)?;
+
+    steps.step(&format!("Reading events from {source_name} and extracting features"));
+    let bar = steps.progress(source.total_bytes());
+    let progress = source.progress();
+    let mut aggregation = features.aggregation(&runtime)?;
+    let mut events = 0u64;
+    let (tx, rx) = sync_channel::<Result<DecodedChunk>>(4);
+    let max_message_bytes = job.max_message_bytes;
+    std::thread::scope(|scope| -> Result<()> {
+        scope.spawn(move || {
+            let group = rayon::current_num_threads().max(1) * 2;
+            loop {
+                let mut chunks = Vec::with_capacity(group);
+                while chunks.len() < group {
+                    match source.next_chunk() {
+                        Ok(Some(c)) => chunks.push(c),
+                        Ok(None) => break,
+                        Err(e) => {
+                            let _ = tx.send(Err(e));
+                            return;
+                        }
+                    }
+                }
+                if chunks.is_empty() {
+                    return;
+                }
+                let decoded: Vec<DecodedChunk> = chunks.par_iter().map(|c| decode_chunk(c, max_message_bytes)).collect();
+                for d in decoded {
+                    if tx.send(Ok(d)).is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+        for decoded in rx {
+            let decoded = decoded?;
+            for letter in &decoded.dead {
+                dead.write(letter)?;
+            }
+            if !decoded.batch.is_empty() {
+                let rejected = aggregation.push(&decoded.batch)?;
+                for r in rejected {
+                    let position = decoded.batch.positions[r.index as usize];
+                    dead.write(&DeadLetter::new(position, Stage::Component(features.label()), r.reason, b""))?;
+                }
+                events += decoded.batch.len() as u64;
+            }
+            bar.set_position(progress.bytes());
+        }
+        Ok(())
+    })?;
+    bar.finish_and_clear();
+    let table = aggregation.take()?;
+    let dead_lettered = dead.count();
+    steps.note(&format!("{events} events, {dead_lettered} dead-lettered, {} users", table.rows));
+    if table.rows == 0 {
+        bail!("no valid events in {source_name} ({dead_lettered} dead-lettered): nothing to score");
+    }
+
+    steps.step("Detecting anomalies with Isolation Forest");
+    let inputs = d.model_inputs();
+    let names = d.model_input_names();
+    let mut matrix = vec![0f32; table.rows * inputs.len()];
+    for (j, &c) in inputs.iter().enumerate() {
+        match &table.columns[c] {
+            ColumnData::Int64(v) => v.iter().enumerate().for_each(|(r, &x)| matrix[r * inputs.len() + j] = x as f32),
+            ColumnData::Float64(v) => v.iter().enumerate().for_each(|(r, &x)| matrix[r * inputs.len() + j] = x as f32),
+            _ => unreachable!("descriptor validation keeps model inputs numeric"),
+        }
+    }
+    let detection = detector::detect(&runtime, &job.detector, &job.model, &matrix, &names)?;
+    if let Some(path) = &job.save_model {
+        detector::save_model(path, &detection.model_bytes)?;
+        steps.note(&format!("model saved to {}", path.display()));
+    }
+    let scored = ScoredTable::new(d, table, &detection.score_samples, detection.offset);
+    steps.note(&format!(
+        "{} of {} users flagged (detector {}, offset {:.6})",
+        scored.anomalies(),
+        scored.table.rows,
+        detection.lineage.kind,
+        detection.offset
+    ));
+
+    steps.step(&format!("Writing Parquet and report to {}", job.out.display()));
+    let lineage = Lineage {
+        host_version: env!("CARGO_PKG_VERSION"),
+        features: ComponentLineage {
+            name: d.name.clone(),
+            version: d.version.clone(),
+            contract: features.contract().to_string(),
+            sha256: features.digest().into(),
+            origin: features.origin().into(),
+        },
+        detector: detection.lineage,
+        input: source_name,
+        events,
+        dead_lettered,
+    };
+    write_partitioned(staged.path(), &scored, &lineage.key_values())?;
+    let report = AnomalyReport::new(&scored, lineage);
+    let report_path = staged.path().join(REPORT_FILE);
+    std::fs::write(&report_path, serde_json::to_vec_pretty(&report)?).context("writing the report")?;
+    dead.finish()?;
+    std::fs::write(staged.path().join("_SUCCESS"), b"")?;
+    let out = staged.commit()?;
+
+    steps.step("Done");
+    for (i, a) in report.top_anomalies.iter().take(5).enumerate() {
+        steps.note(&format!(
+            "{}. {} (score {:.3}, events {}, threat {:.3})",
+            i + 1,
+            a.user.as_deref().unwrap_or("<no user>"),
+            a.anomaly_score,
+            a.total_events.map_or("-".into(), |v| v.to_string()),
+            a.avg_threat_score.unwrap_or(f64::NAN)
+        ));
+    }
+    Ok(RunSummary {
+        events,
+        dead_lettered,
+        users: scored.table.rows,
+        anomalies: scored.anomalies(),
+        out,
+        seconds: steps.elapsed(),
+    })
+}

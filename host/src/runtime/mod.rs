@@ -1,0 +1,145 @@
+//! Everything that touches `wasmtime::Config`: the engine, its allocator, the epoch ticker and
+//! the per-store sandbox. The rest of the host sees [`Runtime`], [`Limits`] and [`Sandbox`].
+
+mod sandbox;
+
+pub use sandbox::Sandbox;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
+
+/// How often the epoch advances; deadlines are counted in these ticks.
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Resource limits applied to every component call and instance.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Wall-clock budget of one call into a component.
+    pub call_deadline: Duration,
+    /// Linear memory one instance may grow to, in bytes.
+    pub memory_bytes: usize,
+    /// Component instances alive at once (pooling allocator slots).
+    pub max_instances: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { call_deadline: Duration::from_secs(10), memory_bytes: 512 << 20, max_instances: 16 }
+    }
+}
+
+impl Limits {
+    /// The deadline as a number of epoch ticks (at least one).
+    pub fn deadline_ticks(&self) -> u64 {
+        (self.call_deadline.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64
+    }
+}
+
+/// Which instance allocator the engine ended up with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Allocator {
+    /// Pre-reserved pooling slots (fast instantiation).
+    Pooling,
+    /// On-demand allocation: the pooling reservation did not fit this address space.
+    OnDemand,
+}
+
+/// A configured engine plus the thread that advances its epoch.
+pub struct Runtime {
+    engine: Engine,
+    limits: Limits,
+    allocator: Allocator,
+    stop: Arc<AtomicBool>,
+    ticker: Option<JoinHandle<()>>,
+}
+
+fn base_config() -> Config {
+    let mut config = Config::new();
+    config.epoch_interruption(true);
+    // Synchronous calls only: the concurrent component model costs ~3× per call.
+    config.concurrency_support(false);
+    config.wasm_component_model(true);
+    config
+}
+
+impl Runtime {
+    /// Builds the engine: pooling allocator sized from `limits`, falling back to on-demand
+    /// allocation when the reservation fails (small address spaces such as 39-bit ARM boards).
+    pub fn new(limits: Limits) -> Result<Runtime> {
+        let mut pooling = PoolingAllocationConfig::new();
+        pooling
+            .total_component_instances(limits.max_instances)
+            .total_core_instances(limits.max_instances * 4)
+            .total_memories(limits.max_instances * 4)
+            .total_tables(limits.max_instances * 4)
+            .max_memory_size(limits.memory_bytes);
+        let mut config = base_config();
+        // Memories are capped by the limiter; reserve just that (plus guard) per slot so the
+        // pool fits small address spaces.
+        config.memory_reservation(limits.memory_bytes as u64);
+        config.memory_guard_size(64 << 10);
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
+        let (engine, allocator) = match Engine::new(&config) {
+            Ok(engine) => (engine, Allocator::Pooling),
+            Err(e) => {
+                eprintln!("sg-host: pooling allocator unavailable ({e}); using on-demand allocation");
+                let engine = Engine::new(&base_config())
+                    .map_err(anyhow::Error::from)
+                    .context("creating the wasmtime engine")?;
+                (engine, Allocator::OnDemand)
+            }
+        };
+        let stop = Arc::new(AtomicBool::new(false));
+        let ticker = {
+            let (engine, stop) = (engine.clone(), stop.clone());
+            std::thread::Builder::new()
+                .name("sg-epoch".into())
+                .spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        std::thread::sleep(EPOCH_TICK);
+                        engine.increment_epoch();
+                    }
+                })
+                .context("starting the epoch ticker")?
+        };
+        Ok(Runtime { engine, limits, allocator, stop, ticker: Some(ticker) })
+    }
+
+    /// The engine.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// The limits every store gets.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// The instance allocator in use.
+    pub fn allocator(&self) -> Allocator {
+        self.allocator
+    }
+
+    /// A fresh store with no capabilities, the memory cap, and the call deadline armed.
+    pub fn store(&self) -> Store<Sandbox> {
+        let mut store = Store::new(&self.engine, Sandbox::new(&self.limits));
+        store.limiter(|s| s.limiter());
+        store.epoch_deadline_trap();
+        store.set_epoch_deadline(self.limits.deadline_ticks());
+        store
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.ticker.take() {
+            let _ = t.join();
+        }
+    }
+}
