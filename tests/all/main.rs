@@ -1,1 +1,8 @@
-fn main(){}
+//! End-to-end tests of `sg-host`, linked into one binary with a module per topic.
+
+mod contracts;
+mod features_compat;
+mod features_corrected;
+mod iforest;
+mod pipeline;
+mod support;

@@ -1,0 +1,69 @@
+//! Loading components: a clear error naming what was expected for anything unusable.
+
+use sg_host::bundled::{IFOREST, STREAMGUARD};
+use sg_host::component::ComponentSource;
+use sg_host::component::features::FeatureComponent;
+use sg_host::runtime::{Limits, Runtime};
+
+fn load_error(source: ComponentSource) -> String {
+    let runtime = Runtime::new(Limits::default()).unwrap();
+    match FeatureComponent::load(&runtime, &source) {
+        Ok(_) => panic!("{source:?} loaded"),
+        Err(e) => format!("{e:#}"),
+    }
+}
+
+#[test]
+fn missing_file_is_named() {
+    let e = load_error(ComponentSource::File("/nonexistent/features.wasm".into()));
+    assert!(e.contains("cannot read component file /nonexistent/features.wasm"), "{e}");
+}
+
+#[test]
+fn garbage_and_core_modules_are_not_components() {
+    let dir = tempfile::tempdir().unwrap();
+    let garbage = dir.path().join("garbage.wasm");
+    std::fs::write(&garbage, b"definitely not wasm").unwrap();
+    let e = load_error(ComponentSource::File(garbage.clone()));
+    assert!(e.contains("is not a valid WebAssembly component"), "{e}");
+
+    let core = dir.path().join("core.wasm");
+    std::fs::write(&core, b"\0asm\x01\0\0\0").unwrap();
+    let e = load_error(ComponentSource::File(core));
+    assert!(e.contains("is a core WebAssembly module, not a component"), "{e}");
+}
+
+#[test]
+fn another_contract_is_refused_naming_both() {
+    // The detector component exports streamguard:detector, not streamguard:features.
+    let e = load_error(ComponentSource::Builtin(&IFOREST));
+    assert!(e.contains("does not export streamguard:features (it exports streamguard:detector@1.0.0)"), "{e}");
+    assert!(e.contains("this host accepts streamguard:features@1.x"), "{e}");
+}
+
+#[test]
+fn an_unknown_major_is_refused_naming_both_versions() {
+    let e = load_error(ComponentSource::File(env!("SG_TEST_GUEST_WRONG_VERSION").into()));
+    assert!(e.contains("exports streamguard:features@7.0.0, but this host accepts streamguard:features@1.x"), "{e}");
+}
+
+#[test]
+fn the_cli_reports_the_error_and_fails() {
+    let out = crate::support::sg_host()
+        .args(["describe", "--component", env!("SG_TEST_GUEST_WRONG_VERSION")])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("streamguard:features@7.0.0") && err.contains("streamguard:features@1.x"), "{err}");
+}
+
+#[test]
+fn builtins_describe_themselves() {
+    let runtime = Runtime::new(Limits::default()).unwrap();
+    let c = FeatureComponent::load(&runtime, &ComponentSource::Builtin(&STREAMGUARD)).unwrap();
+    assert_eq!(c.contract().to_string(), "streamguard:features@1.0.0");
+    assert_eq!(c.descriptor().name, "streamguard");
+    assert_eq!(c.descriptor().model_inputs().len(), 28);
+    assert_eq!(c.digest().len(), 64);
+}

@@ -1,0 +1,127 @@
+//! Shared helpers: the reference data, running a features component on JSON lines, pyarrow.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use sg_features_core::columns::ColumnData;
+use sg_host::bundled::Builtin;
+use sg_host::component::ComponentSource;
+use sg_host::component::features::FeatureComponent;
+use sg_host::events::decode_chunk;
+use sg_host::runtime::{Limits, Runtime};
+use sg_host::source::Chunk;
+
+/// The workspace root.
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+/// `../shared/data` beside the checkout.
+pub fn shared_data(name: &str) -> PathBuf {
+    let p = workspace().join("../shared/data").join(name);
+    assert!(p.exists(), "reference data {} is missing (../shared must sit beside the checkout)", p.display());
+    p
+}
+
+/// The `sg-host` binary built for these tests.
+pub fn sg_host() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_sg-host"))
+}
+
+/// One output row: column name → value as f64 (ints and timestamps converted).
+pub type Row = BTreeMap<String, f64>;
+
+/// Runs `component` over JSON lines; returns rows by user ("" for events without a user).
+pub fn features(component: &'static Builtin, lines: &[String]) -> BTreeMap<String, Row> {
+    let runtime = Runtime::new(Limits::default()).unwrap();
+    let c = FeatureComponent::load(&runtime, &ComponentSource::Builtin(component)).unwrap();
+    let mut agg = c.aggregation(&runtime).unwrap();
+    let chunk = Chunk { bytes: lines.join("\n").into_bytes(), first_line: 1 };
+    let decoded = decode_chunk(&chunk, 1 << 20);
+    assert!(decoded.dead.is_empty(), "test input rejected: {:?}", decoded.dead);
+    assert!(agg.push(&decoded.batch).unwrap().is_empty());
+    let table = agg.take().unwrap();
+    let d = c.descriptor();
+    let mut rows = BTreeMap::new();
+    let ColumnData::Utf8(keys) = &table.columns[d.key_index()] else { panic!("key is not utf8") };
+    for r in 0..table.rows {
+        let user = keys.get(r).map(|b| String::from_utf8(b.to_vec()).unwrap()).unwrap_or_default();
+        let mut row = Row::new();
+        for (spec, col) in d.columns.iter().zip(&table.columns) {
+            let v = match col {
+                ColumnData::Int64(v) | ColumnData::TimestampMs(v) => v[r] as f64,
+                ColumnData::Float64(v) => v[r],
+                ColumnData::Utf8(_) => continue,
+            };
+            row.insert(spec.name.clone(), v);
+        }
+        rows.insert(user, row);
+    }
+    rows
+}
+
+/// Asserts `row[col]` equals `expected` to 1e-12 relative.
+#[track_caller]
+pub fn assert_col(row: &Row, col: &str, expected: f64) {
+    let got = *row.get(col).unwrap_or_else(|| panic!("no column {col}"));
+    let tol = 1e-12 * expected.abs().max(1.0);
+    assert!((got - expected).abs() <= tol, "{col}: got {got}, expected {expected}");
+}
+
+/// A compact event as a JSON line.
+pub fn event(user: Option<&str>, ts: i64, ty: &str, ip: Option<&str>, status: &str, threat: f64) -> String {
+    let mut v = serde_json::json!({
+        "event_id": format!("evt_{ts}_{}", user.unwrap_or("-")),
+        "timestamp": ts,
+        "event_type": ty,
+        "status": status,
+        "threat_score": threat,
+    });
+    if let Some(u) = user {
+        v["user"] = u.into();
+    }
+    if let Some(ip) = ip {
+        v["source_ip"] = ip.into();
+    }
+    v.to_string()
+}
+
+/// The Python with pyarrow that `scripts/test.sh` installs (override with `SG_PYTHON`).
+pub fn python() -> Command {
+    let python = std::env::var("SG_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| workspace().join(".venv/bin/python"));
+    assert!(python.exists(), "{} not found: run scripts/test.sh (it installs pyarrow into .venv)", python.display());
+    Command::new(python)
+}
+
+/// Runs a helper script of tests/helpers and parses its JSON output.
+pub fn python_json(script: &str, args: &[&str]) -> serde_json::Value {
+    let out = python().arg(workspace().join("tests/helpers").join(script)).args(args).output().unwrap();
+    assert!(out.status.success(), "{script} failed: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// ROC AUC of `scores` (higher = more positive) against 0/1 `labels`, ties averaged.
+pub fn roc_auc(scores: &[f64], labels: &[bool]) -> f64 {
+    let mut idx: Vec<usize> = (0..scores.len()).collect();
+    idx.sort_by(|&a, &b| scores[a].total_cmp(&scores[b]));
+    let mut ranks = vec![0f64; scores.len()];
+    let mut i = 0;
+    while i < idx.len() {
+        let mut j = i;
+        while j + 1 < idx.len() && scores[idx[j + 1]] == scores[idx[i]] {
+            j += 1;
+        }
+        let avg = (i + j) as f64 / 2.0 + 1.0;
+        for k in i..=j {
+            ranks[idx[k]] = avg;
+        }
+        i = j + 1;
+    }
+    let pos = labels.iter().filter(|&&l| l).count() as f64;
+    let neg = labels.len() as f64 - pos;
+    let rank_sum: f64 = ranks.iter().zip(labels).filter(|(_, l)| **l).map(|(r, _)| r).sum();
+    (rank_sum - pos * (pos + 1.0) / 2.0) / (pos * neg)
+}
