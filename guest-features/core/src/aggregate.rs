@@ -5,7 +5,7 @@ use rustc_hash::FxHashMap;
 use crate::Flavor;
 use crate::columns::{ABSENT, ColumnData, DictColumn, EventColumns, FeatureTable, OwnedDict};
 use crate::schema::EVENT_TYPES;
-use crate::stats;
+use crate::{stats, time};
 
 const MS_PER_SEC: i64 = 1_000;
 const SECS_PER_DAY: i64 = 86_400;
@@ -25,6 +25,39 @@ impl Interner {
     /// Global id of every entry of this batch's dictionary.
     fn remap(&mut self, column: &DictColumn<'_>) -> Vec<u32> {
         (0..column.entries()).map(|k| self.id(column.entry(k))).collect()
+    }
+}
+
+/// Largest (user × value) grid counted densely; larger batches fall back to one call per event.
+const MAX_GRID_CELLS: usize = 1 << 16;
+
+/// Calls `apply(user_slot, value_code, count)` for every distinct (user, value) pair of a batch.
+/// Small grids are counted in a dense array (one increment per event, one `apply` per pair);
+/// `value_code` is [`ABSENT`] for missing values.
+fn count_pairs(
+    users: usize,
+    values: &DictColumn<'_>,
+    rows: usize,
+    user_slot: impl Fn(usize) -> usize,
+    mut apply: impl FnMut(usize, u32, u64),
+) {
+    let cols = values.entries() + 1;
+    let slot = |code: u32| if code == ABSENT { cols - 1 } else { code as usize };
+    let code_of = |slot: usize| if slot == cols - 1 { ABSENT } else { slot as u32 };
+    if users * cols > MAX_GRID_CELLS {
+        for i in 0..rows {
+            apply(user_slot(i), values.codes[i], 1);
+        }
+        return;
+    }
+    let mut grid = vec![0u32; users * cols];
+    for i in 0..rows {
+        grid[user_slot(i) * cols + slot(values.codes[i])] += 1;
+    }
+    for (cell, &n) in grid.iter().enumerate() {
+        if n > 0 {
+            apply(cell / cols, code_of(cell % cols), u64::from(n));
+        }
     }
 }
 
@@ -49,6 +82,8 @@ struct UserState {
     hour_counts: [u64; 24],
     /// Event times in the flavor's interval unit (seconds or milliseconds).
     times: Vec<i64>,
+    /// Whether `times` arrived out of order (and needs sorting).
+    unsorted: bool,
 }
 
 /// Per-user aggregation over pushed event batches (the `aggregation` resource).
@@ -91,7 +126,8 @@ impl Aggregator {
     /// Folds a batch in. Fails (touching nothing) when the batch is malformed.
     pub fn push(&mut self, batch: &EventColumns<'_>) -> Result<(), String> {
         batch.validate()?;
-        let user_state: Vec<usize> = (0..batch.user.entries())
+        // State index of every user slot of this batch: dictionary codes, then "absent".
+        let mut slot_state: Vec<usize> = (0..batch.user.entries())
             .map(|k| {
                 let id = self.users.id(batch.user.entry(k)) as usize;
                 if id == self.user_state.len() {
@@ -101,6 +137,19 @@ impl Aggregator {
                 self.user_state[id]
             })
             .collect();
+        let absent_slot = slot_state.len();
+        if batch.user.codes.contains(&ABSENT) {
+            let states = &mut self.states;
+            slot_state.push(*self.absent_user.get_or_insert_with(|| {
+                states.push(UserState::default());
+                states.len() - 1
+            }));
+        }
+        let user_slot = |i: usize| match batch.user.codes[i] {
+            ABSENT => absent_slot,
+            code => code as usize,
+        };
+
         let ip_ids = self.ips.remap(&batch.source_ip);
         let type_ids = self.event_types.remap(&batch.event_type);
         for k in 0..batch.event_type.entries() {
@@ -119,51 +168,50 @@ impl Aggregator {
             (0..batch.status.entries()).map(|k| batch.status.entry(k) == b"failed").collect();
         let ms_intervals = self.flavor == Flavor::Streamguard;
 
+        // Per-event scalars.
         for i in 0..batch.rows() {
-            let state_index = match batch.user.codes[i] {
-                ABSENT => *self.absent_user.get_or_insert_with(|| {
-                    self.states.push(UserState::default());
-                    self.states.len() - 1
-                }),
-                code => user_state[code as usize],
-            };
-            let st = &mut self.states[state_index];
+            let st = &mut self.states[slot_state[user_slot(i)]];
             st.total += 1;
-
             let ms = batch.timestamp_ms[i];
-            // The legacy job reads `from_unixtime(ms / 1000)`: truncated to whole seconds.
-            let secs = if ms_intervals { ms.div_euclid(MS_PER_SEC) } else { ms / MS_PER_SEC };
-            let hour = (secs.rem_euclid(SECS_PER_DAY) / 3_600) as usize;
+            let hour = time::hour_of_day(ms);
             st.hour_counts[hour] += 1;
             st.unusual_hour += u64::from(hour <= 6);
-            st.times.push(if ms_intervals { ms } else { secs });
-
-            *st.ip_counts.entry(lookup(&ip_ids, batch.source_ip.codes[i])).or_default() += 1;
-
-            let type_id = lookup(&type_ids, batch.event_type.codes[i]);
-            if type_id != ABSENT {
-                let t = type_id as usize;
-                if st.type_counts.len() <= t {
-                    st.type_counts.resize(t + 1, 0);
-                }
-                st.type_counts[t] += 1;
-            }
-
+            // The legacy job reads `from_unixtime(ms / 1000)`: truncated to whole seconds.
+            let t = if ms_intervals { ms } else { time::truncated_secs(ms) };
+            st.unsorted |= st.times.last().is_some_and(|&last| t < last);
+            st.times.push(t);
             let score = batch.threat_score[i];
             if !score.is_nan() {
                 st.threat_max = if st.threat_n == 0 { score } else { st.threat_max.max(score) };
                 st.threat_sum += score;
                 st.threat_n += 1;
             }
-
             let status = batch.status.codes[i];
             st.failed += u64::from(status != ABSENT && failed[status as usize]);
-
-            let location = lookup(&location_ids, location_column.codes[i]);
-            if location != ABSENT {
-                st.location_ids.insert(location);
-            }
         }
+
+        // (user, value) pairs: counted densely per batch, then folded into the per-user maps.
+        let users = slot_state.len();
+        let states = &mut self.states;
+        count_pairs(users, &batch.source_ip, batch.rows(), user_slot, |u, code, n| {
+            *states[slot_state[u]].ip_counts.entry(lookup(&ip_ids, code)).or_default() += n;
+        });
+        count_pairs(users, &batch.event_type, batch.rows(), user_slot, |u, code, n| {
+            let t = lookup(&type_ids, code);
+            if t != ABSENT {
+                let counts = &mut states[slot_state[u]].type_counts;
+                if counts.len() <= t as usize {
+                    counts.resize(t as usize + 1, 0);
+                }
+                counts[t as usize] += n;
+            }
+        });
+        count_pairs(users, location_column, batch.rows(), user_slot, |u, code, _| {
+            let location = lookup(&location_ids, code);
+            if location != ABSENT {
+                states[slot_state[u]].location_ids.insert(location);
+            }
+        });
         Ok(())
     }
 
@@ -264,7 +312,9 @@ impl<'a> TableBuilder<'a> {
         self.int(slot::UNUSUAL, st.unusual_hour as i64);
         self.int(slot::LOCATIONS, st.location_ids.len() as i64);
 
-        st.times.sort_unstable();
+        if st.unsorted {
+            st.times.sort_unstable();
+        }
         let (first, last) = (st.times[0], st.times[st.times.len() - 1]);
         let to_ms = |t: i64| if compat { t * MS_PER_SEC } else { t };
         let (first_ms, last_ms) = (to_ms(first), to_ms(last));

@@ -37,7 +37,9 @@ impl<'a> DictColumn<'a> {
             return Err(format!("column {name}: dictionary offsets out of order or out of bounds"));
         }
         let n = self.entries() as u32;
-        if let Some(bad) = self.codes.iter().find(|&&c| c != ABSENT && c >= n) {
+        // ABSENT wraps to 0; a valid code c < n maps to c + 1 <= n. One branch-free pass.
+        if !self.codes.iter().fold(true, |ok, &c| ok & (c.wrapping_add(1) <= n)) {
+            let bad = self.codes.iter().find(|&&c| c != ABSENT && c >= n).expect("found above");
             return Err(format!("column {name}: code {bad} outside a dictionary of {n}"));
         }
         Ok(())

@@ -8,6 +8,7 @@ mod aggregate;
 pub mod columns;
 pub mod schema;
 mod stats;
+mod time;
 
 #[cfg(feature = "component")]
 pub mod component;

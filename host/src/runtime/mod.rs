@@ -43,8 +43,10 @@ impl Limits {
 /// Which instance allocator the engine ended up with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Allocator {
-    /// Pre-reserved pooling slots (fast instantiation).
+    /// Pooling slots with 4 GiB reservations: fast instantiation, no bounds checks.
     Pooling,
+    /// Pooling slots reserving only the memory cap (small address spaces): bounds-checked.
+    PoolingSmall,
     /// On-demand allocation: the pooling reservation did not fit this address space.
     OnDemand,
 }
@@ -68,31 +70,42 @@ fn base_config() -> Config {
 }
 
 impl Runtime {
-    /// Builds the engine: pooling allocator sized from `limits`, falling back to on-demand
-    /// allocation when the reservation fails (small address spaces such as 39-bit ARM boards).
+    /// Builds the engine. Preferred: the pooling allocator with wasmtime's default 4 GiB
+    /// reservation per memory, which lets compiled code skip bounds checks. Where that much
+    /// address space is not available (ARM boards with a 39-bit VA), a pool of reservations sized
+    /// to the memory cap (explicit bounds checks), then on-demand allocation; the fallback is
+    /// logged once.
     pub fn new(limits: Limits) -> Result<Runtime> {
-        let mut pooling = PoolingAllocationConfig::new();
-        pooling
-            .total_component_instances(limits.max_instances)
-            .total_core_instances(limits.max_instances * 4)
-            .total_memories(limits.max_instances * 4)
-            .total_tables(limits.max_instances * 4)
-            .max_memory_size(limits.memory_bytes);
-        let mut config = base_config();
-        // Memories are capped by the limiter; reserve just that (plus guard) per slot so the
-        // pool fits small address spaces.
-        config.memory_reservation(limits.memory_bytes as u64);
-        config.memory_guard_size(64 << 10);
-        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
-        let (engine, allocator) = match Engine::new(&config) {
-            Ok(engine) => (engine, Allocator::Pooling),
-            Err(e) => {
-                eprintln!("sg-host: pooling allocator unavailable ({e}); using on-demand allocation");
-                let engine = Engine::new(&base_config())
-                    .map_err(anyhow::Error::from)
-                    .context("creating the wasmtime engine")?;
-                (engine, Allocator::OnDemand)
+        let pool = |small_reservation: bool| {
+            let mut pooling = PoolingAllocationConfig::new();
+            pooling
+                .total_component_instances(limits.max_instances)
+                .total_core_instances(limits.max_instances * 2)
+                .total_memories(limits.max_instances)
+                .total_tables(limits.max_instances * 2)
+                .max_memory_size(limits.memory_bytes);
+            let mut config = base_config();
+            if small_reservation {
+                config.memory_reservation(limits.memory_bytes as u64);
             }
+            config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
+            config
+        };
+        let (engine, allocator) = match Engine::new(&pool(false)) {
+            Ok(engine) => (engine, Allocator::Pooling),
+            Err(big) => match Engine::new(&pool(true)) {
+                Ok(engine) => {
+                    eprintln!("sg-host: pooling with 4 GiB reservations unavailable ({big}); using reservations of the memory cap");
+                    (engine, Allocator::PoolingSmall)
+                }
+                Err(small) => {
+                    eprintln!("sg-host: pooling allocator unavailable ({small}); using on-demand allocation");
+                    let engine = Engine::new(&base_config())
+                        .map_err(anyhow::Error::from)
+                        .context("creating the wasmtime engine")?;
+                    (engine, Allocator::OnDemand)
+                }
+            },
         };
         let stop = Arc::new(AtomicBool::new(false));
         let ticker = {
