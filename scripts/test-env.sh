@@ -4,8 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-rustup show active-toolchain >/dev/null 2>&1 || rustup toolchain install
-rustup target add wasm32-wasip2 >/dev/null
+rustup toolchain install >/dev/null   # rust-toolchain.toml: the pinned toolchain + wasm32-wasip2
 
 if ! .venv/bin/python -c "import pyarrow" 2>/dev/null; then
     python3 -m venv .venv

@@ -257,7 +257,14 @@ fn detect(args: DetectArgs) -> Result<()> {
     }
     table_io::write_scores(&args.out, &d.score_samples, d.offset)?;
     let flagged = d.score_samples.iter().filter(|&&s| s - d.offset < 0.0).count();
-    eprintln!("scored {} rows × {} features; {flagged} flagged → {}", table.rows, table.names.len(), args.out.display());
+    eprintln!(
+        "scored {} rows × {} features; {flagged} flagged → {} (fit {:.4} s, score {:.4} s)",
+        table.rows,
+        table.names.len(),
+        args.out.display(),
+        d.fit_seconds,
+        d.score_seconds
+    );
     Ok(())
 }
 

@@ -1,6 +1,7 @@
 //! The detector step: Isolation Forest natively (default, multi-threaded) or in a component.
 
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use anyhow::{Context, Result};
 use sg_iforest::{Matrix, Model, Params};
@@ -48,6 +49,11 @@ pub struct Detection {
     pub model_bytes: Vec<u8>,
     /// What to record.
     pub lineage: DetectorLineage,
+    /// Seconds spent training (0 when a model was loaded); includes the offset's scoring pass
+    /// when contamination is a fraction, as in scikit-learn.
+    pub fit_seconds: f64,
+    /// Seconds spent scoring the rows.
+    pub score_seconds: f64,
 }
 
 fn read_model(path: &Path) -> Result<(Model, Vec<u8>)> {
@@ -71,24 +77,34 @@ pub fn detect(
         ModelSource::Load(p) => Some(p.display().to_string()),
         ModelSource::Train(_) => None,
     };
+    let started = Instant::now();
+    let mut fit_seconds = 0.0;
     let (model, model_bytes, score_samples, component) = match choice {
-        DetectorChoice::Native => match source {
-            ModelSource::Train(params) => {
-                let (model, scores) = sg_iforest::fit_scored(&x, names, params)?;
-                let bytes = model.to_bytes();
-                (model, bytes, scores, None)
-            }
-            ModelSource::Load(path) => {
-                let (model, bytes) = read_model(path)?;
-                model.check_features(names)?;
-                let scores = model.score_samples(&x)?;
-                (model, bytes, scores, None)
-            }
-        },
+        DetectorChoice::Native => {
+            let (model, bytes) = match source {
+                ModelSource::Train(params) => {
+                    let model = sg_iforest::fit(&x, names, params)?;
+                    fit_seconds = started.elapsed().as_secs_f64();
+                    let bytes = model.to_bytes();
+                    (model, bytes)
+                }
+                ModelSource::Load(path) => {
+                    let (model, bytes) = read_model(path)?;
+                    model.check_features(names)?;
+                    (model, bytes)
+                }
+            };
+            let scores = model.score_samples(&x)?;
+            (model, bytes, scores, None)
+        }
         DetectorChoice::Component(src) => {
             let c = DetectorComponent::load(runtime, src)?;
             let bytes = match source {
-                ModelSource::Train(params) => c.train(runtime, (values, rows, cols), names, params)?,
+                ModelSource::Train(params) => {
+                    let bytes = c.train(runtime, (values, rows, cols), names, params)?;
+                    fit_seconds = started.elapsed().as_secs_f64();
+                    bytes
+                }
                 ModelSource::Load(path) => {
                     let (model, bytes) = read_model(path)?;
                     model.check_features(names)?;
@@ -118,7 +134,8 @@ pub fn detect(
         offset: model.offset(),
         model_file,
     };
-    Ok(Detection { score_samples, offset: model.offset(), model_bytes, lineage })
+    let score_seconds = started.elapsed().as_secs_f64() - fit_seconds;
+    Ok(Detection { score_samples, offset: model.offset(), model_bytes, lineage, fit_seconds, score_seconds })
 }
 
 /// Writes a model artefact atomically.

@@ -58,6 +58,11 @@ impl<'a> Matrix<'a> {
         &self.values[r * self.cols..(r + 1) * self.cols]
     }
 
+    /// All values, row-major.
+    pub fn values(&self) -> &'a [f32] {
+        self.values
+    }
+
     fn get(&self, r: usize, c: usize) -> f32 {
         self.values[r * self.cols + c]
     }
@@ -147,21 +152,10 @@ fn sample_indices(rng: &mut impl Rng, n: usize, k: usize) -> Vec<usize> {
 
 /// Trains a forest on `x` (columns named `feature_names`) and sets its offset.
 pub fn fit(x: &Matrix<'_>, feature_names: &[String], params: &Params) -> Result<Model, ModelError> {
-    fit_inner(x, feature_names, params, false).map(|(m, _)| m)
+    fit_inner(x, feature_names, params)
 }
 
-/// [`fit`], also returning `score_samples` of the training rows (computed once, since a
-/// contamination fraction needs them anyway).
-pub fn fit_scored(x: &Matrix<'_>, feature_names: &[String], params: &Params) -> Result<(Model, Vec<f64>), ModelError> {
-    fit_inner(x, feature_names, params, true).map(|(m, s)| (m, s.expect("scores requested")))
-}
-
-fn fit_inner(
-    x: &Matrix<'_>,
-    feature_names: &[String],
-    params: &Params,
-    want_scores: bool,
-) -> Result<(Model, Option<Vec<f64>>), ModelError> {
+fn fit_inner(x: &Matrix<'_>, feature_names: &[String], params: &Params) -> Result<Model, ModelError> {
     params.validate()?;
     if x.rows() == 0 {
         return Err(ModelError::Param("cannot train on zero rows".into()));
@@ -194,16 +188,11 @@ fn fit_inner(
     let trees: Vec<Tree> = seeds.iter().map(build).collect();
 
     let mut model = Model::new(*params, feature_names.to_vec(), x.rows(), psi, trees);
-    let scores = match params.contamination {
-        Contamination::Fraction(c) => {
-            let scores = model.score_samples(x)?;
-            model.set_offset(percentile_linear(&mut scores.clone(), 100.0 * c));
-            Some(scores)
-        }
-        Contamination::Auto if want_scores => Some(model.score_samples(x)?),
-        Contamination::Auto => None,
-    };
-    Ok((model, scores))
+    if let Contamination::Fraction(c) = params.contamination {
+        let mut scores = model.score_samples(x)?;
+        model.set_offset(percentile_linear(&mut scores, 100.0 * c));
+    }
+    Ok(model)
 }
 
 #[cfg(test)]

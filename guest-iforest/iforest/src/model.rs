@@ -159,12 +159,13 @@ impl Model {
                 header.format_version
             )));
         }
-        let model: Model = serde_json::from_slice(bytes).map_err(|e| ModelError::Artefact(e.to_string()))?;
+        let mut model: Model = serde_json::from_slice(bytes).map_err(|e| ModelError::Artefact(e.to_string()))?;
         if model.trees.is_empty() || model.max_samples == 0 {
             return Err(ModelError::Artefact("no trees or zero subsample size".into()));
         }
-        for (i, t) in model.trees.iter().enumerate() {
+        for (i, t) in model.trees.iter_mut().enumerate() {
             t.validate(model.feature_names.len()).map_err(|e| ModelError::Artefact(format!("tree {i}: {e}")))?;
+            t.pack();
         }
         Ok(model)
     }
@@ -179,12 +180,12 @@ impl Model {
         }
         let mut out = vec![0f64; x.rows()];
         let norm = self.trees.len() as f64 * average_path_length(self.max_samples);
+        let cols = x.cols();
         let score_block = |(b, chunk): (usize, &mut [f64])| {
             let first = b * BLOCK_ROWS;
+            let rows = &x.values()[first * cols..(first + chunk.len()) * cols];
             for tree in &self.trees {
-                for (k, acc) in chunk.iter_mut().enumerate() {
-                    *acc += tree.path_length(x.row(first + k));
-                }
+                tree.accumulate(rows, cols, chunk);
             }
             for acc in chunk.iter_mut() {
                 *acc = -libm::exp2(-*acc / norm);

@@ -6,10 +6,14 @@ fn c(n: f64) -> f64 {
 
 /// One tree, ψ = 4: root splits feature 0 at 0.5; the left leaf got 1 training point, the right 3.
 fn hand_model() -> Model {
-    let tree = Tree::from_parts(vec![0, u32::MAX, u32::MAX], vec![0.5, 0.0, 0.0], vec![1, 0, 1], vec![
-        1.0 + average_path_length(1),
-        1.0 + average_path_length(3),
-    ]);
+    let tree = Tree::from_parts(
+        vec![0, 0, 0],
+        vec![0.5, 0.0, 0.0],
+        vec![1, 1, 2],
+        vec![2, 1, 2],
+        vec![0.0, 1.0 + average_path_length(1), 1.0 + average_path_length(3)],
+        1,
+    );
     Model::new(Params { n_estimators: 1, ..Params::default() }, vec!["a".into(), "b".into()], 4, 4, vec![tree])
 }
 
