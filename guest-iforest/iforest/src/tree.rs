@@ -22,12 +22,36 @@ pub struct Tree {
     value: Vec<f64>,
     /// Depth of the deepest leaf.
     depth: u32,
-    /// The same nodes packed for scoring (rebuilt by [`Tree::pack`], not serialized).
+    /// The layout the scoring loop walks (rebuilt by [`Tree::pack`], not serialized).
     #[serde(skip)]
-    packed: Vec<Node>,
+    layout: Layout,
     /// Largest feature index any node reads (set by [`Tree::pack`]).
     #[serde(skip)]
     max_feature: u32,
+}
+
+/// Trees up to this depth are scored as complete implicit trees (2^depth leaves).
+const IMPLICIT_MAX_DEPTH: u32 = 12;
+
+/// A split as the implicit layout stores it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Split {
+    feature: u32,
+    threshold: f32,
+}
+
+/// How scoring walks a tree.
+#[derive(Clone, Debug, Default, PartialEq)]
+enum Layout {
+    /// Not packed yet.
+    #[default]
+    Unpacked,
+    /// Complete binary tree in heap order: the children of `i` are `2i + 1` (x <= threshold) and
+    /// `2i + 2`; a leaf shallower than the tree is repeated down to the bottom level, so every
+    /// walk is `depth` steps of one 8-byte load, and `bottom[i - (2^depth − 1)]` is the answer.
+    Implicit { splits: Vec<Split>, bottom: Vec<f64> },
+    /// Linked nodes (deep trees, where 2^depth would be too large).
+    Linked(Vec<Node>),
 }
 
 /// One node as the scoring loop reads it: 16 bytes, one load per step.
@@ -151,7 +175,7 @@ impl Tree {
             right: vec![],
             value: vec![],
             depth: 0,
-            packed: vec![],
+            layout: Layout::Unpacked,
             max_feature: 0,
         };
         t.push_leaf();
@@ -169,16 +193,45 @@ impl Tree {
         i
     }
 
-    /// Builds the packed node array used for scoring (after building or loading).
+    /// Builds the scoring layout (after building, or after validating a loaded tree).
     pub(crate) fn pack(&mut self) {
-        self.packed = (0..self.feature.len())
-            .map(|i| Node { feature: self.feature[i], threshold: self.threshold[i], left: self.left[i], right: self.right[i] })
-            .collect();
-        self.max_feature = self.feature.iter().copied().max().unwrap_or(0);
+        let n = self.feature.len();
         assert!(
-            self.packed.iter().all(|n| (n.left as usize) < self.packed.len() && (n.right as usize) < self.packed.len()),
+            (0..n).all(|i| (self.left[i] as usize) < n && (self.right[i] as usize) < n),
             "pack() on an unvalidated tree"
         );
+        self.max_feature = self.feature.iter().copied().max().unwrap_or(0);
+        self.layout = if self.depth <= IMPLICIT_MAX_DEPTH {
+            let internal = (1usize << self.depth) - 1;
+            let mut splits = vec![Split { feature: 0, threshold: 0.0 }; internal];
+            let mut bottom = vec![0.0; internal + 1];
+            // (node, position in heap order, level)
+            let mut stack = vec![(0usize, 0usize, 0u32)];
+            while let Some((node, pos, level)) = stack.pop() {
+                if level == self.depth {
+                    bottom[pos - internal] = self.value[node];
+                    continue;
+                }
+                let leaf = self.left[node] as usize == node;
+                if !leaf {
+                    splits[pos] = Split { feature: self.feature[node], threshold: self.threshold[node] };
+                }
+                stack.push((self.left[node] as usize, 2 * pos + 1, level + 1));
+                stack.push((self.right[node] as usize, 2 * pos + 2, level + 1));
+            }
+            Layout::Implicit { splits, bottom }
+        } else {
+            Layout::Linked(
+                (0..n)
+                    .map(|i| Node {
+                        feature: self.feature[i],
+                        threshold: self.threshold[i],
+                        left: self.left[i],
+                        right: self.right[i],
+                    })
+                    .collect(),
+            )
+        };
     }
 
     /// Number of nodes.
@@ -188,12 +241,25 @@ impl Tree {
 
     /// Path length (depth + c(leaf size)) of the leaf `row` lands in.
     pub fn path_length(&self, row: &[f32]) -> f64 {
-        let mut n = 0usize;
-        for _ in 0..self.depth {
-            let node = self.packed[n];
-            n = if row[node.feature as usize] <= node.threshold { node.left } else { node.right } as usize;
+        match &self.layout {
+            Layout::Implicit { splits, bottom } => {
+                let mut n = 0usize;
+                for _ in 0..self.depth {
+                    let s = splits[n];
+                    n = 2 * n + 1 + usize::from(!(row[s.feature as usize] <= s.threshold));
+                }
+                bottom[n - splits.len()]
+            }
+            Layout::Linked(nodes) => {
+                let mut n = 0usize;
+                for _ in 0..self.depth {
+                    let node = nodes[n];
+                    n = if row[node.feature as usize] <= node.threshold { node.left } else { node.right } as usize;
+                }
+                self.value[n]
+            }
+            Layout::Unpacked => unreachable!("trees are packed when built or loaded"),
         }
-        self.value[n]
     }
 
     /// Adds the path length of each row of `rows` (row-major, `cols` wide) to `acc`, walking
@@ -203,23 +269,28 @@ impl Tree {
     pub(crate) fn accumulate(&self, rows: &[f32], cols: usize, acc: &mut [f64]) {
         assert_eq!(rows.len(), acc.len() * cols, "rows and accumulators disagree");
         assert!(self.depth == 0 || self.max_feature < cols as u32, "a split feature is outside the rows");
-        let nodes = &self.packed;
+        let Layout::Implicit { splits, bottom } = &self.layout else {
+            for (k, a) in acc.iter_mut().enumerate() {
+                *a += self.path_length(&rows[k * cols..(k + 1) * cols]);
+            }
+            return;
+        };
         let mut groups = acc.chunks_exact_mut(LANES);
         let mut base = 0;
         for group in &mut groups {
             let mut n = [0usize; LANES];
             for _ in 0..self.depth {
                 for (k, i) in n.iter_mut().enumerate() {
-                    // SAFETY: `pack` only runs on built or validated trees, whose child indices
-                    // are < nodes.len(); the asserts above bound `(base + k) * cols + feature`
-                    // by `rows.len()` (base + k < acc.len(), feature <= max_feature < cols).
-                    let node = unsafe { *nodes.get_unchecked(*i) };
-                    let x = unsafe { *rows.get_unchecked((base + k) * cols + node.feature as usize) };
-                    *i = if x <= node.threshold { node.left } else { node.right } as usize;
+                    // SAFETY: `i` stays below 2^depth − 1 = splits.len() for the `depth` steps
+                    // (heap order); the asserts above bound `(base + k) * cols + feature` by
+                    // `rows.len()` (base + k < acc.len(), feature <= max_feature < cols).
+                    let s = unsafe { *splits.get_unchecked(*i) };
+                    let x = unsafe { *rows.get_unchecked((base + k) * cols + s.feature as usize) };
+                    *i = 2 * *i + 1 + usize::from(!(x <= s.threshold));
                 }
             }
-            for (a, node) in group.iter_mut().zip(n) {
-                *a += self.value[node];
+            for (a, i) in group.iter_mut().zip(n) {
+                *a += bottom[i - splits.len()];
             }
             base += LANES;
         }
@@ -268,7 +339,7 @@ impl Tree {
         value: Vec<f64>,
         depth: u32,
     ) -> Tree {
-        let mut t = Tree { feature, threshold, left, right, value, depth, packed: vec![], max_feature: 0 };
+        let mut t = Tree { feature, threshold, left, right, value, depth, layout: Layout::Unpacked, max_feature: 0 };
         t.pack();
         t
     }

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# End-to-end anomaly pipeline on N generated events (default 1,000,000): wall time, events/s
+# and peak resident memory of `sg-host run`, best of 3, with both feature components and both
+# detectors. Usage: scripts/bench-e2e.sh [EVENTS]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+events="${1:-1000000}"
+[ -x /usr/bin/time ] || { apt-get update -qq && apt-get install -y -qq time; }
+cargo build --release --locked -p sg-host
+bin=target/release/sg-host
+work=target/bench-e2e
+mkdir -p "$work"
+input="$work/events-$events.jsonl"
+[ -s "$input" ] || "$bin" gen-events "$events" --compromised 2 --out "$input"
+echo "input: $input ($(du -h "$input" | cut -f1), $events events); $(nproc) cores"
+printf '%-28s %10s %14s %10s\n' "configuration" "wall s" "events/s" "peak MiB"
+for config in "builtin:streamguard native" "builtin:spark-compat native" "builtin:streamguard builtin:iforest"; do
+    set -- $config
+    best=999999; rss=0
+    for _ in 1 2 3; do
+        /usr/bin/time -f "%e %M" -o "$work/time" "$bin" run -q --component "$1" --detector "$2" \
+            --input "$input" --out "$work/out" > /dev/null
+        read -r wall kb < "$work/time"
+        if awk "BEGIN{exit !($wall < $best)}"; then best=$wall; rss=$kb; fi
+    done
+    printf '%-28s %10.2f %14.0f %10.0f\n' "${1#builtin:} + ${2#builtin:}" "$best" \
+        "$(awk "BEGIN{print $events / $best}")" "$(awk "BEGIN{print $rss / 1024}")"
+done
