@@ -34,25 +34,19 @@ const MAX_GRID_CELLS: usize = 1 << 16;
 /// Calls `apply(user_slot, value_code, count)` for every distinct (user, value) pair of a batch.
 /// Small grids are counted in a dense array (one increment per event, one `apply` per pair);
 /// `value_code` is [`ABSENT`] for missing values.
-fn count_pairs(
-    users: usize,
-    values: &DictColumn<'_>,
-    rows: usize,
-    user_slot: impl Fn(usize) -> usize,
-    mut apply: impl FnMut(usize, u32, u64),
-) {
+fn count_pairs(users: usize, values: &DictColumn<'_>, user_slots: &[u32], mut apply: impl FnMut(usize, u32, u64)) {
     let cols = values.entries() + 1;
     let slot = |code: u32| if code == ABSENT { cols - 1 } else { code as usize };
     let code_of = |slot: usize| if slot == cols - 1 { ABSENT } else { slot as u32 };
     if users * cols > MAX_GRID_CELLS {
-        for i in 0..rows {
-            apply(user_slot(i), values.codes[i], 1);
+        for (&u, &code) in user_slots.iter().zip(values.codes) {
+            apply(u as usize, code, 1);
         }
         return;
     }
     let mut grid = vec![0u32; users * cols];
-    for i in 0..rows {
-        grid[user_slot(i) * cols + slot(values.codes[i])] += 1;
+    for (&u, &code) in user_slots.iter().zip(values.codes) {
+        grid[u as usize * cols + slot(code)] += 1;
     }
     for (cell, &n) in grid.iter().enumerate() {
         if n > 0 {
@@ -145,10 +139,9 @@ impl Aggregator {
                 states.len() - 1
             }));
         }
-        let user_slot = |i: usize| match batch.user.codes[i] {
-            ABSENT => absent_slot,
-            code => code as usize,
-        };
+        // Each event's user slot, computed once for the passes below.
+        let user_slots: Vec<u32> =
+            batch.user.codes.iter().map(|&c| if c == ABSENT { absent_slot as u32 } else { c }).collect();
 
         let ip_ids = self.ips.remap(&batch.source_ip);
         let type_ids = self.event_types.remap(&batch.event_type);
@@ -169,8 +162,8 @@ impl Aggregator {
         let ms_intervals = self.flavor == Flavor::Streamguard;
 
         // Per-event scalars.
-        for i in 0..batch.rows() {
-            let st = &mut self.states[slot_state[user_slot(i)]];
+        for (i, &slot) in user_slots.iter().enumerate() {
+            let st = &mut self.states[slot_state[slot as usize]];
             st.total += 1;
             let ms = batch.timestamp_ms[i];
             let hour = time::hour_of_day(ms);
@@ -193,10 +186,10 @@ impl Aggregator {
         // (user, value) pairs: counted densely per batch, then folded into the per-user maps.
         let users = slot_state.len();
         let states = &mut self.states;
-        count_pairs(users, &batch.source_ip, batch.rows(), user_slot, |u, code, n| {
+        count_pairs(users, &batch.source_ip, &user_slots, |u, code, n| {
             *states[slot_state[u]].ip_counts.entry(lookup(&ip_ids, code)).or_default() += n;
         });
-        count_pairs(users, &batch.event_type, batch.rows(), user_slot, |u, code, n| {
+        count_pairs(users, &batch.event_type, &user_slots, |u, code, n| {
             let t = lookup(&type_ids, code);
             if t != ABSENT {
                 let counts = &mut states[slot_state[u]].type_counts;
@@ -206,7 +199,7 @@ impl Aggregator {
                 counts[t as usize] += n;
             }
         });
-        count_pairs(users, location_column, batch.rows(), user_slot, |u, code, _| {
+        count_pairs(users, location_column, &user_slots, |u, code, _| {
             let location = lookup(&location_ids, code);
             if location != ABSENT {
                 states[slot_state[u]].location_ids.insert(location);
@@ -419,5 +412,76 @@ impl<'a> TableBuilder<'a> {
             int(slot::BURST),
         ];
         FeatureTable { rows: self.rows, columns }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::columns::{ColumnData, OwnedDict};
+
+    fn column(values: &[Option<String>]) -> OwnedDict {
+        OwnedDict::from_values(values.iter().map(|v| v.as_deref().map(str::as_bytes)))
+    }
+
+    /// Pushes `n` events of two users where every event has its own IP, so the (user × IP)
+    /// grid of the batch is too large to count densely and the per-event path runs.
+    #[test]
+    fn large_dictionaries_take_the_per_event_path() {
+        let n = 40_000usize;
+        assert!(2 * (n + 1) > MAX_GRID_CELLS);
+        let users: Vec<Option<String>> = (0..n).map(|i| Some(["a", "b"][i % 2].to_string())).collect();
+        let ips: Vec<Option<String>> = (0..n).map(|i| Some(format!("10.{}.{}.{}", i >> 16, (i >> 8) & 255, i & 255))).collect();
+        let types: Vec<Option<String>> = (0..n).map(|_| Some("dns_query".to_string())).collect();
+        let none: Vec<Option<String>> = vec![None; n];
+        let (user, ip, ty, absent) = (column(&users), column(&ips), column(&types), column(&none));
+        let timestamps: Vec<i64> = (0..n as i64).map(|i| 1_704_067_200_000 + i).collect();
+        let scores = vec![0.5; n];
+        let batch = EventColumns {
+            timestamp_ms: &timestamps,
+            event_type: ty.view(),
+            user: user.view(),
+            source_ip: ip.view(),
+            status: absent.view(),
+            threat_score: &scores,
+            location: absent.view(),
+            geo_location: absent.view(),
+        };
+        let mut agg = Aggregator::new(Flavor::Streamguard);
+        agg.push(&batch).unwrap();
+        let table = agg.take();
+        let schema = Flavor::Streamguard.schema();
+        let ColumnData::Int64(unique) = table.column(schema, "unique_ips").unwrap() else { panic!() };
+        assert_eq!(unique, &vec![n as i64 / 2, n as i64 / 2]);
+        let ColumnData::Int64(rare) = table.column(schema, "rare_ip_count").unwrap() else { panic!() };
+        assert_eq!(rare, &vec![n as i64 / 2, n as i64 / 2]);
+        let ColumnData::Int64(dns) = table.column(schema, "dns_query").unwrap() else { panic!() };
+        assert_eq!(dns, &vec![n as i64 / 2, n as i64 / 2]);
+    }
+
+    #[test]
+    fn malformed_batches_are_refused() {
+        let user = OwnedDict::from_values([Some(&b"a"[..])]);
+        let mut bad = user.clone();
+        bad.codes[0] = 7;
+        let ts = [1i64];
+        let scores = [0.1];
+        fn batch<'a>(u: &'a OwnedDict, other: &'a OwnedDict, ts: &'a [i64], scores: &'a [f64]) -> EventColumns<'a> {
+            EventColumns {
+                timestamp_ms: ts,
+                event_type: other.view(),
+                user: u.view(),
+                source_ip: other.view(),
+                status: other.view(),
+                threat_score: scores,
+                location: other.view(),
+                geo_location: other.view(),
+            }
+        }
+        let mut agg = Aggregator::new(Flavor::SparkCompat);
+        let err = agg.push(&batch(&bad, &user, &ts, &scores)).unwrap_err();
+        assert!(err.contains("code 7 outside a dictionary of 1"), "{err}");
+        agg.push(&batch(&user, &user, &ts, &scores)).unwrap();
+        assert_eq!(agg.take().rows, 1);
     }
 }

@@ -17,6 +17,7 @@
 mod model;
 mod path;
 mod tree;
+mod walk;
 
 pub use model::{FORMAT, FORMAT_VERSION, Model, ModelError};
 pub use path::{EULER_GAMMA, average_path_length, percentile_linear};

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::Matrix;
 use crate::path::average_path_length;
+use crate::walk::{self, Implicit};
 
 /// scikit-learn's `FEATURE_THRESHOLD`: a feature whose range is within this is constant.
 const FEATURE_THRESHOLD: f32 = 1e-7;
@@ -33,13 +34,6 @@ pub struct Tree {
 /// Trees up to this depth are scored as complete implicit trees (2^depth leaves).
 const IMPLICIT_MAX_DEPTH: u32 = 12;
 
-/// A split as the implicit layout stores it.
-#[derive(Clone, Copy, Debug, PartialEq)]
-struct Split {
-    feature: u32,
-    threshold: f32,
-}
-
 /// How scoring walks a tree.
 #[derive(Clone, Debug, Default, PartialEq)]
 enum Layout {
@@ -49,7 +43,7 @@ enum Layout {
     /// Complete binary tree in heap order: the children of `i` are `2i + 1` (x <= threshold) and
     /// `2i + 2`; a leaf shallower than the tree is repeated down to the bottom level, so every
     /// walk is `depth` steps of one 8-byte load, and `bottom[i - (2^depth − 1)]` is the answer.
-    Implicit { splits: Vec<Split>, bottom: Vec<f64> },
+    Implicit { feature: Vec<u32>, threshold: Vec<f32>, bottom: Vec<f64> },
     /// Linked nodes (deep trees, where 2^depth would be too large).
     Linked(Vec<Node>),
 }
@@ -62,9 +56,6 @@ struct Node {
     left: u32,
     right: u32,
 }
-
-/// Rows walked through a tree side by side (independent walks overlap their memory latency).
-const LANES: usize = 8;
 
 /// Largest f32 not above `t`: `x <= result` ⇔ `x <= t` for every f32 `x`, so the tree splits
 /// f32 inputs exactly as a float64 threshold (scikit-learn's) would.
@@ -203,7 +194,8 @@ impl Tree {
         self.max_feature = self.feature.iter().copied().max().unwrap_or(0);
         self.layout = if self.depth <= IMPLICIT_MAX_DEPTH {
             let internal = (1usize << self.depth) - 1;
-            let mut splits = vec![Split { feature: 0, threshold: 0.0 }; internal];
+            let mut feature = vec![0u32; internal];
+            let mut threshold = vec![0f32; internal];
             let mut bottom = vec![0.0; internal + 1];
             // (node, position in heap order, level)
             let mut stack = vec![(0usize, 0usize, 0u32)];
@@ -214,12 +206,13 @@ impl Tree {
                 }
                 let leaf = self.left[node] as usize == node;
                 if !leaf {
-                    splits[pos] = Split { feature: self.feature[node], threshold: self.threshold[node] };
+                    feature[pos] = self.feature[node];
+                    threshold[pos] = self.threshold[node];
                 }
                 stack.push((self.left[node] as usize, 2 * pos + 1, level + 1));
                 stack.push((self.right[node] as usize, 2 * pos + 2, level + 1));
             }
-            Layout::Implicit { splits, bottom }
+            Layout::Implicit { feature, threshold, bottom }
         } else {
             Layout::Linked(
                 (0..n)
@@ -242,13 +235,12 @@ impl Tree {
     /// Path length (depth + c(leaf size)) of the leaf `row` lands in.
     pub fn path_length(&self, row: &[f32]) -> f64 {
         match &self.layout {
-            Layout::Implicit { splits, bottom } => {
+            Layout::Implicit { feature, threshold, bottom } => {
                 let mut n = 0usize;
                 for _ in 0..self.depth {
-                    let s = splits[n];
-                    n = 2 * n + 1 + usize::from(!(row[s.feature as usize] <= s.threshold));
+                    n = 2 * n + 1 + usize::from(!(row[feature[n] as usize] <= threshold[n]));
                 }
-                bottom[n - splits.len()]
+                bottom[n - feature.len()]
             }
             Layout::Linked(nodes) => {
                 let mut n = 0usize;
@@ -262,40 +254,18 @@ impl Tree {
         }
     }
 
-    /// Adds the path length of each row of `rows` (row-major, `cols` wide) to `acc`, walking
-    /// [`LANES`] rows at a time.
-    ///
-    /// Panics unless `rows.len() == acc.len() * cols` and `cols` exceeds every split feature.
+    /// Adds the path length of each row of `rows` (row-major, `cols` wide) to `acc`.
     pub(crate) fn accumulate(&self, rows: &[f32], cols: usize, acc: &mut [f64]) {
-        assert_eq!(rows.len(), acc.len() * cols, "rows and accumulators disagree");
-        assert!(self.depth == 0 || self.max_feature < cols as u32, "a split feature is outside the rows");
-        let Layout::Implicit { splits, bottom } = &self.layout else {
-            for (k, a) in acc.iter_mut().enumerate() {
-                *a += self.path_length(&rows[k * cols..(k + 1) * cols]);
+        match &self.layout {
+            Layout::Implicit { feature, threshold, bottom } => {
+                let t = Implicit { feature, threshold, bottom, depth: self.depth, max_feature: self.max_feature };
+                walk::accumulate(&t, rows, cols, acc);
             }
-            return;
-        };
-        let mut groups = acc.chunks_exact_mut(LANES);
-        let mut base = 0;
-        for group in &mut groups {
-            let mut n = [0usize; LANES];
-            for _ in 0..self.depth {
-                for (k, i) in n.iter_mut().enumerate() {
-                    // SAFETY: `i` stays below 2^depth − 1 = splits.len() for the `depth` steps
-                    // (heap order); the asserts above bound `(base + k) * cols + feature` by
-                    // `rows.len()` (base + k < acc.len(), feature <= max_feature < cols).
-                    let s = unsafe { *splits.get_unchecked(*i) };
-                    let x = unsafe { *rows.get_unchecked((base + k) * cols + s.feature as usize) };
-                    *i = 2 * *i + 1 + usize::from(!(x <= s.threshold));
+            _ => {
+                for (k, a) in acc.iter_mut().enumerate() {
+                    *a += self.path_length(&rows[k * cols..(k + 1) * cols]);
                 }
             }
-            for (a, i) in group.iter_mut().zip(n) {
-                *a += bottom[i - splits.len()];
-            }
-            base += LANES;
-        }
-        for (k, a) in groups.into_remainder().iter_mut().enumerate() {
-            *a += self.path_length(&rows[(base + k) * cols..(base + k + 1) * cols]);
         }
     }
 

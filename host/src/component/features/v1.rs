@@ -12,6 +12,8 @@ use crate::runtime::Sandbox;
 wasmtime::component::bindgen!({
     path: "../wit/features-1",
     world: "features",
+    // Batches are lowered straight from the host's vectors, not copied into owned records first.
+    ownership: Borrowing { duplicate_if_necessary: true },
 });
 
 use exports::streamguard::features::extractor::Guest;
@@ -78,24 +80,24 @@ impl Pre {
     }
 }
 
-fn dict(d: &OwnedDict) -> wire::DictColumn {
-    wire::DictColumn { dict_bytes: d.dict_bytes.clone(), dict_offsets: d.dict_offsets.clone(), codes: d.codes.clone() }
+fn dict(d: &OwnedDict) -> wire::DictColumnParam<'_> {
+    wire::DictColumnParam { dict_bytes: &d.dict_bytes, dict_offsets: &d.dict_offsets, codes: &d.codes }
 }
 
 impl Instance {
     /// Pushes a batch; returns the events the component refused.
     pub fn push(&self, store: &mut Store<Sandbox>, batch: &EventBatch) -> wasmtime::Result<Vec<RejectedEvent>> {
         let wire_batch = wire::EventBatch {
-            timestamp_ms: batch.timestamp_ms.clone(),
+            timestamp_ms: &batch.timestamp_ms,
             event_type: dict(&batch.event_type),
             user: dict(&batch.user),
             source_ip: dict(&batch.source_ip),
             status: dict(&batch.status),
-            threat_score: batch.threat_score.clone(),
+            threat_score: &batch.threat_score,
             location: dict(&batch.location),
             geo_location: dict(&batch.geo_location),
         };
-        let rejected = extractor(&self.bindings).aggregation().call_push(&mut *store, self.aggregation, &wire_batch)?;
+        let rejected = extractor(&self.bindings).aggregation().call_push(&mut *store, self.aggregation, wire_batch)?;
         Ok(rejected.into_iter().map(|r| RejectedEvent { index: r.index, reason: r.reason }).collect())
     }
 
