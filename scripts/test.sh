@@ -1,9 +1,15 @@
 #!/usr/bin/env bash
 # Installs what the tests need, then runs them (release profile: one build shared with the
-# binary and the benchmarks).
+# binary and the benchmarks). Ends with a one-line total.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/test-env.sh
 export SG_PYTHON="$PWD/.venv/bin/python"
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
 # The workspace's default members: host (unit + tests/all), the feature logic, the forest.
-cargo test --release --locked "$@"
+status=0
+cargo test --release --locked "$@" 2>&1 | tee "$log" || status=$?
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+     END { printf "summary: %d passed, %d failed\n", p, f }' "$log"
+exit "$status"

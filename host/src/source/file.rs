@@ -136,3 +136,51 @@ impl FileSource {
     }
 }
 
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+
+    fn chunks(content: &[u8], chunk_bytes: usize) -> Vec<(u64, Vec<Vec<u8>>)> {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        f.write_all(content).unwrap();
+        let mut src = FileSource::open(f.path(), chunk_bytes).unwrap();
+        let mut out = Vec::new();
+        while let Some(c) = src.next_chunk().unwrap() {
+            out.push((c.first_line, c.lines().map(<[u8]>::to_vec).collect()));
+        }
+        out
+    }
+
+    #[test]
+    fn chunks_hold_whole_lines_with_their_numbers() {
+        let text = b"aaaa\nbb\ncccccc\n\nd";
+        let all: Vec<(u64, Vec<u8>)> = chunks(text, 5)
+            .into_iter()
+            .flat_map(|(first, lines)| lines.into_iter().enumerate().map(move |(i, l)| (first + i as u64, l)))
+            .collect();
+        let expected: Vec<(u64, Vec<u8>)> =
+            vec![(1, b"aaaa".to_vec()), (2, b"bb".to_vec()), (3, b"cccccc".to_vec()), (4, vec![]), (5, b"d".to_vec())];
+        assert_eq!(all, expected);
+    }
+
+    #[test]
+    fn a_line_longer_than_a_chunk_stays_whole() {
+        let long = vec![b'x'; 300_000];
+        let mut text = b"first\n".to_vec();
+        text.extend_from_slice(&long);
+        text.extend_from_slice(b"\nlast\n");
+        let lines: Vec<Vec<u8>> = chunks(&text, 1 << 10).into_iter().flat_map(|(_, l)| l).collect();
+        assert_eq!(lines, vec![b"first".to_vec(), long, b"last".to_vec()]);
+    }
+
+    #[test]
+    fn gzip_is_detected_by_magic() {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(b"one\ntwo\n").unwrap();
+        let lines: Vec<Vec<u8>> = chunks(&gz.finish().unwrap(), 1 << 20).into_iter().flat_map(|(_, l)| l).collect();
+        assert_eq!(lines, vec![b"one".to_vec(), b"two".to_vec()]);
+    }
+}

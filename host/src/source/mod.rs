@@ -17,6 +17,6 @@ impl Chunk {
     /// The lines, without their `\n`.
     pub fn lines(&self) -> impl Iterator<Item = &[u8]> {
         let body = self.bytes.strip_suffix(b"\n").unwrap_or(&self.bytes);
-        body.split(|&b| b == b'\n').filter(move |_| !self.bytes.is_empty())
+        (!self.bytes.is_empty()).then(|| body.split(|&b| b == b'\n')).into_iter().flatten()
     }
 }
