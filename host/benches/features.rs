@@ -41,13 +41,25 @@ fn features(c: &mut Criterion) {
             })
         });
         let component = FeatureComponent::load(&runtime, &ComponentSource::Builtin(builtin)).unwrap();
-        group.bench_function(BenchmarkId::new("wasm", flavor.name()), |b| {
+        // A fresh instance per run: instantiation and linear-memory growth included.
+        group.bench_function(BenchmarkId::new("wasm-fresh-instance", flavor.name()), |b| {
             b.iter(|| {
                 let mut agg = component.aggregation(&runtime).unwrap();
                 for batch in &batches {
                     agg.push(batch).unwrap();
                 }
                 agg.take().unwrap()
+            })
+        });
+        // One instance reused (as consecutive windows of a stream use it): `take` resets the
+        // aggregation, the guest's memory stays grown.
+        let mut warm = component.aggregation(&runtime).unwrap();
+        group.bench_function(BenchmarkId::new("wasm-warm-instance", flavor.name()), |b| {
+            b.iter(|| {
+                for batch in &batches {
+                    warm.push(batch).unwrap();
+                }
+                warm.take().unwrap()
             })
         });
     }
