@@ -13,6 +13,7 @@ const GUESTS: &[(&str, &str)] = &[
     ("sg-features-streamguard", "SG_GUEST_STREAMGUARD"),
     ("sg-guest-iforest", "SG_GUEST_IFOREST"),
     ("sg-test-guest-wrong-version", "SG_TEST_GUEST_WRONG_VERSION"),
+    ("sg-test-guest-hostile", "SG_TEST_GUEST_HOSTILE"),
 ];
 
 fn main() {

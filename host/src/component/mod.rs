@@ -127,12 +127,23 @@ fn is_core_module(bytes: &[u8]) -> bool {
     bytes.len() >= 8 && bytes[..4] == *b"\0asm" && bytes[4..8] == [1, 0, 0, 0]
 }
 
-/// Error text for a failed call: the trap, plus what the guest printed to stderr.
+/// Error for a failed call: the trap in a few words, plus what the guest printed to stderr
+/// (a panic message), without the wasm backtrace.
 pub(crate) fn call_error(origin: &str, what: &str, err: wasmtime::Error, stderr: String) -> anyhow::Error {
+    let trap = err.downcast_ref::<wasmtime::Trap>().copied();
     let err = anyhow::Error::from(err);
-    let mut msg = format!("{origin}: {what} failed: {err:#}");
-    if !stderr.is_empty() {
-        msg.push_str(&format!(" (guest stderr: {stderr})"));
+    let root = err.root_cause().to_string();
+    let cause = match trap {
+        Some(wasmtime::Trap::Interrupt) => "call deadline exceeded (wasm trap: interrupt)".to_string(),
+        Some(wasmtime::Trap::StackOverflow) => "call stack exhausted (wasm trap)".to_string(),
+        _ if root.contains("growing memory") => format!("memory cap exceeded ({root})"),
+        _ => root,
+    };
+    let printed: Vec<&str> =
+        stderr.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with("note: run with")).collect();
+    if printed.is_empty() {
+        anyhow!("{origin}: {what} failed: {cause}")
+    } else {
+        anyhow!("{origin}: {what} failed: {cause}; guest stderr: {}", printed.join(" "))
     }
-    anyhow!(msg)
 }

@@ -64,9 +64,35 @@ pub struct EventBatch {
     pub geo_location: OwnedDict,
     /// Input position (1-based line) of each event, for dead letters.
     pub positions: Vec<u64>,
+    /// Byte range of each event's original message in its chunk, for dead letters.
+    pub raw: Vec<std::ops::Range<u32>>,
+}
+
+fn select_dict(d: &OwnedDict, rows: &[usize]) -> OwnedDict {
+    OwnedDict {
+        dict_bytes: d.dict_bytes.clone(),
+        dict_offsets: d.dict_offsets.clone(),
+        codes: rows.iter().map(|&r| d.codes[r]).collect(),
+    }
 }
 
 impl EventBatch {
+    /// The events at `rows` (in that order), sharing this batch's dictionaries.
+    pub fn select(&self, rows: &[usize]) -> EventBatch {
+        EventBatch {
+            timestamp_ms: rows.iter().map(|&r| self.timestamp_ms[r]).collect(),
+            event_type: select_dict(&self.event_type, rows),
+            user: select_dict(&self.user, rows),
+            source_ip: select_dict(&self.source_ip, rows),
+            status: select_dict(&self.status, rows),
+            threat_score: rows.iter().map(|&r| self.threat_score[r]).collect(),
+            location: select_dict(&self.location, rows),
+            geo_location: select_dict(&self.geo_location, rows),
+            positions: rows.iter().map(|&r| self.positions[r]).collect(),
+            raw: rows.iter().map(|&r| self.raw[r].clone()).collect(),
+        }
+    }
+
     /// Number of events.
     pub fn len(&self) -> usize {
         self.timestamp_ms.len()
@@ -103,6 +129,7 @@ pub struct EventBatchBuilder {
     location: DictBuilder,
     geo_location: DictBuilder,
     positions: Vec<u64>,
+    raw: Vec<std::ops::Range<u32>>,
 }
 
 impl EventBatchBuilder {
@@ -118,11 +145,13 @@ impl EventBatchBuilder {
             location: DictBuilder::new(rows),
             geo_location: DictBuilder::new(rows),
             positions: Vec::with_capacity(rows),
+            raw: Vec::with_capacity(rows),
         }
     }
 
-    /// Appends an event found at input `position`.
-    pub fn push(&mut self, row: &EventRow<'_>, position: u64) {
+    /// Appends an event found at input `position`, whose message is `raw` in its chunk.
+    pub fn push(&mut self, row: &EventRow<'_>, position: u64, raw: std::ops::Range<u32>) {
+        self.raw.push(raw);
         self.timestamp_ms.push(row.timestamp_ms);
         self.event_type.push(Some(&row.event_type));
         self.user.push(row.user.as_deref());
@@ -146,6 +175,7 @@ impl EventBatchBuilder {
             location: self.location.finish(),
             geo_location: self.geo_location.finish(),
             positions: self.positions,
+            raw: self.raw,
         }
     }
 }

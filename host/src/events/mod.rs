@@ -17,17 +17,28 @@ pub struct DecodedChunk {
     pub batch: EventBatch,
     /// The messages that are not valid events.
     pub dead: Vec<DeadLetter>,
-    /// Input bytes this chunk covered.
-    pub bytes: u64,
+    /// The chunk's bytes (`batch.raw` ranges point into them).
+    pub bytes: Vec<u8>,
+}
+
+impl DecodedChunk {
+    /// The original message of event `i` of `batch` (or of a selection of it).
+    pub fn raw(&self, batch: &EventBatch, i: usize) -> &[u8] {
+        let r = &batch.raw[i];
+        &self.bytes[r.start as usize..r.end as usize]
+    }
 }
 
 /// Decodes every line of a chunk (blank lines are skipped, not counted).
-pub fn decode_chunk(chunk: &Chunk, max_message_bytes: usize) -> DecodedChunk {
+pub fn decode_chunk(chunk: Chunk, max_message_bytes: usize) -> DecodedChunk {
     let mut builder = EventBatchBuilder::with_capacity(chunk.bytes.len() / 400 + 16);
     let mut dead = Vec::new();
+    let base = chunk.bytes.as_ptr() as usize;
     for (i, line) in chunk.lines().enumerate() {
         let position = chunk.first_line + i as u64;
         let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let start = (line.as_ptr() as usize - base) as u32;
+        let range = start..start + line.len() as u32;
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
@@ -41,9 +52,10 @@ pub fn decode_chunk(chunk: &Chunk, max_message_bytes: usize) -> DecodedChunk {
             continue;
         }
         match decode::decode_event(line) {
-            Ok(row) => builder.push(&row, position),
+            Ok(row) => builder.push(&row, position, range),
             Err(reason) => dead.push(DeadLetter::new(position, Stage::Decode, reason, line)),
         }
     }
-    DecodedChunk { batch: builder.finish(), dead, bytes: chunk.bytes.len() as u64 }
+    let batch = builder.finish();
+    DecodedChunk { batch, dead, bytes: chunk.bytes }
 }

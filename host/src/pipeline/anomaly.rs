@@ -114,7 +114,7 @@ pub fn run(job: &AnomalyJob) -> Result<RunSummary> {
                 if chunks.is_empty() {
                     return;
                 }
-                let decoded: Vec<DecodedChunk> = chunks.par_iter().map(|c| decode_chunk(c, max_message_bytes)).collect();
+                let decoded: Vec<DecodedChunk> = chunks.into_par_iter().map(|c| decode_chunk(c, max_message_bytes)).collect();
                 for d in decoded {
                     if tx.send(Ok(d)).is_err() {
                         return;
@@ -128,12 +128,13 @@ pub fn run(job: &AnomalyJob) -> Result<RunSummary> {
                 dead.write(letter)?;
             }
             if !decoded.batch.is_empty() {
-                let rejected = aggregation.push(&decoded.batch)?;
-                for r in rejected {
-                    let position = decoded.batch.positions[r.index as usize];
-                    dead.write(&DeadLetter::new(position, Stage::Component(features.label()), r.reason, b""))?;
+                let failed = aggregation.push(&decoded.batch)?;
+                for f in &failed {
+                    let position = decoded.batch.positions[f.index];
+                    let raw = decoded.raw(&decoded.batch, f.index);
+                    dead.write(&DeadLetter::new(position, Stage::Component(features.label()), f.reason.clone(), raw))?;
                 }
-                events += decoded.batch.len() as u64;
+                events += (decoded.batch.len() - failed.len()) as u64;
             }
             bar.set_position(progress.bytes());
         }
@@ -143,6 +144,9 @@ pub fn run(job: &AnomalyJob) -> Result<RunSummary> {
     let table = aggregation.take()?;
     let dead_lettered = dead.count();
     steps.note(&format!("{events} events, {dead_lettered} dead-lettered, {} users", table.rows));
+    if aggregation.restarts() > 0 {
+        steps.note(&format!("the component faulted; its instance was replaced {} times", aggregation.restarts()));
+    }
     if table.rows == 0 {
         bail!("no valid events in {source_name} ({dead_lettered} dead-lettered): nothing to score");
     }

@@ -3,11 +3,15 @@
 //! One binding module per contract major (`v1`), dispatched through [`Binding`]; a component
 //! exporting a major this host does not know is refused with both versions named.
 
+mod aggregation;
 mod v1;
+
+pub use aggregation::{FailedEvent, FeatureAggregation};
 
 use anyhow::{Result, bail};
 use sg_features_core::columns::{ColumnData, ColumnRole, ColumnType, FeatureTable};
 use wasmtime::Store;
+
 use wasmtime::component::Linker;
 
 use super::{ComponentSource, Contract, LoadedComponent, call_error};
@@ -210,14 +214,19 @@ impl FeatureComponent {
         format!("{}@{}", self.descriptor.name, self.descriptor.version)
     }
 
-    /// A fresh instance with an empty aggregation.
-    pub fn aggregation<'c>(&'c self, runtime: &Runtime) -> Result<FeatureAggregation<'c>> {
+    /// A fresh sandboxed instance with an empty aggregation, contained: see [`FeatureAggregation`].
+    pub fn aggregation<'c>(&'c self, runtime: &'c Runtime) -> Result<FeatureAggregation<'c>> {
+        FeatureAggregation::new(self, runtime)
+    }
+
+    /// A new store and instance with an empty aggregation.
+    fn instantiate(&self, runtime: &Runtime) -> Result<(Store<Sandbox>, Instance)> {
         let mut store = runtime.store();
         let instance = match &self.binding {
             Binding::V1(pre) => pre.aggregation(&mut store).map(Instance::V1),
         }
         .map_err(|e| call_error(&self.loaded.origin, "instantiate", e, store.data().stderr()))?;
-        Ok(FeatureAggregation { component: self, store, instance, deadline_ticks: runtime.limits().deadline_ticks() })
+        Ok((store, instance))
     }
 }
 
@@ -225,38 +234,16 @@ enum Instance {
     V1(v1::Instance),
 }
 
-/// An aggregation inside one sandboxed instance of a features component.
-pub struct FeatureAggregation<'c> {
-    component: &'c FeatureComponent,
-    store: Store<Sandbox>,
-    instance: Instance,
-    deadline_ticks: u64,
-}
-
-impl FeatureAggregation<'_> {
-    /// Folds a batch in; returns events the component refused.
-    pub fn push(&mut self, batch: &EventBatch) -> Result<Vec<RejectedEvent>> {
-        self.store.set_epoch_deadline(self.deadline_ticks);
-        let result = match &self.instance {
-            Instance::V1(i) => i.push(&mut self.store, batch),
-        };
-        let rejected = result.map_err(|e| call_error(self.component.origin(), "push", e, self.store.data().stderr()))?;
-        if let Some(bad) = rejected.iter().find(|r| r.index as usize >= batch.len()) {
-            bail!("{} rejected event {} of a batch of {}", self.component.origin(), bad.index, batch.len());
+impl Instance {
+    fn push(&self, store: &mut Store<Sandbox>, batch: &EventBatch) -> wasmtime::Result<Vec<RejectedEvent>> {
+        match self {
+            Instance::V1(i) => i.push(store, batch),
         }
-        Ok(rejected)
     }
 
-    /// The per-key table over everything pushed, checked against the descriptor.
-    pub fn take(&mut self) -> Result<FeatureTable> {
-        self.store.set_epoch_deadline(self.deadline_ticks);
-        let result = match &self.instance {
-            Instance::V1(i) => i.take(&mut self.store),
-        };
-        let table = result.map_err(|e| call_error(self.component.origin(), "take", e, self.store.data().stderr()))?;
-        if let Err(e) = self.component.descriptor.check_table(&table) {
-            bail!("{} returned a table that does not match its descriptor: {e}", self.component.origin());
+    fn take(&self, store: &mut Store<Sandbox>) -> wasmtime::Result<FeatureTable> {
+        match self {
+            Instance::V1(i) => i.take(store),
         }
-        Ok(table)
     }
 }

@@ -1,0 +1,205 @@
+//! A contained aggregation: a call that traps, times out or exceeds its memory poisons only its
+//! instance. The host then starts a fresh instance, replays the batches already accepted, finds
+//! the events that fail by bisecting the batch on throwaway instances, and pushes the rest —
+//! so the failing events are dead-lettered with the trap message and everything else counts.
+
+use anyhow::{Result, bail};
+use sg_features_core::columns::FeatureTable;
+use wasmtime::Store;
+
+use super::{FeatureComponent, Instance, RejectedEvent};
+use crate::component::call_error;
+use crate::events::EventBatch;
+use crate::runtime::{Runtime, Sandbox};
+
+/// Consecutive batches in which every event failed before the component is given up on.
+pub const QUARANTINE_AFTER: u32 = 3;
+
+/// Smallest deadline of a bisection probe, in epoch ticks.
+const MIN_PROBE_TICKS: u64 = 5;
+
+/// Probes one batch's bisection may make; enough to isolate ~16 bad events in 8192.
+const MAX_PROBES: usize = 512;
+
+/// What a batch's bisection may still spend: probes, and wall time (four call deadlines).
+struct Budget {
+    probes: usize,
+    until: std::time::Instant,
+}
+
+impl Budget {
+    fn spent(&self) -> bool {
+        self.probes == 0 || std::time::Instant::now() >= self.until
+    }
+}
+
+/// An event of a pushed batch that was not aggregated, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FailedEvent {
+    /// Index in the pushed batch.
+    pub index: usize,
+    /// The component's rejection reason or the trap message.
+    pub reason: String,
+}
+
+/// An aggregation inside a sandboxed instance of a features component.
+pub struct FeatureAggregation<'c> {
+    component: &'c FeatureComponent,
+    runtime: &'c Runtime,
+    store: Store<Sandbox>,
+    instance: Instance,
+    /// Batches accepted since the last `take`, replayed into a fresh instance after a fault.
+    journal: Vec<EventBatch>,
+    /// Consecutive batches in which every event failed.
+    all_failed_streak: u32,
+    /// Instances replaced after a fault.
+    restarts: u64,
+}
+
+impl<'c> FeatureAggregation<'c> {
+    pub(super) fn new(component: &'c FeatureComponent, runtime: &'c Runtime) -> Result<Self> {
+        let (store, instance) = component.instantiate(runtime)?;
+        Ok(FeatureAggregation { component, runtime, store, instance, journal: Vec::new(), all_failed_streak: 0, restarts: 0 })
+    }
+
+    /// Instances replaced after a trap, timeout or memory fault.
+    pub fn restarts(&self) -> u64 {
+        self.restarts
+    }
+
+    fn call_push(&mut self, batch: &EventBatch, ticks: u64) -> Result<Vec<RejectedEvent>> {
+        self.store.set_epoch_deadline(ticks);
+        let origin = self.component.origin();
+        let rejected = self
+            .instance
+            .push(&mut self.store, batch)
+            .map_err(|e| call_error(origin, "push", e, self.store.data().stderr()))?;
+        if let Some(bad) = rejected.iter().find(|r| r.index as usize >= batch.len()) {
+            bail!("{origin} rejected event {} of a batch of {}", bad.index, batch.len());
+        }
+        Ok(rejected)
+    }
+
+    /// Folds a batch in. Events the component refuses, and events on which it traps, times out
+    /// or runs out of memory, come back as [`FailedEvent`]s; the others are aggregated. Fails
+    /// only when the component cannot be recovered (replay fails, or every event of
+    /// [`QUARANTINE_AFTER`] consecutive batches fails).
+    pub fn push(&mut self, batch: &EventBatch) -> Result<Vec<FailedEvent>> {
+        let ticks = self.runtime.limits().deadline_ticks();
+        let fault = match self.call_push(batch, ticks) {
+            Ok(rejected) => {
+                self.all_failed_streak = 0;
+                self.journal.push(batch.clone());
+                return Ok(rejected.into_iter().map(|r| FailedEvent { index: r.index as usize, reason: r.reason }).collect());
+            }
+            Err(e) => format!("{e:#}"),
+        };
+        self.restart()?;
+        let mut failed = Vec::new();
+        let mut budget =
+            Budget { probes: MAX_PROBES, until: std::time::Instant::now() + 4 * self.runtime.limits().call_deadline };
+        self.bisect(batch, (0..batch.len()).collect(), fault, &mut budget, &mut failed)?;
+        failed.sort_by_key(|f| f.index);
+        if failed.len() == batch.len() {
+            self.all_failed_streak += 1;
+            if self.all_failed_streak >= QUARANTINE_AFTER {
+                bail!(
+                    "{} failed on every event of {QUARANTINE_AFTER} consecutive batches; quarantined (last: {})",
+                    self.component.origin(),
+                    failed[0].reason
+                );
+            }
+            return Ok(failed);
+        }
+        self.all_failed_streak = 0;
+        let keep: Vec<usize> = {
+            let bad: std::collections::HashSet<usize> = failed.iter().map(|f| f.index).collect();
+            (0..batch.len()).filter(|i| !bad.contains(i)).collect()
+        };
+        let good = batch.select(&keep);
+        match self.call_push(&good, ticks) {
+            Ok(rejected) => {
+                failed.extend(rejected.into_iter().map(|r| FailedEvent { index: keep[r.index as usize], reason: r.reason }));
+                self.journal.push(good);
+            }
+            Err(e) => {
+                // The events pass one by one but not together: give up on the whole batch.
+                self.restart()?;
+                let reason = format!("{e:#}");
+                failed.extend(keep.into_iter().map(|index| FailedEvent { index, reason: reason.clone() }));
+            }
+        }
+        failed.sort_by_key(|f| f.index);
+        Ok(failed)
+    }
+
+    /// Replaces the poisoned instance and replays the journal into the new one.
+    fn restart(&mut self) -> Result<()> {
+        self.restarts += 1;
+        let (store, instance) = self.component.instantiate(self.runtime)?;
+        self.store = store;
+        self.instance = instance;
+        let ticks = self.runtime.limits().deadline_ticks();
+        let journal = std::mem::take(&mut self.journal);
+        for batch in &journal {
+            if let Err(e) = self.call_push(batch, ticks) {
+                bail!("{} failed replaying batches it had accepted (is it deterministic?): {e:#}", self.component.origin());
+            }
+        }
+        self.journal = journal;
+        Ok(())
+    }
+
+    /// Finds the events of `rows` (known to fail with `fault`) on which the component fails,
+    /// on throwaway instances with deadlines scaled to the probe's size. When the budget is
+    /// spent, the rows still undivided fail together with the fault that contains them.
+    fn bisect(
+        &self,
+        batch: &EventBatch,
+        rows: Vec<usize>,
+        fault: String,
+        budget: &mut Budget,
+        failed: &mut Vec<FailedEvent>,
+    ) -> Result<()> {
+        if rows.len() == 1 || budget.spent() {
+            let reason = if rows.len() == 1 { fault } else { format!("{fault} (in a group of {} not isolated further)", rows.len()) };
+            failed.extend(rows.into_iter().map(|index| FailedEvent { index, reason: reason.clone() }));
+            return Ok(());
+        }
+        let (left, right) = rows.split_at(rows.len() / 2);
+        for half in [left, right] {
+            budget.probes = budget.probes.saturating_sub(1);
+            if let Some(fault) = self.probe(batch, half)? {
+                self.bisect(batch, half.to_vec(), fault, budget, failed)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Pushes `rows` of `batch` into a fresh instance; the fault message if it fails.
+    fn probe(&self, batch: &EventBatch, rows: &[usize]) -> Result<Option<String>> {
+        let (mut store, instance) = self.component.instantiate(self.runtime)?;
+        let full = self.runtime.limits().deadline_ticks();
+        store.set_epoch_deadline((full * rows.len() as u64 / batch.len().max(1) as u64).max(MIN_PROBE_TICKS.min(full)));
+        let sub = batch.select(rows);
+        Ok(match instance.push(&mut store, &sub) {
+            Ok(_) => None,
+            Err(e) => Some(format!("{:#}", call_error(self.component.origin(), "push", e, store.data().stderr()))),
+        })
+    }
+
+    /// The per-key table over everything pushed, checked against the descriptor; resets.
+    pub fn take(&mut self) -> Result<FeatureTable> {
+        self.store.set_epoch_deadline(self.runtime.limits().deadline_ticks());
+        let origin = self.component.origin();
+        let table = self
+            .instance
+            .take(&mut self.store)
+            .map_err(|e| call_error(origin, "take", e, self.store.data().stderr()))?;
+        self.journal.clear();
+        if let Err(e) = self.component.descriptor.check_table(&table) {
+            bail!("{origin} returned a table that does not match its descriptor: {e}");
+        }
+        Ok(table)
+    }
+}

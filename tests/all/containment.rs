@@ -1,0 +1,118 @@
+//! Hostile components: a fault on some events dead-letters exactly those events with the reason,
+//! the host stays up, and the rest of the output equals a clean run.
+
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::support::{python_json, sg_host};
+
+const HOSTILE: &str = env!("SG_TEST_GUEST_HOSTILE");
+
+/// Generated events with `marks` (line index → hostile event type) written over some of them;
+/// returns (marked file, the same file without the marked lines).
+fn inputs(dir: &Path, n: u64, marks: &[(usize, &str)]) -> (std::path::PathBuf, std::path::PathBuf) {
+    let plain = dir.join("plain.jsonl");
+    assert!(sg_host().args(["gen-events", &n.to_string(), "--compromised", "1", "--out"]).arg(&plain).status().unwrap().success());
+    let lines: Vec<String> = std::fs::read_to_string(&plain).unwrap().lines().map(String::from).collect();
+    let (mut marked, mut clean) = (String::new(), String::new());
+    for (i, line) in lines.iter().enumerate() {
+        match marks.iter().find(|(at, _)| *at == i) {
+            Some((_, kind)) => {
+                marked.push_str(&line.replacen("\"event_type\":\"", &format!("\"event_type\":\"{kind}\",\"was\":\""), 1));
+            }
+            None => {
+                marked.push_str(line);
+                clean.push_str(line);
+                clean.push('\n');
+            }
+        }
+        marked.push('\n');
+    }
+    let (m, c) = (dir.join("marked.jsonl"), dir.join("clean.jsonl"));
+    std::fs::write(&m, marked).unwrap();
+    std::fs::write(&c, clean).unwrap();
+    (m, c)
+}
+
+fn run(component: &str, input: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
+    sg_host()
+        .args(["run", "-q", "--component", component, "--call-timeout", "500ms", "--memory-limit", "64MiB", "--input"])
+        .arg(input)
+        .arg("--out")
+        .arg(out)
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+fn dead_letters(out: &Path) -> Vec<Value> {
+    std::fs::read_to_string(out.join("_dead_letters.jsonl")).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+#[test]
+fn faulting_events_are_isolated_and_the_rest_is_a_clean_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let marks = [
+        (100, "hostile_trap"),
+        (5_000, "hostile_loop"),
+        (9_000, "hostile_bomb"),
+        (15_000, "hostile_recurse"),
+        (17_000, "hostile_snoop"),
+        (17_001, "hostile_trap"),
+    ];
+    let (marked, clean) = inputs(dir.path(), 20_000, &marks);
+    let out = dir.path().join("hostile");
+    let o = run(HOSTILE, &marked, &out, &[]);
+    assert!(o.status.success(), "the host must survive: {}", String::from_utf8_lossy(&o.stderr));
+    let letters = dead_letters(&out);
+    let lines: Vec<u64> = letters.iter().map(|l| l["line"].as_u64().unwrap()).collect();
+    assert_eq!(lines, marks.iter().map(|(i, _)| *i as u64 + 1).collect::<Vec<_>>(), "exactly the marked events");
+    let reasons: Vec<&str> = letters.iter().map(|l| l["reason"].as_str().unwrap()).collect();
+    assert!(reasons[0].contains("hostile component: trap on a marked event"), "{}", reasons[0]);
+    assert!(reasons[1].contains("call deadline exceeded"), "{}", reasons[1]);
+    assert!(reasons[2].contains("memory cap exceeded"), "{}", reasons[2]);
+    assert!(reasons[3].contains("wasm trap"), "{}", reasons[3]);
+    // No capability was granted: no file, an empty environment, no network.
+    assert!(reasons[4].contains(r#"file=Err("entity not found") env=[] net=Err("permission denied")"#), "{}", reasons[4]);
+    for l in &letters {
+        assert_eq!(l["stage"], "component:streamguard@0.1.0");
+        assert!(l["message"].as_str().unwrap().contains("\"event_type\":\"hostile_"), "the original message is kept");
+    }
+
+    let clean_out = dir.path().join("clean");
+    let o = sg_host().args(["run", "-q", "--input"]).arg(&clean).arg("--out").arg(&clean_out).output().unwrap();
+    assert!(o.status.success());
+    let a = python_json("inspect_parquet.py", &[out.to_str().unwrap()]);
+    let b = python_json("inspect_parquet.py", &[clean_out.to_str().unwrap()]);
+    assert_eq!(a["rows"], b["rows"], "the other events give exactly the clean run's output");
+    let report: Value = serde_json::from_slice(&std::fs::read(out.join("anomaly_report.json")).unwrap()).unwrap();
+    assert_eq!(report["lineage"]["dead_lettered"], marks.len());
+    assert_eq!(report["lineage"]["events"], 20_000 - marks.len() as u64);
+}
+
+#[test]
+fn a_component_failing_every_event_is_quarantined() {
+    let dir = tempfile::tempdir().unwrap();
+    let marks: Vec<(usize, &str)> = (0..400).map(|i| (i, "hostile_trap")).collect();
+    let (marked, _) = inputs(dir.path(), 400, &marks);
+    let out = dir.path().join("out");
+    let o = run(HOSTILE, &marked, &out, &["--batch-bytes", "8KiB"]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("failed on every event of 3 consecutive batches; quarantined"), "{err}");
+    assert!(!out.exists(), "nothing is written for a quarantined run");
+}
+
+#[test]
+fn a_component_timing_out_on_every_event_is_quarantined_quickly() {
+    let dir = tempfile::tempdir().unwrap();
+    let marks: Vec<(usize, &str)> = (0..3000).map(|i| (i, "hostile_loop")).collect();
+    let (marked, _) = inputs(dir.path(), 3000, &marks);
+    let started = std::time::Instant::now();
+    let o = run(HOSTILE, &marked, &dir.path().join("out"), &["--batch-bytes", "256KiB"]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("quarantined"));
+    // Three batches, each: one deadline, then a bisection bounded by four deadlines.
+    assert!(started.elapsed() < std::time::Duration::from_secs(30), "took {:?}", started.elapsed());
+}
