@@ -21,7 +21,7 @@ fn batches() -> Vec<EventBatch> {
     lines
         .chunks(8192)
         .enumerate()
-        .map(|(i, c)| decode_chunk(Chunk { bytes: c.join("\n").into_bytes(), first_line: (i * 8192) as u64 + 1 }, 1 << 20).batch)
+        .map(|(i, c)| decode_chunk(Chunk::from_lines(c.join("\n").into_bytes(), (i * 8192) as u64 + 1), 1 << 20).batch)
         .collect()
 }
 

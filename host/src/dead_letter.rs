@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use serde::Serialize;
 
+use crate::source::Position;
+
 /// Which step refused a message.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Stage {
@@ -19,8 +21,8 @@ pub enum Stage {
 /// One refused message.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DeadLetter {
-    /// 1-based line in the input.
-    pub position: u64,
+    /// Where it was in the input.
+    pub position: Position,
     /// Which step refused it.
     pub stage: Stage,
     /// Why.
@@ -31,7 +33,7 @@ pub struct DeadLetter {
 
 impl DeadLetter {
     /// A dead letter for `raw` found at `position`.
-    pub fn new(position: u64, stage: Stage, reason: impl Into<String>, raw: &[u8]) -> Self {
+    pub fn new(position: Position, stage: Stage, reason: impl Into<String>, raw: &[u8]) -> Self {
         DeadLetter { position, stage, reason: reason.into(), raw: raw.to_vec() }
     }
 }
@@ -39,7 +41,12 @@ impl DeadLetter {
 #[derive(Serialize)]
 struct Record<'a> {
     source: &'a str,
-    line: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    line: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    partition: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    offset: Option<i64>,
     stage: &'a str,
     reason: &'a str,
     /// The original message when it is UTF-8.
@@ -75,7 +82,18 @@ impl DeadLetterFile {
         let text = std::str::from_utf8(&letter.raw).ok();
         let record = Record {
             source: &self.source,
-            line: letter.position,
+            line: match letter.position {
+                Position::Line(l) => Some(l),
+                Position::Kafka { .. } => None,
+            },
+            partition: match letter.position {
+                Position::Kafka { partition, .. } => Some(partition),
+                Position::Line(_) => None,
+            },
+            offset: match letter.position {
+                Position::Kafka { offset, .. } => Some(offset),
+                Position::Line(_) => None,
+            },
             stage: &stage,
             reason: &letter.reason,
             message: text,

@@ -37,7 +37,7 @@ pub fn features(component: &'static Builtin, lines: &[String]) -> BTreeMap<Strin
     let runtime = Runtime::new(Limits::default()).unwrap();
     let c = FeatureComponent::load(&runtime, &ComponentSource::Builtin(component)).unwrap();
     let mut agg = c.aggregation(&runtime).unwrap();
-    let chunk = Chunk { bytes: lines.join("\n").into_bytes(), first_line: 1 };
+    let chunk = Chunk::from_lines(lines.join("\n").into_bytes(), 1);
     let decoded = decode_chunk(chunk, 1 << 20);
     assert!(decoded.dead.is_empty(), "test input rejected: {:?}", decoded.dead);
     assert!(agg.push(&decoded.batch).unwrap().is_empty());

@@ -4,6 +4,7 @@ use rustc_hash::FxHashMap;
 use sg_features_core::columns::{ABSENT, OwnedDict};
 
 use super::decode::EventRow;
+use crate::source::Position;
 
 /// Builds one dictionary-encoded string column.
 #[derive(Default)]
@@ -62,8 +63,8 @@ pub struct EventBatch {
     pub location: OwnedDict,
     /// `metadata.geo_location`.
     pub geo_location: OwnedDict,
-    /// Input position (1-based line) of each event, for dead letters.
-    pub positions: Vec<u64>,
+    /// Input position of each event, for dead letters.
+    pub positions: Vec<Position>,
     /// Byte range of each event's original message in its chunk, for dead letters.
     pub raw: Vec<std::ops::Range<u32>>,
 }
@@ -128,7 +129,7 @@ pub struct EventBatchBuilder {
     threat_score: Vec<f64>,
     location: DictBuilder,
     geo_location: DictBuilder,
-    positions: Vec<u64>,
+    positions: Vec<Position>,
     raw: Vec<std::ops::Range<u32>>,
 }
 
@@ -150,7 +151,7 @@ impl EventBatchBuilder {
     }
 
     /// Appends an event found at input `position`, whose message is `raw` in its chunk.
-    pub fn push(&mut self, row: &EventRow<'_>, position: u64, raw: std::ops::Range<u32>) {
+    pub fn push(&mut self, row: &EventRow<'_>, position: Position, raw: std::ops::Range<u32>) {
         self.raw.push(raw);
         self.timestamp_ms.push(row.timestamp_ms);
         self.event_type.push(Some(&row.event_type));

@@ -29,31 +29,23 @@ impl DecodedChunk {
     }
 }
 
-/// Decodes every line of a chunk (blank lines are skipped, not counted).
+/// Decodes every message of a chunk (blank messages are skipped, not counted).
 pub fn decode_chunk(chunk: Chunk, max_message_bytes: usize) -> DecodedChunk {
     let mut builder = EventBatchBuilder::with_capacity(chunk.bytes.len() / 400 + 16);
     let mut dead = Vec::new();
-    let base = chunk.bytes.as_ptr() as usize;
-    for (i, line) in chunk.lines().enumerate() {
-        let position = chunk.first_line + i as u64;
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        let start = (line.as_ptr() as usize - base) as u32;
-        let range = start..start + line.len() as u32;
-        if line.iter().all(u8::is_ascii_whitespace) {
+    for i in 0..chunk.len() {
+        let (message, position) = (chunk.message(i), chunk.positions[i]);
+        if message.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        if line.len() > max_message_bytes {
-            dead.push(DeadLetter::new(
-                position,
-                Stage::Decode,
-                format!("message of {} bytes exceeds the limit of {max_message_bytes}", line.len()),
-                line,
-            ));
+        if message.len() > max_message_bytes {
+            let reason = format!("message of {} bytes exceeds the limit of {max_message_bytes}", message.len());
+            dead.push(DeadLetter::new(position, Stage::Decode, reason, message));
             continue;
         }
-        match decode::decode_event(line) {
-            Ok(row) => builder.push(&row, position, range),
-            Err(reason) => dead.push(DeadLetter::new(position, Stage::Decode, reason, line)),
+        match decode::decode_event(message) {
+            Ok(row) => builder.push(&row, position, chunk.messages[i].clone()),
+            Err(reason) => dead.push(DeadLetter::new(position, Stage::Decode, reason, message)),
         }
     }
     let batch = builder.finish();

@@ -122,8 +122,8 @@ impl FileSource {
                 }
             }
         }
-        let chunk = Chunk { first_line: self.next_line, bytes: buf };
-        self.next_line += chunk.lines().count() as u64;
+        let chunk = Chunk::from_lines(buf, self.next_line);
+        self.next_line += chunk.len() as u64;
         Ok(Some(chunk))
     }
 
@@ -149,14 +149,15 @@ mod tests {
         let mut src = FileSource::open(f.path(), chunk_bytes).unwrap();
         let mut out = Vec::new();
         while let Some(c) = src.next_chunk().unwrap() {
-            out.push((c.first_line, c.lines().map(<[u8]>::to_vec).collect()));
+            let Some(crate::source::Position::Line(first)) = c.positions.first().copied() else { continue };
+            out.push((first, (0..c.len()).map(|i| c.message(i).to_vec()).collect()));
         }
         out
     }
 
     #[test]
     fn chunks_hold_whole_lines_with_their_numbers() {
-        let text = b"aaaa\nbb\ncccccc\n\nd";
+        let text = b"aaaa\nbb\r\ncccccc\n\nd";
         let all: Vec<(u64, Vec<u8>)> = chunks(text, 5)
             .into_iter()
             .flat_map(|(first, lines)| lines.into_iter().enumerate().map(move |(i, l)| (first + i as u64, l)))

@@ -5,18 +5,60 @@ mod file;
 
 pub use file::{FileSource, InputProgress};
 
-/// Whole lines of input, with the 1-based number of the first.
+use std::ops::Range;
+
+/// Where a message came from, for dead letters and commits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Position {
+    /// 1-based line of a file.
+    Line(u64),
+    /// A Kafka record.
+    Kafka {
+        /// Partition.
+        partition: i32,
+        /// Offset.
+        offset: i64,
+    },
+}
+
+/// A run of messages in one buffer: message `i` is `bytes[messages[i]]`, found at `positions[i]`.
+#[derive(Debug, Default)]
 pub struct Chunk {
-    /// The bytes: complete lines, the last one possibly without its newline at end of input.
+    /// The messages' bytes.
     pub bytes: Vec<u8>,
-    /// Line number of the first line.
-    pub first_line: u64,
+    /// Each message's byte range.
+    pub messages: Vec<Range<u32>>,
+    /// Each message's position.
+    pub positions: Vec<Position>,
 }
 
 impl Chunk {
-    /// The lines, without their `\n`.
-    pub fn lines(&self) -> impl Iterator<Item = &[u8]> {
-        let body = self.bytes.strip_suffix(b"\n").unwrap_or(&self.bytes);
-        (!self.bytes.is_empty()).then(|| body.split(|&b| b == b'\n')).into_iter().flatten()
+    /// Splits `bytes` into lines (without `\n` or a trailing `\r`), numbered from `first_line`.
+    pub fn from_lines(bytes: Vec<u8>, first_line: u64) -> Chunk {
+        let mut messages = Vec::new();
+        let mut start = 0usize;
+        for end in memchr::memchr_iter(b'\n', &bytes).chain((bytes.last() != Some(&b'\n') && !bytes.is_empty()).then_some(bytes.len())) {
+            let line_end = if end > start && bytes[end - 1] == b'\r' { end - 1 } else { end };
+            messages.push(start as u32..line_end as u32);
+            start = end + 1;
+        }
+        let positions = (0..messages.len() as u64).map(|i| Position::Line(first_line + i)).collect();
+        Chunk { bytes, messages, positions }
+    }
+
+    /// Number of messages.
+    pub fn len(&self) -> usize {
+        self.messages.len()
+    }
+
+    /// Whether there are no messages.
+    pub fn is_empty(&self) -> bool {
+        self.messages.is_empty()
+    }
+
+    /// Message `i`.
+    pub fn message(&self, i: usize) -> &[u8] {
+        let r = &self.messages[i];
+        &self.bytes[r.start as usize..r.end as usize]
     }
 }
