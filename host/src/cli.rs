@@ -15,6 +15,8 @@ use crate::detector::{self, DetectorChoice, ModelSource};
 use crate::synthetic::{GenSettings, generate};
 use crate::pipeline::anomaly::{self, AnomalyJob};
 use crate::runtime::{Limits, Runtime};
+use crate::source::Input;
+use crate::source::kafka::{KafkaOptions, KafkaTopic, StartAt};
 use crate::{events, table_io};
 
 /// StreamGuard Edge: security-analytics pipelines with sandboxed, hot-swappable WASM components.
@@ -33,6 +35,8 @@ enum Command {
     GenEvents(GenArgs),
     /// Score any feature table (CSV or Parquet) with the Isolation Forest.
     Detect(DetectArgs),
+    /// Load JSON lines into a Kafka topic (creating it if asked).
+    Produce(ProduceArgs),
     /// Print a features component's self-description (name, version, contract, schema).
     Describe {
         /// Component: a `.wasm` path or `builtin:streamguard` / `builtin:spark-compat`.
@@ -112,8 +116,10 @@ struct RunArgs {
     #[arg(long, default_value = "builtin:streamguard")]
     component: String,
     /// JSON-lines events (plain or gzip), `-` for stdin.
-    #[arg(long)]
-    input: PathBuf,
+    #[arg(long, required_unless_present = "source", conflicts_with = "source")]
+    input: Option<PathBuf>,
+    #[command(flatten)]
+    kafka: KafkaArgs,
     /// Output directory (replaced atomically).
     #[arg(long)]
     out: PathBuf,
@@ -134,6 +140,124 @@ struct RunArgs {
     /// Print nothing but errors.
     #[arg(long, short)]
     quiet: bool,
+}
+
+#[derive(Args, Debug, Default)]
+struct KafkaArgs {
+    /// Read a Kafka topic: `kafka://HOST:PORT[,HOST:PORT…]/TOPIC`.
+    #[arg(long)]
+    source: Option<String>,
+    /// Consumer group (offsets are committed to it once the output is written).
+    #[arg(long, default_value = "sg-host")]
+    group: String,
+    /// A librdkafka property, `key=value` (repeatable), e.g. `-X security.protocol=SASL_PLAINTEXT`.
+    #[arg(short = 'X', value_name = "KEY=VALUE")]
+    property: Vec<String>,
+    /// Where to start in each partition: `earliest`, `latest` or `committed`.
+    #[arg(long, default_value = "earliest", conflicts_with = "from_time")]
+    start: String,
+    /// Start at the first record at or after this time (epoch ms or `YYYY-MM-DDTHH:MM:SSZ`).
+    #[arg(long)]
+    from_time: Option<String>,
+    /// Stop before the first record at or after this time.
+    #[arg(long)]
+    to_time: Option<String>,
+    /// Read at most this many records, shared over the partitions from their start offsets.
+    #[arg(long)]
+    max_events: Option<u64>,
+}
+
+impl KafkaArgs {
+    fn input(&self) -> Result<Option<Input>> {
+        let Some(url) = &self.source else { return Ok(None) };
+        let properties = parse_properties(&self.property)?;
+        let start = match (&self.from_time, self.start.as_str()) {
+            (Some(t), _) => StartAt::Time(parse_time(t)?),
+            (None, "earliest") => StartAt::Earliest,
+            (None, "latest") => StartAt::Latest,
+            (None, "committed") => StartAt::Committed,
+            (None, other) => anyhow::bail!("--start {other}: expected earliest, latest or committed"),
+        };
+        Ok(Some(Input::Kafka(KafkaOptions {
+            topic: KafkaTopic::parse(url)?,
+            group: self.group.clone(),
+            properties,
+            start,
+            to_time: self.to_time.as_deref().map(parse_time).transpose()?,
+            max_events: self.max_events,
+            chunk_messages: 8192,
+        })))
+    }
+}
+
+/// Epoch milliseconds, or a UTC time `YYYY-MM-DDTHH:MM:SS[.mmm]Z`.
+fn parse_time(s: &str) -> Result<i64> {
+    if let Ok(ms) = s.parse::<i64>() {
+        return Ok(ms);
+    }
+    let bad = || anyhow::anyhow!("{s}: expected epoch milliseconds or YYYY-MM-DDTHH:MM:SS[.mmm]Z");
+    let body = s.strip_suffix('Z').ok_or_else(bad)?;
+    let (date, time) = body.split_once('T').ok_or_else(bad)?;
+    let d: Vec<i64> = date.split('-').map(|p| p.parse().map_err(|_| bad())).collect::<Result<_>>()?;
+    let (hms, frac) = time.split_once('.').unwrap_or((time, "0"));
+    let t: Vec<i64> = hms.split(':').map(|p| p.parse().map_err(|_| bad())).collect::<Result<_>>()?;
+    if d.len() != 3 || t.len() != 3 {
+        return Err(bad());
+    }
+    let ms: i64 = format!("{frac:0<3}")[..3].parse().map_err(|_| bad())?;
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let (y, m) = if d[1] <= 2 { (d[0] - 1, d[1] + 9) } else { (d[0], d[1] - 3) };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * m + 2) / 5 + d[2] - 1;
+    let days = era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468;
+    Ok(((days * 24 + t[0]) * 60 + t[1]) * 60_000 + t[2] * 1000 + ms)
+}
+
+#[derive(Args, Debug)]
+struct ProduceArgs {
+    /// JSON lines to send, one record each.
+    #[arg(long)]
+    input: PathBuf,
+    /// `kafka://HOST:PORT/TOPIC`, or a topic name on `--brokers`.
+    #[arg(long)]
+    topic: String,
+    /// Brokers for a bare topic name.
+    #[arg(long, default_value = "127.0.0.1:9092")]
+    brokers: String,
+    /// Record key.
+    #[arg(long, value_enum, default_value = "event-id")]
+    key: crate::produce::KeyBy,
+    /// Create the topic with this many partitions first (kept if it exists).
+    #[arg(long)]
+    create_partitions: Option<i32>,
+    /// A librdkafka property, `key=value` (repeatable).
+    #[arg(short = 'X', value_name = "KEY=VALUE")]
+    property: Vec<String>,
+}
+
+fn parse_properties(kvs: &[String]) -> Result<Vec<(String, String)>> {
+    kvs.iter()
+        .map(|kv| kv.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
+        .collect::<Option<Vec<_>>>()
+        .context("-X takes key=value")
+}
+
+fn produce(args: ProduceArgs) -> Result<()> {
+    let topic = if args.topic.starts_with("kafka://") {
+        KafkaTopic::parse(&args.topic)?
+    } else {
+        KafkaTopic { brokers: args.brokers.clone(), topic: args.topic.clone() }
+    };
+    let properties = parse_properties(&args.property)?;
+    if let Some(n) = args.create_partitions {
+        crate::produce::create_topic(&topic, &properties, n)?;
+    }
+    let started = std::time::Instant::now();
+    let sent = crate::produce::produce_file(&topic, &properties, &args.input, args.key)?;
+    let secs = started.elapsed().as_secs_f64();
+    eprintln!("produced {sent} records to {} in {secs:.2}s ({:.0}/s)", topic.url(), sent as f64 / secs.max(1e-9));
+    Ok(())
 }
 
 #[derive(Args, Debug)]
@@ -198,9 +322,14 @@ fn parse_size(s: &str) -> Result<usize, String> {
 }
 
 fn run(args: RunArgs) -> Result<()> {
+    let input = match (&args.input, args.kafka.input()?) {
+        (_, Some(kafka)) => kafka,
+        (Some(path), None) => Input::File(path.clone()),
+        (None, None) => anyhow::bail!("give --input FILE or --source kafka://HOST:PORT/TOPIC"),
+    };
     let job = AnomalyJob {
         component: ComponentSource::parse(&args.component)?,
-        input: args.input,
+        input,
         out: args.out,
         detector: DetectorChoice::parse(&args.detector.detector)?,
         model: args.detector.model_source()?,
@@ -295,7 +424,8 @@ fn demo(events: u64, dir: PathBuf) -> Result<()> {
     let out = dir.join("out");
     run(RunArgs {
         component: "builtin:streamguard".into(),
-        input,
+        input: Some(input),
+        kafka: KafkaArgs::default(),
         out: out.clone(),
         detector: DetectorArgs {
             detector: "native".into(),
@@ -325,6 +455,7 @@ pub fn main() -> ExitCode {
         Command::Run(args) => run(args),
         Command::GenEvents(args) => gen_events(args),
         Command::Detect(args) => detect(args),
+        Command::Produce(args) => produce(args),
         Command::Describe { component } => describe(&component),
         Command::Demo { events, dir } => demo(events, dir),
     };
@@ -347,5 +478,14 @@ mod tests {
         assert_eq!(parse_duration("2").unwrap(), Duration::from_secs(2));
         assert_eq!(parse_size("512MiB").unwrap(), 512 << 20);
         assert!(parse_size("3 parsecs").is_err());
+    }
+
+    #[test]
+    fn parses_times() {
+        assert_eq!(parse_time("1704067200000").unwrap(), 1_704_067_200_000);
+        assert_eq!(parse_time("2024-01-01T00:00:00Z").unwrap(), 1_704_067_200_000);
+        assert_eq!(parse_time("2024-03-01T12:30:15.250Z").unwrap(), 1_709_296_215_250);
+        assert_eq!(parse_time("1969-12-31T23:59:59Z").unwrap(), -1000);
+        assert!(parse_time("yesterday").is_err());
     }
 }

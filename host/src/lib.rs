@@ -11,6 +11,7 @@ pub mod synthetic;
 pub mod lineage;
 pub mod output;
 pub mod pipeline;
+pub mod produce;
 pub mod runtime;
 pub mod source;
 pub mod table_io;

@@ -5,5 +5,6 @@ mod contracts;
 mod features_compat;
 mod features_corrected;
 mod iforest;
+mod kafka;
 mod pipeline;
 mod support;

@@ -17,7 +17,7 @@ use crate::events::{DecodedChunk, decode_chunk};
 use crate::lineage::{ComponentLineage, Lineage};
 use crate::output::{AnomalyReport, ScoredTable, StagedDir, write_partitioned};
 use crate::runtime::{Limits, Runtime};
-use crate::source::FileSource;
+use crate::source::{Input, Source};
 
 /// Name of the dead-letter file inside the output directory (ignored by Hive-style readers).
 pub const DEAD_LETTER_FILE: &str = "_dead_letters.jsonl";
@@ -29,8 +29,8 @@ pub const REPORT_FILE: &str = "anomaly_report.json";
 pub struct AnomalyJob {
     /// Features component.
     pub component: ComponentSource,
-    /// JSON-lines input (`-` for stdin; gzip detected).
-    pub input: PathBuf,
+    /// What to read: JSON lines (`-` for stdin; gzip detected) or a Kafka topic.
+    pub input: Input,
     /// Output directory (replaced atomically).
     pub out: PathBuf,
     /// Where the Isolation Forest runs.
@@ -85,8 +85,8 @@ pub fn run(job: &AnomalyJob) -> Result<RunSummary> {
     ));
 
     let staged = StagedDir::new(&job.out)?;
-    let mut source = FileSource::open(&job.input, job.batch_bytes)?;
-    let source_name = source.name().to_string();
+    let mut source = Source::open(&job.input, job.batch_bytes)?;
+    let source_name = source.name();
     let mut dead = DeadLetterFile::create(&staged.path().join(DEAD_LETTER_FILE), &source_name)?;
 
     steps.step(&format!("Reading events from {source_name} and extracting features"));
@@ -96,8 +96,9 @@ pub fn run(job: &AnomalyJob) -> Result<RunSummary> {
     let mut events = 0u64;
     let (tx, rx) = sync_channel::<Result<DecodedChunk>>(4);
     let max_message_bytes = job.max_message_bytes;
-    std::thread::scope(|scope| -> Result<()> {
-        scope.spawn(move || {
+    let source = std::thread::scope(|scope| -> Result<Source> {
+        // Reads and decodes (in parallel) ahead of the component; hands the source back at the end.
+        let reader = scope.spawn(move || {
             let group = rayon::current_num_threads().max(1) * 2;
             loop {
                 let mut chunks = Vec::with_capacity(group);
@@ -107,17 +108,17 @@ pub fn run(job: &AnomalyJob) -> Result<RunSummary> {
                         Ok(None) => break,
                         Err(e) => {
                             let _ = tx.send(Err(e));
-                            return;
+                            return source;
                         }
                     }
                 }
                 if chunks.is_empty() {
-                    return;
+                    return source;
                 }
                 let decoded: Vec<DecodedChunk> = chunks.into_par_iter().map(|c| decode_chunk(c, max_message_bytes)).collect();
                 for d in decoded {
                     if tx.send(Ok(d)).is_err() {
-                        return;
+                        return source;
                     }
                 }
             }
@@ -138,7 +139,7 @@ pub fn run(job: &AnomalyJob) -> Result<RunSummary> {
             }
             bar.set_position(progress.bytes());
         }
-        Ok(())
+        Ok(reader.join().expect("the reader thread does not panic"))
     })?;
     bar.finish_and_clear();
     let table = aggregation.take()?;
@@ -198,6 +199,8 @@ pub fn run(job: &AnomalyJob) -> Result<RunSummary> {
     dead.finish()?;
     std::fs::write(staged.path().join("_SUCCESS"), b"")?;
     let out = staged.commit()?;
+    // Only now that the output is durable: acknowledge the input (Kafka offsets).
+    source.acknowledge()?;
 
     steps.step("Done");
     for (i, a) in report.top_anomalies.iter().take(5).enumerate() {

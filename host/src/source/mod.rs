@@ -1,11 +1,84 @@
-//! Event sources. `file`: JSON lines from a file (plain or gzip) or stdin, cut into chunks of
-//! whole lines for parallel decoding.
+//! Event sources, each in its own module: `file` (JSON lines from a file, gzip, or stdin) and
+//! `kafka` (bounded reads of a topic). Both hand out [`Chunk`]s of framed messages.
 
 mod file;
+pub mod kafka;
 
 pub use file::{FileSource, InputProgress};
+pub use kafka::{KafkaOptions, KafkaSource};
 
 use std::ops::Range;
+use std::path::PathBuf;
+
+use anyhow::Result;
+
+/// What a pipeline reads.
+#[derive(Clone, Debug)]
+pub enum Input {
+    /// JSON lines from a file (`-` for stdin).
+    File(PathBuf),
+    /// A bounded read of a Kafka topic.
+    Kafka(KafkaOptions),
+}
+
+/// An open input.
+pub enum Source {
+    /// A file or stdin.
+    File(FileSource),
+    /// A Kafka topic.
+    Kafka(Box<KafkaSource>),
+}
+
+impl Source {
+    /// Opens `input`; file chunks hold about `chunk_bytes`.
+    pub fn open(input: &Input, chunk_bytes: usize) -> Result<Source> {
+        Ok(match input {
+            Input::File(path) => Source::File(FileSource::open(path, chunk_bytes)?),
+            Input::Kafka(options) => Source::Kafka(Box::new(KafkaSource::open(options.clone())?)),
+        })
+    }
+
+    /// The input's name, for messages, lineage and dead letters.
+    pub fn name(&self) -> String {
+        match self {
+            Source::File(f) => f.name().to_string(),
+            Source::Kafka(k) => k.name(),
+        }
+    }
+
+    /// The next chunk, or None at the end.
+    pub fn next_chunk(&mut self) -> Result<Option<Chunk>> {
+        match self {
+            Source::File(f) => f.next_chunk(),
+            Source::Kafka(k) => k.next_chunk(),
+        }
+    }
+
+    /// Total raw bytes, when known (files).
+    pub fn total_bytes(&self) -> Option<u64> {
+        match self {
+            Source::File(f) => f.total_bytes(),
+            Source::Kafka(_) => None,
+        }
+    }
+
+    /// Raw bytes read so far (files).
+    pub fn progress(&self) -> InputProgress {
+        match self {
+            Source::File(f) => f.progress(),
+            Source::Kafka(_) => InputProgress::default(),
+        }
+    }
+
+    /// Acknowledges everything read — call only after the output covering it is durably
+    /// written (Kafka: commits the group's offsets; files: nothing).
+    pub fn acknowledge(&self) -> Result<()> {
+        match self {
+            Source::File(_) => Ok(()),
+            Source::Kafka(k) => k.commit(),
+        }
+    }
+}
 
 /// Where a message came from, for dead letters and commits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,0 +1,305 @@
+//! Bounded reads of a Kafka topic with `rdkafka`: exactly the offsets needed per partition,
+//! from the watermarks (never the whole topic), ending when every partition reached its end.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail};
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+
+use super::{Chunk, Position};
+
+/// Broker round trips (metadata, watermarks, offsets) give up after this.
+const META_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// A topic address: `kafka://HOST:PORT[,HOST:PORT…]/TOPIC`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KafkaTopic {
+    /// `bootstrap.servers`.
+    pub brokers: String,
+    /// Topic name.
+    pub topic: String,
+}
+
+impl KafkaTopic {
+    /// Parses `kafka://HOST:PORT[,HOST:PORT…]/TOPIC`.
+    pub fn parse(url: &str) -> Result<KafkaTopic> {
+        let rest = url.strip_prefix("kafka://").ok_or_else(|| anyhow!("{url}: expected kafka://HOST:PORT/TOPIC"))?;
+        let (brokers, topic) = rest.split_once('/').ok_or_else(|| anyhow!("{url}: no topic after the brokers"))?;
+        if brokers.is_empty() || topic.is_empty() || topic.contains('/') {
+            bail!("{url}: expected kafka://HOST:PORT[,HOST:PORT…]/TOPIC");
+        }
+        Ok(KafkaTopic { brokers: brokers.into(), topic: topic.into() })
+    }
+
+    /// `kafka://…/topic` as given.
+    pub fn url(&self) -> String {
+        format!("kafka://{}/{}", self.brokers, self.topic)
+    }
+}
+
+/// Where a bounded read starts in each partition.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StartAt {
+    /// The low watermark.
+    Earliest,
+    /// The high watermark (nothing is read unless `--to-time`… this is for streams).
+    Latest,
+    /// The group's committed offset (the low watermark where none).
+    Committed,
+    /// The first offset at or after this time (epoch ms).
+    Time(i64),
+}
+
+/// Settings of a Kafka read.
+#[derive(Clone, Debug)]
+pub struct KafkaOptions {
+    /// Topic and brokers.
+    pub topic: KafkaTopic,
+    /// Consumer group (offsets are committed to it after the output is written).
+    pub group: String,
+    /// librdkafka properties passed through (`-X key=value`).
+    pub properties: Vec<(String, String)>,
+    /// Where to start.
+    pub start: StartAt,
+    /// Stop before the first offset at or after this time (epoch ms).
+    pub to_time: Option<i64>,
+    /// Read at most this many messages in all.
+    pub max_events: Option<u64>,
+    /// Messages per chunk.
+    pub chunk_messages: usize,
+}
+
+/// A client config with the brokers and every `-X` property.
+pub fn client_config(topic: &KafkaTopic, properties: &[(String, String)]) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config.set("bootstrap.servers", &topic.brokers);
+    for (k, v) in properties {
+        config.set(k, v);
+    }
+    config
+}
+
+/// Splits `want` messages over partitions with `available[i]` each: equal shares, and what a
+/// short partition cannot take goes to the others (water-filling). Deterministic.
+pub fn share(available: &[u64], want: u64) -> Vec<u64> {
+    let mut take = vec![0u64; available.len()];
+    let mut left = want.min(available.iter().sum());
+    while left > 0 {
+        let open: Vec<usize> = (0..available.len()).filter(|&i| take[i] < available[i]).collect();
+        let each = (left / open.len() as u64).max(1);
+        for &i in &open {
+            let t = each.min(available[i] - take[i]).min(left);
+            take[i] += t;
+            left -= t;
+            if left == 0 {
+                break;
+            }
+        }
+    }
+    take
+}
+
+/// The offsets a bounded read covers in one partition: `[start, end)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Span {
+    /// First offset to read.
+    pub start: i64,
+    /// One past the last offset to read.
+    pub end: i64,
+}
+
+/// A bounded read of a topic.
+pub struct KafkaSource {
+    options: KafkaOptions,
+    consumer: BaseConsumer,
+    spans: BTreeMap<i32, Span>,
+    /// Next offset expected per partition still open.
+    next: BTreeMap<i32, i64>,
+}
+
+fn offsets_for_time(consumer: &BaseConsumer, topic: &str, partitions: &[i32], ms: i64) -> Result<BTreeMap<i32, Option<i64>>> {
+    let mut tpl = TopicPartitionList::new();
+    for &p in partitions {
+        tpl.add_partition_offset(topic, p, Offset::Offset(ms))?;
+    }
+    let found = consumer.offsets_for_times(tpl, META_TIMEOUT).context("offsets_for_times")?;
+    Ok(found
+        .elements()
+        .iter()
+        .map(|e| (e.partition(), if let Offset::Offset(o) = e.offset() { Some(o) } else { None }))
+        .collect())
+}
+
+impl KafkaSource {
+    /// Looks up partitions and watermarks, computes each partition's span and assigns it.
+    pub fn open(options: KafkaOptions) -> Result<KafkaSource> {
+        let topic = options.topic.topic.clone();
+        let consumer: BaseConsumer = client_config(&options.topic, &options.properties)
+            .set("group.id", &options.group)
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("enable.partition.eof", "false")
+            .create()
+            .with_context(|| format!("creating a Kafka consumer for {}", options.topic.url()))?;
+        let metadata = consumer
+            .fetch_metadata(Some(&topic), META_TIMEOUT)
+            .with_context(|| format!("reading metadata of {}", options.topic.url()))?;
+        let partitions: Vec<i32> = metadata
+            .topics()
+            .iter()
+            .find(|t| t.name() == topic)
+            .filter(|t| t.error().is_none())
+            .map(|t| t.partitions().iter().map(|p| p.id()).collect())
+            .unwrap_or_default();
+        if partitions.is_empty() {
+            bail!("topic {} does not exist or has no partitions", options.topic.url());
+        }
+        let mut watermarks = BTreeMap::new();
+        for &p in &partitions {
+            let w = consumer.fetch_watermarks(&topic, p, META_TIMEOUT).with_context(|| format!("watermarks of {topic}/{p}"))?;
+            watermarks.insert(p, w);
+        }
+        let starts: BTreeMap<i32, i64> = match options.start {
+            StartAt::Earliest => watermarks.iter().map(|(&p, &(low, _))| (p, low)).collect(),
+            StartAt::Latest => watermarks.iter().map(|(&p, &(_, high))| (p, high)).collect(),
+            StartAt::Committed => {
+                let mut tpl = TopicPartitionList::new();
+                for &p in &partitions {
+                    tpl.add_partition(&topic, p);
+                }
+                let committed = consumer.committed_offsets(tpl, META_TIMEOUT).context("reading committed offsets")?;
+                partitions
+                    .iter()
+                    .map(|&p| {
+                        let c = committed.find_partition(&topic, p).and_then(|e| match e.offset() {
+                            Offset::Offset(o) => Some(o),
+                            _ => None,
+                        });
+                        (p, c.unwrap_or(watermarks[&p].0).max(watermarks[&p].0))
+                    })
+                    .collect()
+            }
+            StartAt::Time(ms) => offsets_for_time(&consumer, &topic, &partitions, ms)?
+                .into_iter()
+                .map(|(p, o)| (p, o.unwrap_or(watermarks[&p].1)))
+                .collect(),
+        };
+        let ends: BTreeMap<i32, i64> = match options.to_time {
+            Some(ms) => offsets_for_time(&consumer, &topic, &partitions, ms)?
+                .into_iter()
+                .map(|(p, o)| (p, o.unwrap_or(watermarks[&p].1)))
+                .collect(),
+            None => watermarks.iter().map(|(&p, &(_, high))| (p, high)).collect(),
+        };
+        let mut spans: BTreeMap<i32, Span> =
+            partitions.iter().map(|&p| (p, Span { start: starts[&p], end: ends[&p].max(starts[&p]) })).collect();
+        if let Some(n) = options.max_events {
+            let available: Vec<u64> = spans.values().map(|s| (s.end - s.start) as u64).collect();
+            for (span, take) in spans.values_mut().zip(share(&available, n)) {
+                span.end = span.start + take as i64;
+            }
+        }
+        let mut tpl = TopicPartitionList::new();
+        for (&p, span) in &spans {
+            if span.end > span.start {
+                tpl.add_partition_offset(&topic, p, Offset::Offset(span.start))?;
+            }
+        }
+        consumer.assign(&tpl).context("assigning partitions")?;
+        let next = spans.iter().filter(|(_, s)| s.end > s.start).map(|(&p, s)| (p, s.start)).collect();
+        Ok(KafkaSource { options, consumer, spans, next })
+    }
+
+    /// The spans being read, per partition.
+    pub fn spans(&self) -> &BTreeMap<i32, Span> {
+        &self.spans
+    }
+
+    /// Messages the read covers.
+    pub fn planned(&self) -> u64 {
+        self.spans.values().map(|s| (s.end - s.start) as u64).sum()
+    }
+
+    /// The source's URL.
+    pub fn name(&self) -> String {
+        self.options.topic.url()
+    }
+
+    /// The next chunk, or None once every partition reached its end.
+    pub fn next_chunk(&mut self) -> Result<Option<Chunk>> {
+        if self.next.is_empty() {
+            return Ok(None);
+        }
+        let mut chunk = Chunk::default();
+        while chunk.len() < self.options.chunk_messages && !self.next.is_empty() {
+            let Some(message) = self.consumer.poll(Duration::from_millis(if chunk.is_empty() { 1000 } else { 50 })) else {
+                if chunk.is_empty() {
+                    continue;
+                }
+                break;
+            };
+            let message = message.context("reading from Kafka")?;
+            let (p, offset) = (message.partition(), message.offset());
+            let Some(&expected) = self.next.get(&p) else { continue };
+            let end = self.spans[&p].end;
+            if offset < expected || offset >= end {
+                continue;
+            }
+            let start = chunk.bytes.len() as u32;
+            chunk.bytes.extend_from_slice(message.payload().unwrap_or_default());
+            chunk.messages.push(start..chunk.bytes.len() as u32);
+            chunk.positions.push(Position::Kafka { partition: p, offset });
+            if offset + 1 >= end {
+                self.next.remove(&p);
+                let mut done = TopicPartitionList::new();
+                done.add_partition(&self.options.topic.topic, p);
+                self.consumer.pause(&done).context("pausing a finished partition")?;
+            } else {
+                self.next.insert(p, offset + 1);
+            }
+        }
+        Ok(Some(chunk))
+    }
+
+    /// Commits the end of every span to the group — call only once the output covering them is
+    /// durably written.
+    pub fn commit(&self) -> Result<()> {
+        let mut tpl = TopicPartitionList::new();
+        for (&p, span) in &self.spans {
+            if span.end > span.start {
+                tpl.add_partition_offset(&self.options.topic.topic, p, Offset::Offset(span.end))?;
+            }
+        }
+        if tpl.count() > 0 {
+            self.consumer.commit(&tpl, CommitMode::Sync).context("committing offsets")?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_topic_urls() {
+        let t = KafkaTopic::parse("kafka://a:9092,b:9093/security-events").unwrap();
+        assert_eq!(t.brokers, "a:9092,b:9093");
+        assert_eq!(t.topic, "security-events");
+        assert!(KafkaTopic::parse("kafka://a:9092").is_err());
+        assert!(KafkaTopic::parse("http://a/b").is_err());
+    }
+
+    #[test]
+    fn shares_fill_short_partitions_first() {
+        assert_eq!(share(&[100, 100, 100, 0], 1000), vec![100, 100, 100, 0]);
+        assert_eq!(share(&[100, 100, 100, 0], 90), vec![30, 30, 30, 0]);
+        assert_eq!(share(&[5, 100, 100, 0], 100), vec![5, 48, 47, 0]);
+        assert_eq!(share(&[3, 3, 3, 3], 2), vec![1, 1, 0, 0]);
+        assert_eq!(share(&[10, 10], 0), vec![0, 0]);
+    }
+}
