@@ -137,6 +137,13 @@ struct RunArgs {
     /// Messages larger than this are dead-lettered.
     #[arg(long, default_value = "1MiB", value_parser = parse_size)]
     max_message_bytes: usize,
+    /// With `--source kafka://…`: the dead-letter topic (default `<topic>.dlq`). Dead letters
+    /// are always also written to `OUT/_dead_letters.jsonl`.
+    #[arg(long)]
+    dead_letter_topic: Option<String>,
+    /// With `--source kafka://…`: no dead-letter topic, only the file.
+    #[arg(long, conflicts_with = "dead_letter_topic")]
+    no_dead_letter_topic: bool,
     /// Print nothing but errors.
     #[arg(long, short)]
     quiet: bool,
@@ -327,9 +334,16 @@ fn run(args: RunArgs) -> Result<()> {
         (Some(path), None) => Input::File(path.clone()),
         (None, None) => anyhow::bail!("give --input FILE or --source kafka://HOST:PORT/TOPIC"),
     };
+    let dead_letter_topic = match &input {
+        Input::Kafka(k) if !args.no_dead_letter_topic => {
+            Some(args.dead_letter_topic.clone().unwrap_or_else(|| format!("{}.dlq", k.topic.topic)))
+        }
+        _ => None,
+    };
     let job = AnomalyJob {
         component: ComponentSource::parse(&args.component)?,
         input,
+        dead_letter_topic,
         out: args.out,
         detector: DetectorChoice::parse(&args.detector.detector)?,
         model: args.detector.model_source()?,
@@ -441,6 +455,8 @@ fn demo(events: u64, dir: PathBuf) -> Result<()> {
         memory_limit: 512 << 20,
         batch_bytes: 4 << 20,
         max_message_bytes: events::DEFAULT_MAX_MESSAGE_BYTES,
+        dead_letter_topic: None,
+        no_dead_letter_topic: false,
         quiet: false,
     })?;
     let report = std::fs::read_to_string(out.join(anomaly::REPORT_FILE))?;

@@ -57,6 +57,97 @@ struct Record<'a> {
     message_hex: Option<String>,
 }
 
+/// Where dead letters go: always a file in the output; with a Kafka source also a topic.
+pub struct DeadLetters {
+    file: DeadLetterFile,
+    topic: Option<DeadLetterTopic>,
+}
+
+impl DeadLetters {
+    /// Dead letters to `file`, and to `topic` when given.
+    pub fn new(file: DeadLetterFile, topic: Option<DeadLetterTopic>) -> Self {
+        DeadLetters { file, topic }
+    }
+
+    /// Records one dead letter everywhere.
+    pub fn write(&mut self, letter: &DeadLetter) -> Result<()> {
+        self.file.write(letter)?;
+        if let Some(t) = &mut self.topic {
+            t.write(letter)?;
+        }
+        Ok(())
+    }
+
+    /// How many so far.
+    pub fn count(&self) -> u64 {
+        self.file.count()
+    }
+
+    /// Flushes the file and waits until the topic acknowledged every dead letter — before any
+    /// source offset is committed.
+    pub fn finish(self) -> Result<u64> {
+        let (_, n) = self.file.finish()?;
+        if let Some(t) = self.topic {
+            t.finish()?;
+        }
+        Ok(n)
+    }
+}
+
+/// A dead-letter topic: each record carries the original bytes (and key), and headers
+/// `sg-reason`, `sg-stage`, `sg-source-topic`, `sg-source-partition`, `sg-source-offset`.
+pub struct DeadLetterTopic {
+    producer: rdkafka::producer::ThreadedProducer<crate::produce::DeliveryCount>,
+    topic: String,
+    source_topic: String,
+    sent: u64,
+}
+
+impl DeadLetterTopic {
+    /// Opens a producer to `topic` (created with one partition if missing).
+    pub fn open(brokers: &crate::source::kafka::KafkaTopic, properties: &[(String, String)], topic: &str) -> Result<Self> {
+        let dlq = crate::source::kafka::KafkaTopic { brokers: brokers.brokers.clone(), topic: topic.into() };
+        crate::produce::ensure_topic(&dlq, properties, 1)?;
+        let producer = crate::source::kafka::client_config(brokers, properties)
+            .set("linger.ms", "5")
+            .create_with_context(crate::produce::DeliveryCount::default())
+            .context("creating the dead-letter producer")?;
+        Ok(DeadLetterTopic { producer, topic: topic.into(), source_topic: brokers.topic.clone(), sent: 0 })
+    }
+
+    fn write(&mut self, letter: &DeadLetter) -> Result<()> {
+        use rdkafka::message::{Header, OwnedHeaders};
+        let stage = stage_name(&letter.stage);
+        let (partition, offset) = match letter.position {
+            Position::Kafka { partition, offset } => (partition.to_string(), offset.to_string()),
+            Position::Line(l) => (String::new(), l.to_string()),
+        };
+        let headers = OwnedHeaders::new()
+            .insert(Header { key: "sg-reason", value: Some(letter.reason.as_str()) })
+            .insert(Header { key: "sg-stage", value: Some(stage.as_str()) })
+            .insert(Header { key: "sg-source-topic", value: Some(self.source_topic.as_str()) })
+            .insert(Header { key: "sg-source-partition", value: Some(partition.as_str()) })
+            .insert(Header { key: "sg-source-offset", value: Some(offset.as_str()) });
+        let record = rdkafka::producer::BaseRecord::<(), [u8]>::to(&self.topic).payload(&letter.raw).headers(headers);
+        self.producer.send(record).map_err(|(e, _)| e).context("sending a dead letter")?;
+        self.sent += 1;
+        Ok(())
+    }
+
+    fn finish(self) -> Result<()> {
+        use rdkafka::producer::Producer;
+        self.producer.flush(std::time::Duration::from_secs(30)).context("flushing dead letters")?;
+        self.producer.context().check(self.sent)
+    }
+}
+
+fn stage_name(stage: &Stage) -> String {
+    match stage {
+        Stage::Decode => "decode".to_string(),
+        Stage::Component(c) => format!("component:{c}"),
+    }
+}
+
 /// A JSON-lines file of dead letters: one object per message with its source, line, the stage
 /// that refused it, the reason and the original message.
 pub struct DeadLetterFile {
@@ -75,10 +166,7 @@ impl DeadLetterFile {
 
     /// Appends one dead letter.
     pub fn write(&mut self, letter: &DeadLetter) -> Result<()> {
-        let stage = match &letter.stage {
-            Stage::Decode => "decode".to_string(),
-            Stage::Component(c) => format!("component:{c}"),
-        };
+        let stage = stage_name(&letter.stage);
         let text = std::str::from_utf8(&letter.raw).ok();
         let record = Record {
             source: &self.source,

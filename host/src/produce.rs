@@ -28,6 +28,16 @@ pub enum KeyBy {
     None,
 }
 
+/// Makes sure `topic` exists: left alone if the brokers know it, else created with
+/// `partitions` partitions.
+pub fn ensure_topic(topic: &KafkaTopic, properties: &[(String, String)], partitions: i32) -> Result<()> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let probe: BaseConsumer = client_config(topic, properties).create().context("creating a Kafka client")?;
+    let metadata = probe.fetch_metadata(Some(&topic.topic), Duration::from_secs(15)).context("reading topic metadata")?;
+    let known = metadata.topics().iter().any(|t| t.name() == topic.topic && t.error().is_none() && !t.partitions().is_empty());
+    if known { Ok(()) } else { create_topic(topic, properties, partitions) }
+}
+
 /// Creates `topic` with `partitions` partitions; an existing topic is left as it is.
 pub fn create_topic(topic: &KafkaTopic, properties: &[(String, String)], partitions: i32) -> Result<()> {
     let admin: AdminClient<DefaultClientContext> = client_config(topic, properties).create().context("creating a Kafka admin client")?;
@@ -46,9 +56,21 @@ pub fn create_topic(topic: &KafkaTopic, properties: &[(String, String)], partiti
 
 /// Counts records the brokers did not acknowledge.
 #[derive(Default)]
-struct DeliveryCount {
+pub(crate) struct DeliveryCount {
     failed: AtomicU64,
     first_error: std::sync::Mutex<Option<String>>,
+}
+
+impl DeliveryCount {
+    /// Fails if any of the `sent` records was not delivered.
+    pub(crate) fn check(&self, sent: u64) -> Result<()> {
+        let failed = self.failed.load(Ordering::Relaxed);
+        if failed > 0 {
+            let first = self.first_error.lock().unwrap().clone().unwrap_or_default();
+            bail!("{failed} of {sent} records were not delivered (first error: {first})");
+        }
+        Ok(())
+    }
 }
 
 impl ClientContext for DeliveryCount {}
@@ -104,10 +126,6 @@ pub fn produce_file(topic: &KafkaTopic, properties: &[(String, String)], input: 
         sent += 1;
     }
     producer.flush(Duration::from_secs(60)).context("flushing the producer")?;
-    let failed = producer.context().failed.load(Ordering::Relaxed);
-    if failed > 0 {
-        let first = producer.context().first_error.lock().unwrap().clone().unwrap_or_default();
-        bail!("{failed} of {sent} records were not delivered (first error: {first})");
-    }
+    producer.context().check(sent)?;
     Ok(sent)
 }

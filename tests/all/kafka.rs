@@ -44,6 +44,8 @@ fn bounded_reads_take_exactly_what_is_needed_and_commit_after_writing() {
     let cluster = MockCluster::new(1).unwrap();
     let brokers = cluster.bootstrap_servers();
     cluster.create_topic("security-events", 4, 1).unwrap();
+    // The mock cluster does not serve CreateTopics: make the dead-letter topic here.
+    cluster.create_topic("security-events.dlq", 1, 1).unwrap();
     // Partition 3 stays empty; partition 2 is short.
     fill(&brokers, "security-events", &[3000, 3000, 500, 0], &[]);
     let source = format!("kafka://{brokers}/security-events");
@@ -75,6 +77,7 @@ fn bad_messages_are_dead_lettered_with_partition_and_offset() {
     let cluster = MockCluster::new(1).unwrap();
     let brokers = cluster.bootstrap_servers();
     cluster.create_topic("events", 2, 1).unwrap();
+    cluster.create_topic("events.dlq", 1, 1).unwrap();
     let oversized = format!(r#"{{"event_id":"big","timestamp":1,"event_type":"x","pad":"{}"}}"#, "x".repeat(4096));
     fill(&brokers, "events", &[200, 200], &[(0, "not json"), (1, r#"{"timestamp":1,"event_type":"auth_attempt"}"#), (1, &oversized)]);
     let dir = tempfile::tempdir().unwrap();
@@ -95,4 +98,48 @@ fn bad_messages_are_dead_lettered_with_partition_and_offset() {
     assert_eq!(found[1].2, "missing required field `event_id`");
     assert_eq!((found[2].0, found[2].1), (1, 201));
     assert!(found[2].2.contains("exceeds the limit"));
+
+    // The same three went to `events.dlq`, original bytes and the reason in headers.
+    let dlq = read_topic(&brokers, "events.dlq", 3);
+    let mut seen: Vec<(String, String, String, Vec<u8>)> = dlq
+        .iter()
+        .map(|(payload, headers)| {
+            let h = |k: &str| headers.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()).unwrap_or_default();
+            (h("sg-source-partition"), h("sg-source-offset"), h("sg-reason"), payload.clone())
+        })
+        .collect();
+    seen.sort();
+    assert_eq!(seen[0].0, "0");
+    assert_eq!(seen[0].1, "200");
+    assert_eq!(seen[0].3, b"not json");
+    assert_eq!(seen[1].2, "missing required field `event_id`");
+    assert_eq!(seen[2].3, oversized.as_bytes());
+    assert!(dlq.iter().all(|(_, h)| h.iter().any(|(k, v)| k == "sg-source-topic" && v == "events")));
+}
+
+/// Reads `n` records of `topic` from the start: (payload, headers).
+fn read_topic(brokers: &str, topic: &str, n: usize) -> Vec<(Vec<u8>, Vec<(String, String)>)> {
+    use rdkafka::Message;
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::message::Headers;
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", "dlq-reader")
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    consumer.subscribe(&[topic]).unwrap();
+    let mut out = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while out.len() < n && std::time::Instant::now() < deadline {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
+            let headers = m
+                .headers()
+                .map(|h| h.iter().map(|x| (x.key.to_string(), String::from_utf8_lossy(x.value.unwrap_or_default()).into_owned())).collect())
+                .unwrap_or_default();
+            out.push((m.payload().unwrap_or_default().to_vec(), headers));
+        }
+    }
+    assert_eq!(out.len(), n, "records on {topic}");
+    out
 }

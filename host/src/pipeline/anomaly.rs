@@ -11,7 +11,7 @@ use sg_features_core::columns::ColumnData;
 use super::Steps;
 use crate::component::ComponentSource;
 use crate::component::features::FeatureComponent;
-use crate::dead_letter::{DeadLetter, DeadLetterFile, Stage};
+use crate::dead_letter::{DeadLetter, DeadLetterFile, DeadLetterTopic, DeadLetters, Stage};
 use crate::detector::{self, DetectorChoice, ModelSource};
 use crate::events::{DecodedChunk, decode_chunk};
 use crate::lineage::{ComponentLineage, Lineage};
@@ -45,6 +45,8 @@ pub struct AnomalyJob {
     pub batch_bytes: usize,
     /// Larger messages are dead-lettered.
     pub max_message_bytes: usize,
+    /// With a Kafka source: also send dead letters to this topic.
+    pub dead_letter_topic: Option<String>,
     /// No progress output.
     pub quiet: bool,
 }
@@ -87,7 +89,12 @@ pub fn run(job: &AnomalyJob) -> Result<RunSummary> {
     let staged = StagedDir::new(&job.out)?;
     let mut source = Source::open(&job.input, job.batch_bytes)?;
     let source_name = source.name();
-    let mut dead = DeadLetterFile::create(&staged.path().join(DEAD_LETTER_FILE), &source_name)?;
+    let dead_file = DeadLetterFile::create(&staged.path().join(DEAD_LETTER_FILE), &source_name)?;
+    let dead_topic = match (&job.input, &job.dead_letter_topic) {
+        (Input::Kafka(k), Some(topic)) => Some(DeadLetterTopic::open(&k.topic, &k.properties, topic)?),
+        _ => None,
+    };
+    let mut dead = DeadLetters::new(dead_file, dead_topic);
 
     steps.step(&format!("Reading events from {source_name} and extracting features"));
     let bar = steps.progress(source.total_bytes());
