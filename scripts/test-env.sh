@@ -6,6 +6,12 @@ cd "$(dirname "$0")/.."
 
 rustup toolchain install >/dev/null   # rust-toolchain.toml: the pinned toolchain + wasm32-wasip2
 
+# A real Kafka-protocol broker for the Kafka tests: nisshi (Tansu's successor) from crates.io,
+# built with storage (without a storage feature it silently drops every message). ~15 min once.
+if [ ! -x "${CARGO_HOME:-$HOME/.cargo}/bin/nisshi" ]; then
+    cargo install nisshi --version 0.8.1 --locked --no-default-features --features dynostore,libsql
+fi
+
 if ! .venv/bin/python -c "import pyarrow" 2>/dev/null; then
     python3 -m venv .venv
     .venv/bin/pip install --quiet --disable-pip-version-check "pyarrow>=15"

@@ -125,3 +125,47 @@ pub fn roc_auc(scores: &[f64], labels: &[bool]) -> f64 {
     let rank_sum: f64 = ranks.iter().zip(labels).filter(|(_, l)| **l).map(|(r, _)| r).sum();
     (rank_sum - pos * (pos + 1.0) / 2.0) / (pos * neg)
 }
+
+/// A Kafka-protocol broker (Tansu's successor `nisshi`, installed by `scripts/test-env.sh`)
+/// running on a free loopback port with in-memory storage; stopped when dropped.
+pub struct Broker {
+    child: std::process::Child,
+    /// `127.0.0.1:PORT`.
+    pub address: String,
+}
+
+impl Broker {
+    /// Starts the broker and waits until it accepts connections.
+    pub fn start() -> Broker {
+        let binary = std::env::var("SG_KAFKA_BROKER").map(PathBuf::from).unwrap_or_else(|_| {
+            let home = std::env::var("CARGO_HOME").map(PathBuf::from).unwrap_or_else(|_| {
+                PathBuf::from(std::env::var("HOME").expect("HOME")).join(".cargo")
+            });
+            home.join("bin/nisshi")
+        });
+        assert!(binary.exists(), "{} not found: run scripts/test.sh (it installs the nisshi broker)", binary.display());
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let address = format!("127.0.0.1:{port}");
+        let url = format!("tcp://{address}");
+        let child = Command::new(&binary)
+            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url, "--storage-engine", "memory://tansu/"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let broker = Broker { child, address };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while std::net::TcpStream::connect(&broker.address).is_err() {
+            assert!(std::time::Instant::now() < deadline, "the broker did not start listening on {}", broker.address);
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        broker
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
