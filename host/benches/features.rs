@@ -13,7 +13,7 @@ use sg_host::synthetic::{GenSettings, generate};
 
 const EVENTS: u64 = 200_000;
 
-fn batches() -> Vec<EventBatch> {
+fn batches() -> Vec<std::sync::Arc<EventBatch>> {
     let mut bytes = Vec::new();
     generate(&GenSettings { events: EVENTS, compromised: 2, ..GenSettings::default() }, &mut bytes).unwrap();
     let text = String::from_utf8(bytes).unwrap();
@@ -21,7 +21,7 @@ fn batches() -> Vec<EventBatch> {
     lines
         .chunks(8192)
         .enumerate()
-        .map(|(i, c)| decode_chunk(Chunk::from_lines(c.join("\n").into_bytes(), (i * 8192) as u64 + 1), 1 << 20).batch)
+        .map(|(i, c)| std::sync::Arc::new(decode_chunk(Chunk::from_lines(c.join("\n").into_bytes(), (i * 8192) as u64 + 1), 1 << 20).batch))
         .collect()
 }
 

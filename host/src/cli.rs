@@ -131,6 +131,10 @@ struct RunArgs {
     /// Memory cap of a component instance (e.g. `512MiB`).
     #[arg(long, default_value = "512MiB", value_parser = parse_size)]
     memory_limit: usize,
+    /// Events kept (bytes of columns) to replay into a new instance after a component fault;
+    /// past it a fault fails the run instead of being recovered.
+    #[arg(long, default_value = "256MiB", value_parser = parse_size)]
+    journal_limit: usize,
     /// Input bytes per batch pushed to the component.
     #[arg(long, default_value = "4MiB", value_parser = parse_size)]
     batch_bytes: usize,
@@ -348,7 +352,12 @@ fn run(args: RunArgs) -> Result<()> {
         detector: DetectorChoice::parse(&args.detector.detector)?,
         model: args.detector.model_source()?,
         save_model: args.detector.save_model.clone(),
-        limits: Limits { call_deadline: args.call_timeout, memory_bytes: args.memory_limit, ..Limits::default() },
+        limits: Limits {
+            call_deadline: args.call_timeout,
+            memory_bytes: args.memory_limit,
+            journal_bytes: args.journal_limit,
+            ..Limits::default()
+        },
         batch_bytes: args.batch_bytes,
         max_message_bytes: args.max_message_bytes,
         quiet: args.quiet,
@@ -453,6 +462,7 @@ fn demo(events: u64, dir: PathBuf) -> Result<()> {
         },
         call_timeout: Duration::from_secs(10),
         memory_limit: 512 << 20,
+        journal_limit: 256 << 20,
         batch_bytes: 4 << 20,
         max_message_bytes: events::DEFAULT_MAX_MESSAGE_BYTES,
         dead_letter_topic: None,

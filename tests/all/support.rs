@@ -40,7 +40,7 @@ pub fn features(component: &'static Builtin, lines: &[String]) -> BTreeMap<Strin
     let chunk = Chunk::from_lines(lines.join("\n").into_bytes(), 1);
     let decoded = decode_chunk(chunk, 1 << 20);
     assert!(decoded.dead.is_empty(), "test input rejected: {:?}", decoded.dead);
-    assert!(agg.push(&decoded.batch).unwrap().is_empty());
+    assert!(agg.push(&std::sync::Arc::new(decoded.batch)).unwrap().is_empty());
     let table = agg.take().unwrap();
     let d = c.descriptor();
     let mut rows = BTreeMap::new();

@@ -78,6 +78,13 @@ fn select_dict(d: &OwnedDict, rows: &[usize]) -> OwnedDict {
 }
 
 impl EventBatch {
+    /// Approximate heap bytes held.
+    pub fn heap_bytes(&self) -> usize {
+        let dicts = [&self.event_type, &self.user, &self.source_ip, &self.status, &self.location, &self.geo_location];
+        let dict_bytes: usize = dicts.iter().map(|d| d.dict_bytes.len() + 4 * (d.dict_offsets.len() + d.codes.len())).sum();
+        dict_bytes + self.len() * (8 + 8 + std::mem::size_of::<Position>() + 8)
+    }
+
     /// The events at `rows` (in that order), sharing this batch's dictionaries.
     pub fn select(&self, rows: &[usize]) -> EventBatch {
         EventBatch {

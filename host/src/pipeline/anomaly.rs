@@ -131,18 +131,19 @@ pub fn run(job: &AnomalyJob) -> Result<RunSummary> {
             }
         });
         for decoded in rx {
-            let decoded = decoded?;
+            let mut decoded = decoded?;
             for letter in &decoded.dead {
                 dead.write(letter)?;
             }
             if !decoded.batch.is_empty() {
-                let failed = aggregation.push(&decoded.batch)?;
+                let batch = std::sync::Arc::new(std::mem::take(&mut decoded.batch));
+                let failed = aggregation.push(&batch)?;
                 for f in &failed {
-                    let position = decoded.batch.positions[f.index];
-                    let raw = decoded.raw(&decoded.batch, f.index);
+                    let position = batch.positions[f.index];
+                    let raw = decoded.raw(&batch, f.index);
                     dead.write(&DeadLetter::new(position, Stage::Component(features.label()), f.reason.clone(), raw))?;
                 }
-                events += (decoded.batch.len() - failed.len()) as u64;
+                events += (batch.len() - failed.len()) as u64;
             }
             bar.set_position(progress.bytes());
         }

@@ -25,11 +25,13 @@ pub struct Limits {
     pub memory_bytes: usize,
     /// Component instances alive at once (pooling allocator slots).
     pub max_instances: u32,
+    /// Events kept (as bytes of columns) to replay into a fresh instance after a fault.
+    pub journal_bytes: usize,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { call_deadline: Duration::from_secs(10), memory_bytes: 512 << 20, max_instances: 16 }
+        Limits { call_deadline: Duration::from_secs(10), memory_bytes: 512 << 20, max_instances: 16, journal_bytes: 256 << 20 }
     }
 }
 

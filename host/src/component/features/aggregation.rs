@@ -2,6 +2,12 @@
 //! instance. The host then starts a fresh instance, replays the batches already accepted, finds
 //! the events that fail by bisecting the batch on throwaway instances, and pushes the rest —
 //! so the failing events are dead-lettered with the trap message and everything else counts.
+//!
+//! The journal shares the caller's batches (`Arc`, no copy) and is bounded by
+//! [`Limits::journal_bytes`](crate::runtime::Limits): past it, the journal is dropped and a later
+//! fault fails the run with that reason instead of being recovered.
+
+use std::sync::Arc;
 
 use anyhow::{Result, bail};
 use sg_features_core::columns::FeatureTable;
@@ -48,8 +54,11 @@ pub struct FeatureAggregation<'c> {
     runtime: &'c Runtime,
     store: Store<Sandbox>,
     instance: Instance,
-    /// Batches accepted since the last `take`, replayed into a fresh instance after a fault.
-    journal: Vec<EventBatch>,
+    /// Batches accepted since the last `take`, replayed into a fresh instance after a fault;
+    /// `None` once it outgrew its budget.
+    journal: Option<Vec<Arc<EventBatch>>>,
+    /// Bytes the journal holds.
+    journal_bytes: usize,
     /// Consecutive batches in which every event failed.
     all_failed_streak: u32,
     /// Instances replaced after a fault.
@@ -59,7 +68,25 @@ pub struct FeatureAggregation<'c> {
 impl<'c> FeatureAggregation<'c> {
     pub(super) fn new(component: &'c FeatureComponent, runtime: &'c Runtime) -> Result<Self> {
         let (store, instance) = component.instantiate(runtime)?;
-        Ok(FeatureAggregation { component, runtime, store, instance, journal: Vec::new(), all_failed_streak: 0, restarts: 0 })
+        Ok(FeatureAggregation {
+            component,
+            runtime,
+            store,
+            instance,
+            journal: Some(Vec::new()),
+            journal_bytes: 0,
+            all_failed_streak: 0,
+            restarts: 0,
+        })
+    }
+
+    fn remember(&mut self, batch: Arc<EventBatch>) {
+        self.journal_bytes += batch.heap_bytes();
+        if self.journal_bytes > self.runtime.limits().journal_bytes {
+            self.journal = None;
+        } else if let Some(j) = &mut self.journal {
+            j.push(batch);
+        }
     }
 
     /// Instances replaced after a trap, timeout or memory fault.
@@ -84,12 +111,12 @@ impl<'c> FeatureAggregation<'c> {
     /// or runs out of memory, come back as [`FailedEvent`]s; the others are aggregated. Fails
     /// only when the component cannot be recovered (replay fails, or every event of
     /// [`QUARANTINE_AFTER`] consecutive batches fails).
-    pub fn push(&mut self, batch: &EventBatch) -> Result<Vec<FailedEvent>> {
+    pub fn push(&mut self, batch: &Arc<EventBatch>) -> Result<Vec<FailedEvent>> {
         let ticks = self.runtime.limits().deadline_ticks();
         let fault = match self.call_push(batch, ticks) {
             Ok(rejected) => {
                 self.all_failed_streak = 0;
-                self.journal.push(batch.clone());
+                self.remember(batch.clone());
                 return Ok(rejected.into_iter().map(|r| FailedEvent { index: r.index as usize, reason: r.reason }).collect());
             }
             Err(e) => format!("{e:#}"),
@@ -116,11 +143,11 @@ impl<'c> FeatureAggregation<'c> {
             let bad: std::collections::HashSet<usize> = failed.iter().map(|f| f.index).collect();
             (0..batch.len()).filter(|i| !bad.contains(i)).collect()
         };
-        let good = batch.select(&keep);
+        let good = Arc::new(batch.select(&keep));
         match self.call_push(&good, ticks) {
             Ok(rejected) => {
                 failed.extend(rejected.into_iter().map(|r| FailedEvent { index: keep[r.index as usize], reason: r.reason }));
-                self.journal.push(good);
+                self.remember(good);
             }
             Err(e) => {
                 // The events pass one by one but not together: give up on the whole batch.
@@ -140,13 +167,19 @@ impl<'c> FeatureAggregation<'c> {
         self.store = store;
         self.instance = instance;
         let ticks = self.runtime.limits().deadline_ticks();
-        let journal = std::mem::take(&mut self.journal);
+        let Some(journal) = self.journal.take() else {
+            bail!(
+                "{} faulted after more than {} bytes of events since the last window: too many to replay into a new instance",
+                self.component.origin(),
+                self.runtime.limits().journal_bytes
+            );
+        };
         for batch in &journal {
             if let Err(e) = self.call_push(batch, ticks) {
                 bail!("{} failed replaying batches it had accepted (is it deterministic?): {e:#}", self.component.origin());
             }
         }
-        self.journal = journal;
+        self.journal = Some(journal);
         Ok(())
     }
 
@@ -196,7 +229,8 @@ impl<'c> FeatureAggregation<'c> {
             .instance
             .take(&mut self.store)
             .map_err(|e| call_error(origin, "take", e, self.store.data().stderr()))?;
-        self.journal.clear();
+        self.journal = Some(Vec::new());
+        self.journal_bytes = 0;
         if let Err(e) = self.component.descriptor.check_table(&table) {
             bail!("{origin} returned a table that does not match its descriptor: {e}");
         }
