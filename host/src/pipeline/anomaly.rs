@@ -70,7 +70,7 @@ pub struct RunSummary {
 
 /// Runs the pipeline end to end.
 pub fn run(job: &AnomalyJob) -> Result<RunSummary> {
-    let mut steps = Steps::new(5, job.quiet);
+    let mut steps = Steps::new(4, job.quiet);
     let runtime = Runtime::new(job.limits)?;
 
     steps.step(&format!("Loading features component {}", job.component.origin()));
@@ -160,50 +160,10 @@ pub fn run(job: &AnomalyJob) -> Result<RunSummary> {
         bail!("no valid events in {source_name} ({dead_lettered} dead-lettered): nothing to score");
     }
 
-    steps.step("Detecting anomalies with Isolation Forest");
-    let inputs = d.model_inputs();
-    let names = d.model_input_names();
-    let mut matrix = vec![0f32; table.rows * inputs.len()];
-    for (j, &c) in inputs.iter().enumerate() {
-        match &table.columns[c] {
-            ColumnData::Int64(v) => v.iter().enumerate().for_each(|(r, &x)| matrix[r * inputs.len() + j] = x as f32),
-            ColumnData::Float64(v) => v.iter().enumerate().for_each(|(r, &x)| matrix[r * inputs.len() + j] = x as f32),
-            _ => unreachable!("descriptor validation keeps model inputs numeric"),
-        }
-    }
-    let detection = detector::detect(&runtime, &job.detector, &job.model, &matrix, &names)?;
-    if let Some(path) = &job.save_model {
-        detector::save_model(path, &detection.model_bytes)?;
-        steps.note(&format!("model saved to {}", path.display()));
-    }
-    let scored = ScoredTable::new(d, table, &detection.score_samples, detection.offset);
-    steps.note(&format!(
-        "{} of {} users flagged (detector {}, offset {:.6})",
-        scored.anomalies(),
-        scored.table.rows,
-        detection.lineage.kind,
-        detection.offset
-    ));
-
-    steps.step(&format!("Writing Parquet and report to {}", job.out.display()));
-    let lineage = Lineage {
-        host_version: env!("CARGO_PKG_VERSION"),
-        features: ComponentLineage {
-            name: d.name.clone(),
-            version: d.version.clone(),
-            contract: features.contract().to_string(),
-            sha256: features.digest().into(),
-            origin: features.origin().into(),
-        },
-        detector: detection.lineage,
-        input: source_name,
-        events,
-        dead_lettered,
-    };
-    write_partitioned(staged.path(), &scored, &lineage.key_values())?;
-    let report = AnomalyReport::new(&scored, lineage);
-    let report_path = staged.path().join(REPORT_FILE);
-    std::fs::write(&report_path, serde_json::to_vec_pretty(&report)?).context("writing the report")?;
+    steps.step(&format!("Detecting anomalies (Isolation Forest); writing Parquet and report to {}", job.out.display()));
+    let settings = DetectorSettings { choice: &job.detector, model: &job.model, save_model: job.save_model.as_deref() };
+    let (report, scored_rows, anomalies) =
+        score_and_write(&runtime, &features, table, &settings, staged.path(), source_name, events, dead_lettered, &steps)?;
     dead.finish()?;
     std::fs::write(staged.path().join("_SUCCESS"), b"")?;
     let out = staged.commit()?;
@@ -224,9 +184,82 @@ pub fn run(job: &AnomalyJob) -> Result<RunSummary> {
     Ok(RunSummary {
         events,
         dead_lettered,
-        users: scored.table.rows,
-        anomalies: scored.anomalies(),
+        users: scored_rows,
+        anomalies,
         out,
         seconds: steps.elapsed(),
     })
+}
+
+/// How the detector runs for a pipeline.
+pub struct DetectorSettings<'a> {
+    /// Native or a component.
+    pub choice: &'a DetectorChoice,
+    /// Train or load.
+    pub model: &'a ModelSource,
+    /// Save the trained model here.
+    pub save_model: Option<&'a std::path::Path>,
+}
+
+/// The model input of a feature table: row-major f32 over the descriptor's model inputs.
+fn model_matrix(d: &crate::component::features::Descriptor, table: &sg_features_core::FeatureTable) -> Vec<f32> {
+    let inputs = d.model_inputs();
+    let mut matrix = vec![0f32; table.rows * inputs.len()];
+    for (j, &c) in inputs.iter().enumerate() {
+        match &table.columns[c] {
+            ColumnData::Int64(v) => v.iter().enumerate().for_each(|(r, &x)| matrix[r * inputs.len() + j] = x as f32),
+            ColumnData::Float64(v) => v.iter().enumerate().for_each(|(r, &x)| matrix[r * inputs.len() + j] = x as f32),
+            _ => unreachable!("descriptor validation keeps model inputs numeric"),
+        }
+    }
+    matrix
+}
+
+/// Scores a feature table and writes the partitions and the report into `dir` (a staging
+/// directory); returns the report, the rows and the rows flagged.
+#[allow(clippy::too_many_arguments)]
+pub fn score_and_write(
+    runtime: &Runtime,
+    features: &FeatureComponent,
+    table: sg_features_core::FeatureTable,
+    settings: &DetectorSettings<'_>,
+    dir: &std::path::Path,
+    input: String,
+    events: u64,
+    dead_lettered: u64,
+    steps: &Steps,
+) -> Result<(AnomalyReport, usize, usize)> {
+    let d = features.descriptor();
+    let matrix = model_matrix(d, &table);
+    let detection = detector::detect(runtime, settings.choice, settings.model, &matrix, &d.model_input_names())?;
+    if let Some(path) = settings.save_model {
+        detector::save_model(path, &detection.model_bytes)?;
+        steps.note(&format!("model saved to {}", path.display()));
+    }
+    let scored = ScoredTable::new(d, table, &detection.score_samples, detection.offset);
+    steps.note(&format!(
+        "{} of {} users flagged (detector {}, offset {:.6})",
+        scored.anomalies(),
+        scored.table.rows,
+        detection.lineage.kind,
+        detection.offset
+    ));
+    let lineage = Lineage {
+        host_version: env!("CARGO_PKG_VERSION"),
+        features: ComponentLineage {
+            name: d.name.clone(),
+            version: d.version.clone(),
+            contract: features.contract().to_string(),
+            sha256: features.digest().into(),
+            origin: features.origin().into(),
+        },
+        detector: detection.lineage,
+        input,
+        events,
+        dead_lettered,
+    };
+    write_partitioned(dir, &scored, &lineage.key_values())?;
+    let report = AnomalyReport::new(&scored, lineage);
+    std::fs::write(dir.join(REPORT_FILE), serde_json::to_vec_pretty(&report)?).context("writing the report")?;
+    Ok((report, scored.table.rows, scored.anomalies()))
 }
