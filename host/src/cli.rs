@@ -14,6 +14,9 @@ use crate::component::features::FeatureComponent;
 use crate::detector::{self, DetectorChoice, ModelSource};
 use crate::synthetic::{GenSettings, generate};
 use crate::pipeline::anomaly::{self, AnomalyJob};
+use crate::pipeline::stream::{self, StreamJob};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use crate::runtime::{Limits, Runtime};
 use crate::source::Input;
 use crate::source::kafka::{KafkaOptions, KafkaTopic, StartAt};
@@ -174,8 +177,24 @@ struct KafkaArgs {
     #[arg(long)]
     to_time: Option<String>,
     /// Read at most this many records, shared over the partitions from their start offsets.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "follow")]
     max_events: Option<u64>,
+    /// Keep following the topic as a consumer-group member; write each event-time window as it
+    /// closes (`OUT/window=START/`); commit only behind written windows; stop on Ctrl-C/SIGTERM.
+    #[arg(long, requires = "source")]
+    follow: bool,
+    /// Tumbling event-time window length (with --follow), e.g. `1h`, `10min`.
+    #[arg(long, default_value = "1h", value_parser = parse_duration)]
+    window: Duration,
+    /// A window stays open until the newest event time is this far past its end.
+    #[arg(long, default_value = "0s", value_parser = parse_duration)]
+    lateness: Duration,
+    /// A micro-batch ends after this many records…
+    #[arg(long, default_value_t = 8192)]
+    batch_events: usize,
+    /// …or after this long.
+    #[arg(long, default_value = "500ms", value_parser = parse_duration)]
+    batch_wait: Duration,
 }
 
 impl KafkaArgs {
@@ -314,6 +333,7 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
         "ms" => v / 1000.0,
         "s" => v,
         "m" | "min" => v * 60.0,
+        "h" => v * 3600.0,
         _ => return Err(format!("unknown unit in {s} (ms, s, min)")),
     };
     Ok(Duration::from_secs_f64(secs))
@@ -344,6 +364,16 @@ fn run(args: RunArgs) -> Result<()> {
         }
         _ => None,
     };
+    let limits = Limits {
+        call_deadline: args.call_timeout,
+        memory_bytes: args.memory_limit,
+        journal_bytes: args.journal_limit,
+        ..Limits::default()
+    };
+    if args.kafka.follow {
+        let Input::Kafka(kafka) = input else { unreachable!("--follow requires --source") };
+        return follow(args, kafka, dead_letter_topic, limits);
+    }
     let job = AnomalyJob {
         component: ComponentSource::parse(&args.component)?,
         input,
@@ -352,12 +382,7 @@ fn run(args: RunArgs) -> Result<()> {
         detector: DetectorChoice::parse(&args.detector.detector)?,
         model: args.detector.model_source()?,
         save_model: args.detector.save_model.clone(),
-        limits: Limits {
-            call_deadline: args.call_timeout,
-            memory_bytes: args.memory_limit,
-            journal_bytes: args.journal_limit,
-            ..Limits::default()
-        },
+        limits,
         batch_bytes: args.batch_bytes,
         max_message_bytes: args.max_message_bytes,
         quiet: args.quiet,
@@ -373,6 +398,58 @@ fn run(args: RunArgs) -> Result<()> {
         s.seconds,
         s.events as f64 / s.seconds.max(1e-9)
     );
+    Ok(())
+}
+
+/// Sets `stop` on Ctrl-C or SIGTERM.
+fn stop_on_signal() -> Arc<AtomicBool> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    std::thread::spawn(move || {
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+        rt.block_on(async {
+            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+            let terminated = async {
+                match term.as_mut() {
+                    Some(t) => {
+                        t.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = terminated => {}
+            }
+        });
+        eprintln!("sg-host: stopping: finishing the batch in hand and committing");
+        flag.store(true, Ordering::SeqCst);
+    });
+    stop
+}
+
+fn follow(args: RunArgs, kafka: KafkaOptions, dead_letter_topic: Option<String>, limits: Limits) -> Result<()> {
+    let job = StreamJob {
+        component: ComponentSource::parse(&args.component)?,
+        kafka,
+        out: args.out,
+        detector: DetectorChoice::parse(&args.detector.detector)?,
+        model: args.detector.model_source()?,
+        limits,
+        window_ms: args.kafka.window.as_millis() as i64,
+        lateness_ms: args.kafka.lateness.as_millis() as i64,
+        batch_events: args.kafka.batch_events,
+        batch_wait: args.kafka.batch_wait,
+        max_message_bytes: args.max_message_bytes,
+        dead_letter_topic,
+        quiet: args.quiet,
+    };
+    if job.window_ms <= 0 {
+        anyhow::bail!("--window must be positive");
+    }
+    let stop = stop_on_signal();
+    let s = stream::run(&job, &stop)?;
+    println!("{} windows written, {} events, {} dead-lettered", s.windows, s.events, s.dead_lettered);
     Ok(())
 }
 

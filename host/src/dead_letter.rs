@@ -16,6 +16,8 @@ pub enum Stage {
     Decode,
     /// Refused by a component, named `name@version`.
     Component(String),
+    /// Arrived for an event-time window that was already written.
+    Late,
 }
 
 /// One refused message.
@@ -83,6 +85,16 @@ impl DeadLetters {
         self.file.count()
     }
 
+    /// Makes every dead letter so far durable (file fsync'd, topic acknowledged) — before any
+    /// source offset that covers them is committed.
+    pub fn sync(&mut self) -> Result<()> {
+        self.file.sync()?;
+        if let Some(t) = &self.topic {
+            t.sync()?;
+        }
+        Ok(())
+    }
+
     /// Flushes the file and waits until the topic acknowledged every dead letter — before any
     /// source offset is committed.
     pub fn finish(self) -> Result<u64> {
@@ -134,10 +146,14 @@ impl DeadLetterTopic {
         Ok(())
     }
 
-    fn finish(self) -> Result<()> {
+    fn sync(&self) -> Result<()> {
         use rdkafka::producer::Producer;
         self.producer.flush(std::time::Duration::from_secs(30)).context("flushing dead letters")?;
         self.producer.context().check(self.sent)
+    }
+
+    fn finish(self) -> Result<()> {
+        self.sync()
     }
 }
 
@@ -145,6 +161,7 @@ fn stage_name(stage: &Stage) -> String {
     match stage {
         Stage::Decode => "decode".to_string(),
         Stage::Component(c) => format!("component:{c}"),
+        Stage::Late => "late".to_string(),
     }
 }
 
@@ -190,6 +207,23 @@ impl DeadLetterFile {
         serde_json::to_writer(&mut self.out, &record)?;
         self.out.write_all(b"\n")?;
         self.count += 1;
+        Ok(())
+    }
+
+    /// Opens `path` for appending (created if missing); `source` names the input.
+    pub fn append(path: &Path, source: &str) -> Result<Self> {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .with_context(|| format!("opening {}", path.display()))?;
+        Ok(DeadLetterFile { path: path.to_path_buf(), source: source.into(), out: BufWriter::new(file), count: 0 })
+    }
+
+    /// Flushes and fsyncs what was written so far.
+    pub fn sync(&mut self) -> Result<()> {
+        self.out.flush()?;
+        self.out.get_ref().sync_all()?;
         Ok(())
     }
 

@@ -185,3 +185,100 @@ fn produce_then_read_a_whole_topic_from_a_real_broker() {
     // Keyed by user, each user's events keep their order within a partition: same features.
     assert_eq!(from_kafka["top_anomalies"], from_file["top_anomalies"]);
 }
+
+/// Events of `file` sent round-robin over `partitions` partitions.
+fn fill_round_robin(brokers: &str, topic: &str, file: &std::path::Path, partitions: i32) {
+    let producer: ThreadedProducer<DefaultProducerContext> =
+        ClientConfig::new().set("bootstrap.servers", brokers).set("linger.ms", "5").create().unwrap();
+    for (i, line) in std::fs::read_to_string(file).unwrap().lines().enumerate() {
+        producer.send(BaseRecord::<str, str>::to(topic).payload(line).partition(i as i32 % partitions)).unwrap();
+    }
+    producer.flush(Duration::from_secs(10)).unwrap();
+}
+
+fn windows_written(out: &std::path::Path) -> Vec<(String, u64)> {
+    let mut found: Vec<(String, u64)> = std::fs::read_dir(out)
+        .map(|d| d.filter_map(|e| e.ok()).collect::<Vec<_>>())
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("window=") && e.path().join("_SUCCESS").exists())
+        .map(|e| {
+            let report: Value = serde_json::from_slice(&std::fs::read(e.path().join("anomaly_report.json")).unwrap()).unwrap();
+            (e.file_name().to_string_lossy().into_owned(), report["lineage"]["events"].as_u64().unwrap())
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !done() {
+        assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn interrupt(mut child: std::process::Child) {
+    assert!(std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap().success());
+    let status = child.wait().unwrap();
+    assert!(status.success(), "a stopped stream exits cleanly: {status}");
+}
+
+#[test]
+fn a_stream_writes_windows_and_survives_a_restart_with_nothing_lost_or_written_twice() {
+    let cluster = MockCluster::new(1).unwrap();
+    let brokers = cluster.bootstrap_servers();
+    cluster.create_topic("stream", 2, 1).unwrap();
+    cluster.create_topic("stream.dlq", 1, 1).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // 6000 events at 100/s from 2026-01-01T00:00:00Z: six 10-second windows.
+    let file = dir.path().join("e.jsonl");
+    assert!(sg_host().args(["gen-events", "6000", "--compromised", "1", "--out"]).arg(&file).output().unwrap().status.success());
+    let mut expected: std::collections::BTreeMap<i64, u64> = Default::default();
+    for line in std::fs::read_to_string(&file).unwrap().lines() {
+        let ts = serde_json::from_str::<Value>(line).unwrap()["timestamp"].as_i64().unwrap();
+        *expected.entry(ts.div_euclid(10_000)).or_default() += 1;
+    }
+    fill_round_robin(&brokers, "stream", &file, 2);
+    let out = dir.path().join("out");
+    let follow = || {
+        sg_host()
+            .args(["run", "-q", "--follow", "--window", "10s", "--batch-events", "500", "--batch-wait", "100ms", "--group", "watch"])
+            .args(["-X", "session.timeout.ms=6000", "--source", &format!("kafka://{brokers}/stream"), "--out"])
+            .arg(&out)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let first = follow();
+    wait_for("two windows", || windows_written(&out).len() >= 2);
+    interrupt(first);
+    let after_first = windows_written(&out);
+
+    let second = follow();
+    // One event an hour later on each partition moves the watermark past every window.
+    let tick_ts = 1_767_225_600_000i64 + 3_600_000;
+    let tick = serde_json::to_string(&{
+        let mut v: Value = serde_json::from_str(std::fs::read_to_string(&file).unwrap().lines().next().unwrap()).unwrap();
+        v["timestamp"] = tick_ts.into();
+        v
+    })
+    .unwrap();
+    let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new().set("bootstrap.servers", &brokers).create().unwrap();
+    for p in 0..2 {
+        producer.send(BaseRecord::<str, str>::to("stream").payload(&tick).partition(p)).unwrap();
+    }
+    producer.flush(Duration::from_secs(10)).unwrap();
+    wait_for("all six windows", || windows_written(&out).len() == expected.len());
+    interrupt(second);
+
+    let written = windows_written(&out);
+    // The windows of the first run were not written again.
+    for w in &after_first {
+        assert!(written.contains(w));
+    }
+    let counts: Vec<u64> = written.iter().map(|(_, n)| *n).collect();
+    assert_eq!(counts, expected.values().copied().collect::<Vec<_>>(), "every event in exactly one written window");
+    assert_eq!(std::fs::read_to_string(out.join("_dead_letters.jsonl")).unwrap_or_default(), "", "nothing late, nothing bad");
+}

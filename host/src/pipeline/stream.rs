@@ -1,0 +1,377 @@
+//! The streaming anomaly pipeline (`run --follow`): consumer-group membership, micro-batches
+//! bounded by size and time, tumbling event-time windows scored and written as they close (one
+//! output directory per window), and offsets committed only behind what is durably written.
+//!
+//! A window closes when every partition read so far has an event at least `lateness` past its
+//! end (the watermark is the minimum over partitions of their newest event time). Order of
+//! effects, per closed window: the window's directory is staged and renamed into place,
+//! dead letters are flushed (file fsync'd, dead-letter topic acknowledged), the closed-window
+//! watermark is saved (`OUT/_watermark`), and only then the group's offsets move — to the
+//! smallest offset, per partition, of any event still in an open window. A crash or a stop
+//! therefore re-reads exactly the events of windows not yet written; a window is never written
+//! twice, and events for a window already written are dead-lettered as late.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::message::Message;
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+
+use super::Steps;
+use super::anomaly::{DEAD_LETTER_FILE, DetectorSettings, score_and_write};
+use crate::component::ComponentSource;
+use crate::component::features::{FeatureAggregation, FeatureComponent};
+use crate::dead_letter::{DeadLetter, DeadLetterFile, DeadLetterTopic, DeadLetters, Stage};
+use crate::detector::{DetectorChoice, ModelSource};
+use crate::events::{EventBatch, decode_chunk};
+use crate::output::StagedDir;
+use crate::runtime::{Limits, Runtime};
+use crate::source::kafka::{KafkaOptions, client_config};
+use crate::source::{Chunk, Position};
+
+/// File holding the end of the last written window (epoch ms).
+pub const WATERMARK_FILE: &str = "_watermark";
+
+/// Everything a streaming run needs.
+#[derive(Clone, Debug)]
+pub struct StreamJob {
+    /// Features component.
+    pub component: ComponentSource,
+    /// Topic, group, properties (`start` applies to a group without offsets).
+    pub kafka: KafkaOptions,
+    /// Output directory; each window is written to `OUT/window=START/`.
+    pub out: PathBuf,
+    /// Where the Isolation Forest runs.
+    pub detector: DetectorChoice,
+    /// Train per window, or score with a saved model.
+    pub model: ModelSource,
+    /// Sandbox limits.
+    pub limits: Limits,
+    /// Window length, ms.
+    pub window_ms: i64,
+    /// How far behind the newest event time a window stays open, ms.
+    pub lateness_ms: i64,
+    /// A micro-batch ends after this many records…
+    pub batch_events: usize,
+    /// …or after this long.
+    pub batch_wait: Duration,
+    /// Larger messages are dead-lettered.
+    pub max_message_bytes: usize,
+    /// Also send dead letters to this topic.
+    pub dead_letter_topic: Option<String>,
+    /// No progress output.
+    pub quiet: bool,
+}
+
+/// What a streaming run did.
+#[derive(Debug, Default)]
+pub struct StreamSummary {
+    /// Windows written.
+    pub windows: u64,
+    /// Events aggregated into written windows.
+    pub events: u64,
+    /// Messages dead-lettered.
+    pub dead_lettered: u64,
+}
+
+/// State the rebalance callback needs: the offsets safe to commit, and a flag for the loop.
+#[derive(Default)]
+struct Shared {
+    safe: Mutex<BTreeMap<i32, i64>>,
+    revoked: AtomicBool,
+}
+
+/// Commits what is safe when partitions are taken away, and tells the loop to drop its state.
+struct GroupContext {
+    shared: Arc<Shared>,
+    topic: String,
+}
+
+impl ClientContext for GroupContext {}
+
+impl ConsumerContext for GroupContext {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(_) = rebalance {
+            let safe = self.shared.safe.lock().expect("not poisoned").clone();
+            if let Err(e) = commit(consumer, &self.topic, &safe) {
+                eprintln!("sg-host: committing before a rebalance failed ({e}); the next owner re-reads more");
+            }
+            self.shared.revoked.store(true, Ordering::SeqCst);
+        }
+    }
+}
+
+fn commit<C: ConsumerContext>(consumer: &BaseConsumer<C>, topic: &str, offsets: &BTreeMap<i32, i64>) -> Result<()> {
+    let mut tpl = TopicPartitionList::new();
+    for (&p, &o) in offsets {
+        tpl.add_partition_offset(topic, p, Offset::Offset(o))?;
+    }
+    if tpl.count() > 0 {
+        consumer.commit(&tpl, CommitMode::Sync).context("committing offsets")?;
+    }
+    Ok(())
+}
+
+/// A window being aggregated.
+struct OpenWindow<'c> {
+    aggregation: FeatureAggregation<'c>,
+    events: u64,
+    /// Smallest offset, per partition, of an event in this window.
+    first: BTreeMap<i32, i64>,
+}
+
+/// `YYYY-MM-DDTHH:MM:SSZ` of epoch ms (UTC).
+pub fn iso_utc(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+fn read_watermark(out: &Path) -> Option<i64> {
+    std::fs::read_to_string(out.join(WATERMARK_FILE)).ok()?.trim().parse().ok()
+}
+
+fn write_watermark(out: &Path, end: i64) -> Result<()> {
+    let tmp = out.join(format!(".{WATERMARK_FILE}.tmp"));
+    std::fs::write(&tmp, end.to_string())?;
+    std::fs::File::open(&tmp)?.sync_all()?;
+    std::fs::rename(&tmp, out.join(WATERMARK_FILE))?;
+    std::fs::File::open(out)?.sync_all()?;
+    Ok(())
+}
+
+/// Runs until `stop` is set: finishes the micro-batch in hand, commits what is safe, returns.
+pub fn run(job: &StreamJob, stop: &AtomicBool) -> Result<StreamSummary> {
+    let mut steps = Steps::new(2, job.quiet);
+    let runtime = Runtime::new(job.limits)?;
+    steps.step(&format!("Loading features component {}", job.component.origin()));
+    let features = FeatureComponent::load(&runtime, &job.component)?;
+    std::fs::create_dir_all(&job.out).with_context(|| format!("creating {}", job.out.display()))?;
+    let topic = job.kafka.topic.topic.clone();
+    let name = job.kafka.topic.url();
+    let dead_file = DeadLetterFile::append(&job.out.join(DEAD_LETTER_FILE), &name)?;
+    let dead_topic = match &job.dead_letter_topic {
+        Some(t) => Some(DeadLetterTopic::open(&job.kafka.topic, &job.kafka.properties, t)?),
+        None => None,
+    };
+    let mut dead = DeadLetters::new(dead_file, dead_topic);
+
+    let shared = Arc::new(Shared::default());
+    let reset = match job.kafka.start {
+        crate::source::kafka::StartAt::Latest => "latest",
+        _ => "earliest",
+    };
+    let consumer: BaseConsumer<GroupContext> = client_config(&job.kafka.topic, &job.kafka.properties)
+        .set("group.id", &job.kafka.group)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", reset)
+        .create_with_context(GroupContext { shared: shared.clone(), topic: topic.clone() })
+        .with_context(|| format!("creating a Kafka consumer for {name}"))?;
+    consumer.subscribe(&[&topic]).with_context(|| format!("subscribing to {name}"))?;
+    steps.step(&format!("Following {name} as group {} in windows of {} s", job.kafka.group, job.window_ms / 1000));
+
+    let settings = DetectorSettings { choice: &job.detector, model: &job.model, save_model: None };
+    let mut windows: BTreeMap<i64, OpenWindow<'_>> = BTreeMap::new();
+    let mut next: BTreeMap<i32, i64> = BTreeMap::new();
+    let mut closed_until = read_watermark(&job.out).unwrap_or(i64::MIN);
+    // Newest event time per partition; the watermark is their minimum, so a partition that is
+    // read ahead of another does not close windows the other still feeds.
+    let mut newest: BTreeMap<i32, i64> = BTreeMap::new();
+    // Assigned partitions with nothing left to read (empty, or committed at their end).
+    let mut idle: BTreeMap<i32, bool> = BTreeMap::new();
+    let mut summary = StreamSummary::default();
+
+    while !stop.load(Ordering::SeqCst) {
+        // One micro-batch.
+        let mut chunk = Chunk::default();
+        let deadline = Instant::now() + job.batch_wait;
+        while chunk.len() < job.batch_events && !stop.load(Ordering::SeqCst) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            let Some(message) = consumer.poll(left.min(Duration::from_millis(200))) else { continue };
+            let message = match message {
+                Ok(m) => m,
+                Err(e) => {
+                    eprintln!("sg-host: Kafka: {e}");
+                    continue;
+                }
+            };
+            let (p, offset) = (message.partition(), message.offset());
+            let start = chunk.bytes.len() as u32;
+            chunk.bytes.extend_from_slice(message.payload().unwrap_or_default());
+            chunk.messages.push(start..chunk.bytes.len() as u32);
+            chunk.positions.push(Position::Kafka { partition: p, offset });
+            next.insert(p, offset + 1);
+        }
+        if shared.revoked.swap(false, Ordering::SeqCst) {
+            // Partitions moved: what is not written is re-read by whoever owns them now.
+            windows.clear();
+            next.clear();
+            newest.clear();
+            idle.clear();
+            continue;
+        }
+        let mut decoded = decode_chunk(chunk, job.max_message_bytes);
+        for letter in &decoded.dead {
+            dead.write(letter)?;
+        }
+        let batch = std::mem::take(&mut decoded.batch);
+        // Route events to their windows; events of written windows are late.
+        let mut by_window: BTreeMap<i64, Vec<usize>> = BTreeMap::new();
+        for (i, &ts) in batch.timestamp_ms.iter().enumerate() {
+            let w = ts.div_euclid(job.window_ms) * job.window_ms;
+            if w + job.window_ms <= closed_until {
+                let reason = format!("late event: window {} is already written", iso_utc(w));
+                dead.write(&DeadLetter::new(batch.positions[i], Stage::Late, reason, decoded.raw(&batch, i)))?;
+            } else {
+                by_window.entry(w).or_default().push(i);
+            }
+            if let Position::Kafka { partition, .. } = batch.positions[i] {
+                let n = newest.entry(partition).or_insert(ts);
+                *n = (*n).max(ts);
+            }
+        }
+        for (w, rows) in by_window {
+            let window = match windows.entry(w) {
+                std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::btree_map::Entry::Vacant(e) => {
+                    e.insert(OpenWindow { aggregation: features.aggregation(&runtime)?, events: 0, first: BTreeMap::new() })
+                }
+            };
+            let sub: Arc<EventBatch> = Arc::new(batch.select(&rows));
+            let failed = window.aggregation.push(&sub)?;
+            for f in &failed {
+                let raw = decoded.raw(&sub, f.index);
+                dead.write(&DeadLetter::new(sub.positions[f.index], Stage::Component(features.label()), f.reason.clone(), raw))?;
+            }
+            window.events += (sub.len() - failed.len()) as u64;
+            for pos in &sub.positions {
+                if let Position::Kafka { partition, offset } = *pos {
+                    let first = window.first.entry(partition).or_insert(offset);
+                    *first = (*first).min(offset);
+                }
+            }
+        }
+        // Close every window the watermark has passed, oldest first.
+        let watermark = match unseen_busy_partition(&consumer, &topic, &newest, &mut idle)? {
+            true => i64::MIN,
+            false => newest.values().copied().min().unwrap_or(i64::MIN).saturating_sub(job.lateness_ms),
+        };
+        let closing: Vec<i64> = windows.keys().copied().filter(|&w| w + job.window_ms <= watermark).collect();
+        for w in closing {
+            let mut window = windows.remove(&w).expect("listed above");
+            let table = window.aggregation.take()?;
+            if table.rows > 0 {
+                let dir = job.out.join(format!("window={}", iso_utc(w)));
+                let staged = StagedDir::new(&dir)?;
+                let input = format!("{name} [{}, {})", iso_utc(w), iso_utc(w + job.window_ms));
+                let (report, _, anomalies) = score_and_write(
+                    &runtime, &features, table, &settings, staged.path(), input, window.events, dead.count(), &steps,
+                )?;
+                std::fs::write(staged.path().join("_SUCCESS"), b"")?;
+                staged.commit()?;
+                steps.note(&format!(
+                    "window {}: {} events, {} users, {anomalies} anomalous",
+                    iso_utc(w),
+                    window.events,
+                    report.total_users
+                ));
+                summary.windows += 1;
+                summary.events += window.events;
+            }
+            closed_until = closed_until.max(w + job.window_ms);
+            dead.sync()?;
+            write_watermark(&job.out, closed_until)?;
+            let safe = safe_offsets(&next, &windows);
+            commit(&consumer, &topic, &safe)?;
+        }
+        *shared.safe.lock().expect("not poisoned") = safe_offsets(&next, &windows);
+    }
+    dead.sync()?;
+    commit(&consumer, &topic, &safe_offsets(&next, &windows))?;
+    summary.dead_lettered = dead.count();
+    dead.finish()?;
+    Ok(summary)
+}
+
+/// Whether an assigned partition has not delivered an event yet but still has records to read
+/// (it may hold events for the open windows, so none may close). Partitions found empty or
+/// committed at their end are remembered in `idle`.
+fn unseen_busy_partition<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    topic: &str,
+    newest: &BTreeMap<i32, i64>,
+    idle: &mut BTreeMap<i32, bool>,
+) -> Result<bool> {
+    let assignment = consumer.assignment().context("reading the assignment")?;
+    for e in assignment.elements() {
+        let p = e.partition();
+        if newest.contains_key(&p) {
+            continue;
+        }
+        let is_idle = match idle.get(&p) {
+            Some(&v) => v,
+            None => {
+                let (low, high) = consumer.fetch_watermarks(topic, p, Duration::from_secs(10))?;
+                let mut tpl = TopicPartitionList::new();
+                tpl.add_partition(topic, p);
+                let committed = consumer.committed_offsets(tpl, Duration::from_secs(10))?;
+                let at = committed.find_partition(topic, p).and_then(|e| match e.offset() {
+                    Offset::Offset(o) => Some(o),
+                    _ => None,
+                });
+                let v = high <= low || at.is_some_and(|o| o >= high);
+                idle.insert(p, v);
+                v
+            }
+        };
+        if !is_idle {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// Per partition: the smallest offset of an event still in an open window, else the next
+/// offset to read.
+fn safe_offsets(next: &BTreeMap<i32, i64>, windows: &BTreeMap<i64, OpenWindow<'_>>) -> BTreeMap<i32, i64> {
+    let mut safe = next.clone();
+    for w in windows.values() {
+        for (&p, &o) in &w.first {
+            let s = safe.entry(p).or_insert(o);
+            *s = (*s).min(o);
+        }
+    }
+    safe
+}
+
+#[cfg(test)]
+mod tests {
+    use super::iso_utc;
+
+    #[test]
+    fn formats_utc() {
+        assert_eq!(iso_utc(0), "1970-01-01T00:00:00Z");
+        assert_eq!(iso_utc(1_704_067_200_000), "2024-01-01T00:00:00Z");
+        assert_eq!(iso_utc(1_709_296_215_250), "2024-03-01T12:30:15Z");
+        assert_eq!(iso_utc(-1000), "1969-12-31T23:59:59Z");
+    }
+}
