@@ -219,9 +219,33 @@ fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
     }
 }
 
-fn interrupt(mut child: std::process::Child) {
+/// A `sg-host run --follow` child, killed if the test ends without stopping it.
+struct Follower(Option<std::process::Child>);
+
+impl Drop for Follower {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Sends SIGINT and expects a clean exit within 30 s.
+fn interrupt(mut follower: Follower) {
+    let mut child = follower.0.take().expect("running");
     assert!(std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap().success());
-    let status = child.wait().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the stream did not stop within 30 s of SIGINT");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
     assert!(status.success(), "a stopped stream exits cleanly: {status}");
 }
 
@@ -243,13 +267,14 @@ fn a_stream_writes_windows_and_survives_a_restart_with_nothing_lost_or_written_t
     fill_round_robin(&brokers, "stream", &file, 2);
     let out = dir.path().join("out");
     let follow = || {
-        sg_host()
+        let child = sg_host()
             .args(["run", "-q", "--follow", "--window", "10s", "--batch-events", "500", "--batch-wait", "100ms", "--group", "watch"])
             .args(["-X", "session.timeout.ms=6000", "--source", &format!("kafka://{brokers}/stream"), "--out"])
             .arg(&out)
             .stdout(std::process::Stdio::null())
             .spawn()
-            .unwrap()
+            .unwrap();
+        Follower(Some(child))
     };
     let first = follow();
     wait_for("two windows", || windows_written(&out).len() >= 2);
