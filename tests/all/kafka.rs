@@ -252,9 +252,23 @@ fn interrupt(mut follower: Follower) {
 #[test]
 fn a_stream_writes_windows_and_survives_a_restart_with_nothing_lost_or_written_twice() {
     let cluster = MockCluster::new(1).unwrap();
-    let brokers = cluster.bootstrap_servers();
     cluster.create_topic("stream", 2, 1).unwrap();
     cluster.create_topic("stream.dlq", 1, 1).unwrap();
+    stream_survives_a_restart(&cluster.bootstrap_servers());
+}
+
+#[test]
+fn a_stream_on_a_real_broker_survives_a_restart() {
+    let broker = crate::support::Broker::start();
+    let topic = sg_host::source::kafka::KafkaTopic { brokers: broker.address.clone(), topic: "stream".into() };
+    sg_host::produce::create_topic(&topic, &[], 2).unwrap();
+    stream_survives_a_restart(&broker.address);
+}
+
+/// 6000 events (six 10-second windows) round-robin over the 2 partitions of `stream`; a
+/// follower stopped with SIGINT after two windows and restarted writes every window once.
+fn stream_survives_a_restart(brokers: &str) {
+    let brokers = brokers.to_string();
     let dir = tempfile::tempdir().unwrap();
     // 6000 events at 100/s from 2026-01-01T00:00:00Z: six 10-second windows.
     let file = dir.path().join("e.jsonl");

@@ -149,6 +149,7 @@ impl Broker {
         let url = format!("tcp://{address}");
         let child = Command::new(&binary)
             .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url, "--storage-engine", "memory://nisshi/"])
+            .args(["--group-initial-rebalance-delay", "0s"])
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
