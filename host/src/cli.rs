@@ -168,16 +168,16 @@ struct KafkaArgs {
     #[arg(short = 'X', value_name = "KEY=VALUE")]
     property: Vec<String>,
     /// Where to start in each partition: `earliest`, `latest` or `committed`.
-    #[arg(long, default_value = "earliest", conflicts_with = "from_time")]
+    #[arg(long, default_value = "earliest", conflicts_with = "from_time", requires = "source")]
     start: String,
     /// Start at the first record at or after this time (epoch ms or `YYYY-MM-DDTHH:MM:SSZ`).
-    #[arg(long)]
+    #[arg(long, requires = "source")]
     from_time: Option<String>,
     /// Stop before the first record at or after this time.
-    #[arg(long)]
+    #[arg(long, requires = "source", conflicts_with = "follow")]
     to_time: Option<String>,
     /// Read at most this many records, shared over the partitions from their start offsets.
-    #[arg(long, conflicts_with = "follow")]
+    #[arg(long, conflicts_with = "follow", requires = "source")]
     max_events: Option<u64>,
     /// Keep following the topic as a consumer-group member; write each event-time window as it
     /// closes (`OUT/window=START/`); commit only behind written windows; stop on Ctrl-C/SIGTERM.
@@ -199,7 +199,18 @@ struct KafkaArgs {
 
 impl KafkaArgs {
     fn input(&self) -> Result<Option<Input>> {
-        let Some(url) = &self.source else { return Ok(None) };
+        let Some(url) = &self.source else {
+            let kafka_only = [
+                ("--max-events", self.max_events.is_some()),
+                ("--from-time", self.from_time.is_some()),
+                ("--to-time", self.to_time.is_some()),
+                ("--follow", self.follow),
+            ];
+            if let Some((flag, _)) = kafka_only.iter().find(|(_, given)| *given) {
+                anyhow::bail!("{flag} applies to --source kafka://…, not to --input");
+            }
+            return Ok(None);
+        };
         let properties = parse_properties(&self.property)?;
         let start = match (&self.from_time, self.start.as_str()) {
             (Some(t), _) => StartAt::Time(parse_time(t)?),

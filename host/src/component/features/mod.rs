@@ -11,7 +11,6 @@ pub use aggregation::{FailedEvent, FeatureAggregation};
 use anyhow::{Result, bail};
 use sg_features_core::columns::{ColumnData, ColumnRole, ColumnType, FeatureTable};
 use wasmtime::Store;
-
 use wasmtime::component::Linker;
 
 use super::{ComponentSource, Contract, LoadedComponent, call_error};
