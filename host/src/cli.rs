@@ -33,7 +33,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run the anomaly pipeline: events → features component → Isolation Forest → Parquet + report.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Generate synthetic security events (JSON lines) like the reference generator.
     GenEvents(GenArgs),
     /// Score any feature table (CSV or Parquet) with the Isolation Forest.
@@ -566,7 +566,7 @@ fn demo(events: u64, dir: PathBuf) -> Result<()> {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Run(args) => run(args),
+        Command::Run(args) => run(*args),
         Command::GenEvents(args) => gen_events(args),
         Command::Detect(args) => detect(args),
         Command::Produce(args) => produce(args),

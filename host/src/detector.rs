@@ -71,7 +71,7 @@ pub fn detect(
     names: &[String],
 ) -> Result<Detection> {
     let cols = names.len();
-    let rows = if cols == 0 { 0 } else { values.len() / cols };
+    let rows = values.len().checked_div(cols).unwrap_or(0);
     let x = Matrix::new(values, rows, cols)?;
     let model_file = match source {
         ModelSource::Load(p) => Some(p.display().to_string()),

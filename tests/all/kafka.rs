@@ -117,8 +117,11 @@ fn bad_messages_are_dead_lettered_with_partition_and_offset() {
     assert!(dlq.iter().all(|(_, h)| h.iter().any(|(k, v)| k == "sg-source-topic" && v == "events")));
 }
 
-/// Reads `n` records of `topic` from the start: (payload, headers).
-fn read_topic(brokers: &str, topic: &str, n: usize) -> Vec<(Vec<u8>, Vec<(String, String)>)> {
+/// A record as read back: payload and headers.
+type Record = (Vec<u8>, Vec<(String, String)>);
+
+/// Reads `n` records of `topic` from the start.
+fn read_topic(brokers: &str, topic: &str, n: usize) -> Vec<Record> {
     use rdkafka::Message;
     use rdkafka::consumer::{BaseConsumer, Consumer};
     use rdkafka::message::Headers;

@@ -145,8 +145,8 @@ impl Aggregator {
 
         let ip_ids = self.ips.remap(&batch.source_ip);
         let type_ids = self.event_types.remap(&batch.event_type);
-        for k in 0..batch.event_type.entries() {
-            let id = type_ids[k] as usize;
+        for (k, &id) in type_ids.iter().enumerate() {
+            let id = id as usize;
             if id == self.type_column.len() {
                 let name = batch.event_type.entry(k);
                 self.type_column.push(EVENT_TYPES.iter().position(|t| t.as_bytes() == name));

@@ -1,5 +1,8 @@
 //! One isolation tree: built on a subsample, stored as a flat node array.
 
+// `!(x <= threshold)`, not `x > threshold`: NaN must go right, as when the trees were built.
+#![allow(clippy::neg_cmp_op_on_partial_ord)]
+
 use rand::{Rng, RngExt};
 use serde::{Deserialize, Serialize};
 
