@@ -34,8 +34,18 @@ use crate::runtime::{Limits, Runtime};
 use crate::source::kafka::{KafkaOptions, client_config};
 use crate::source::{Chunk, Position};
 
-/// File holding the end of the last written window (epoch ms).
-pub const WATERMARK_FILE: &str = "_watermark";
+/// File holding the checkpoint of what is written: the end of the last written window and,
+/// per partition, the offset below which every event is in a written window.
+pub const CHECKPOINT_FILE: &str = "_checkpoint.json";
+
+/// What the output directory already holds.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Checkpoint {
+    /// End (exclusive, epoch ms) of the newest written window; earlier windows are closed.
+    pub closed_until: Option<i64>,
+    /// Per partition: every event below this offset is in a written window (or dead-lettered).
+    pub covered: BTreeMap<i32, i64>,
+}
 
 /// Everything a streaming run needs.
 #[derive(Clone, Debug)]
@@ -107,14 +117,43 @@ impl ConsumerContext for GroupContext {
 }
 
 fn commit<C: ConsumerContext>(consumer: &BaseConsumer<C>, topic: &str, offsets: &BTreeMap<i32, i64>) -> Result<()> {
+    commit_with_patience(consumer, topic, offsets, Duration::ZERO)
+}
+
+/// Commits, retrying for up to `patience` while the group coordinator is being (re)found, as
+/// after a broker outage. librdkafka finds it on its own thread, so no poll is needed (a poll
+/// here could hand over records this loop would then skip).
+fn commit_with_patience<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    topic: &str,
+    offsets: &BTreeMap<i32, i64>,
+    patience: Duration,
+) -> Result<()> {
+    use rdkafka::error::{KafkaError, RDKafkaErrorCode as Code};
     let mut tpl = TopicPartitionList::new();
     for (&p, &o) in offsets {
         tpl.add_partition_offset(topic, p, Offset::Offset(o))?;
     }
-    if tpl.count() > 0 {
-        consumer.commit(&tpl, CommitMode::Sync).context("committing offsets")?;
+    if tpl.count() == 0 {
+        return Ok(());
     }
-    Ok(())
+    let until = Instant::now() + patience;
+    loop {
+        match consumer.commit(&tpl, CommitMode::Sync) {
+            Ok(()) => return Ok(()),
+            Err(KafkaError::ConsumerCommit(
+                Code::WaitingForCoordinator
+                | Code::CoordinatorNotAvailable
+                | Code::NotCoordinator
+                | Code::RequestTimedOut
+                | Code::OperationTimedOut
+                | Code::BrokerTransportFailure
+                | Code::AllBrokersDown
+                | Code::CoordinatorLoadInProgress,
+            )) if Instant::now() < until => std::thread::sleep(Duration::from_millis(200)),
+            Err(e) => return Err(e).context("committing offsets"),
+        }
+    }
 }
 
 /// A window being aggregated.
@@ -142,15 +181,19 @@ pub fn iso_utc(ms: i64) -> String {
     format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
 }
 
-fn read_watermark(out: &Path) -> Option<i64> {
-    std::fs::read_to_string(out.join(WATERMARK_FILE)).ok()?.trim().parse().ok()
+fn read_checkpoint(out: &Path) -> Result<Checkpoint> {
+    match std::fs::read(out.join(CHECKPOINT_FILE)) {
+        Ok(bytes) => serde_json::from_slice(&bytes).with_context(|| format!("reading {}", out.join(CHECKPOINT_FILE).display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Checkpoint::default()),
+        Err(e) => Err(e.into()),
+    }
 }
 
-fn write_watermark(out: &Path, end: i64) -> Result<()> {
-    let tmp = out.join(format!(".{WATERMARK_FILE}.tmp"));
-    std::fs::write(&tmp, end.to_string())?;
+fn write_checkpoint(out: &Path, checkpoint: &Checkpoint) -> Result<()> {
+    let tmp = out.join(format!(".{CHECKPOINT_FILE}.tmp"));
+    std::fs::write(&tmp, serde_json::to_vec(checkpoint)?)?;
     std::fs::File::open(&tmp)?.sync_all()?;
-    std::fs::rename(&tmp, out.join(WATERMARK_FILE))?;
+    std::fs::rename(&tmp, out.join(CHECKPOINT_FILE))?;
     std::fs::File::open(out)?.sync_all()?;
     Ok(())
 }
@@ -189,7 +232,8 @@ pub fn run(job: &StreamJob, stop: &AtomicBool) -> Result<StreamSummary> {
     let settings = DetectorSettings { choice: &job.detector, model: &job.model, save_model: None };
     let mut windows: BTreeMap<i64, OpenWindow<'_>> = BTreeMap::new();
     let mut next: BTreeMap<i32, i64> = BTreeMap::new();
-    let mut closed_until = read_watermark(&job.out).unwrap_or(i64::MIN);
+    let mut checkpoint = read_checkpoint(&job.out)?;
+    let mut closed_until = checkpoint.closed_until.unwrap_or(i64::MIN);
     // Newest event time per partition; the watermark is their minimum, so a partition that is
     // read ahead of another does not close windows the other still feeds.
     let mut newest: BTreeMap<i32, i64> = BTreeMap::new();
@@ -234,9 +278,15 @@ pub fn run(job: &StreamJob, stop: &AtomicBool) -> Result<StreamSummary> {
             dead.write(letter)?;
         }
         let batch = std::mem::take(&mut decoded.batch);
-        // Route events to their windows; events of written windows are late.
+        // Route events to their windows. Events below the checkpoint are in the output already
+        // (re-read after a commit that did not happen); events of written windows are late.
         let mut by_window: BTreeMap<i64, Vec<usize>> = BTreeMap::new();
         for (i, &ts) in batch.timestamp_ms.iter().enumerate() {
+            if let Position::Kafka { partition, offset } = batch.positions[i]
+                && checkpoint.covered.get(&partition).is_some_and(|&c| offset < c)
+            {
+                continue;
+            }
             let w = ts.div_euclid(job.window_ms) * job.window_ms;
             if w + job.window_ms <= closed_until {
                 let reason = format!("late event: window {} is already written", iso_utc(w));
@@ -299,14 +349,26 @@ pub fn run(job: &StreamJob, stop: &AtomicBool) -> Result<StreamSummary> {
             }
             closed_until = closed_until.max(w + job.window_ms);
             dead.sync()?;
-            write_watermark(&job.out, closed_until)?;
             let safe = safe_offsets(&next, &windows);
-            commit(&consumer, &topic, &safe)?;
+            checkpoint.closed_until = Some(closed_until);
+            for (&p, &o) in &safe {
+                let c = checkpoint.covered.entry(p).or_insert(o);
+                *c = (*c).max(o);
+            }
+            write_checkpoint(&job.out, &checkpoint)?;
+            // The checkpoint, not the group's offsets, is what keeps a window from being written
+            // twice: a commit that fails (coordinator moving, membership lost) only means more
+            // re-reading, which the checkpoint skips.
+            if let Err(e) = commit_with_patience(&consumer, &topic, &safe, Duration::from_secs(5)) {
+                eprintln!("sg-host: {e:#}; will commit with the next window");
+            }
         }
         *shared.safe.lock().expect("not poisoned") = safe_offsets(&next, &windows);
     }
     dead.sync()?;
-    commit(&consumer, &topic, &safe_offsets(&next, &windows))?;
+    if let Err(e) = commit_with_patience(&consumer, &topic, &safe_offsets(&next, &windows), Duration::from_secs(20)) {
+        eprintln!("sg-host: {e:#}; the next run re-reads from the last commit and skips what {} holds", CHECKPOINT_FILE);
+    }
     summary.dead_lettered = dead.count();
     dead.finish()?;
     Ok(summary)
