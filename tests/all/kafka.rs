@@ -368,3 +368,59 @@ fn a_stream_rides_out_a_broker_going_down_and_back() {
     let late = std::fs::read_to_string(out.join("_dead_letters.jsonl")).unwrap_or_default();
     assert_eq!(late, "", "nothing re-read was counted twice or called late");
 }
+
+#[test]
+fn two_hosts_in_one_group_split_the_partitions_and_each_event_is_written_once() {
+    let cluster = MockCluster::new(1).unwrap();
+    let brokers = cluster.bootstrap_servers();
+    cluster.create_topic("shared", 4, 1).unwrap();
+    cluster.create_topic("shared.dlq", 1, 1).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("e.jsonl");
+    assert!(sg_host().args(["gen-events", "8000", "--out"]).arg(&file).output().unwrap().status.success());
+    let first: Value = serde_json::from_str(std::fs::read_to_string(&file).unwrap().lines().next().unwrap()).unwrap();
+    let mut tick = first.clone();
+    tick["timestamp"] = (first["timestamp"].as_i64().unwrap() + 3_600_000).into();
+    let mut text = std::fs::read_to_string(&file).unwrap();
+    for _ in 0..4 {
+        text.push_str(&format!("{tick}\n"));
+    }
+    std::fs::write(&file, text).unwrap();
+    let host = |name: &str| {
+        let out = dir.path().join(name);
+        let child = sg_host()
+            .args(["run", "-q", "--follow", "--window", "10s", "--batch-events", "200", "--batch-wait", "100ms", "--group", "pair"])
+            .args(["-X", "session.timeout.ms=6000", "--source", &format!("kafka://{brokers}/shared"), "--out"])
+            .arg(&out)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join(format!("{name}.stderr"))).unwrap())
+            .spawn()
+            .unwrap();
+        (Follower(Some(child)), out)
+    };
+    let (a, out_a) = host("a");
+    let (b, out_b) = host("b");
+    // Let both join the group (and split the partitions) before the events arrive.
+    std::thread::sleep(Duration::from_secs(5));
+    fill_round_robin(&brokers, "shared", &file, 4);
+    let total = || -> u64 { windows_written(&out_a).iter().chain(&windows_written(&out_b)).map(|(_, n)| n).sum() };
+    let deadline = std::time::Instant::now() + Duration::from_secs(40);
+    while total() < 8000 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    if total() < 8000 {
+        panic!(
+            "only {} events written; a: {:?} {} ; b: {:?} {}",
+            total(),
+            windows_written(&out_a),
+            std::fs::read_to_string(dir.path().join("a.stderr")).unwrap_or_default(),
+            windows_written(&out_b),
+            std::fs::read_to_string(dir.path().join("b.stderr")).unwrap_or_default()
+        );
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    interrupt(a);
+    interrupt(b);
+    assert_eq!(total(), 8000, "each event in exactly one window of one host");
+    assert!(!windows_written(&out_a).is_empty() && !windows_written(&out_b).is_empty(), "both hosts took partitions");
+}

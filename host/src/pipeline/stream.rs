@@ -237,8 +237,6 @@ pub fn run(job: &StreamJob, stop: &AtomicBool) -> Result<StreamSummary> {
     // Newest event time per partition; the watermark is their minimum, so a partition that is
     // read ahead of another does not close windows the other still feeds.
     let mut newest: BTreeMap<i32, i64> = BTreeMap::new();
-    // Assigned partitions with nothing left to read (empty, or committed at their end).
-    let mut idle: BTreeMap<i32, bool> = BTreeMap::new();
     let mut summary = StreamSummary::default();
 
     while !stop.load(Ordering::SeqCst) {
@@ -270,7 +268,6 @@ pub fn run(job: &StreamJob, stop: &AtomicBool) -> Result<StreamSummary> {
             windows.clear();
             next.clear();
             newest.clear();
-            idle.clear();
             continue;
         }
         let mut decoded = decode_chunk(chunk, job.max_message_bytes);
@@ -321,7 +318,7 @@ pub fn run(job: &StreamJob, stop: &AtomicBool) -> Result<StreamSummary> {
             }
         }
         // Close every window the watermark has passed, oldest first.
-        let watermark = match unseen_busy_partition(&consumer, &topic, &newest, &mut idle)? {
+        let watermark = match unseen_busy_partition(&consumer, &topic, &newest)? {
             true => i64::MIN,
             false => newest.values().copied().min().unwrap_or(i64::MIN).saturating_sub(job.lateness_ms),
         };
@@ -374,14 +371,13 @@ pub fn run(job: &StreamJob, stop: &AtomicBool) -> Result<StreamSummary> {
     Ok(summary)
 }
 
-/// Whether an assigned partition has not delivered an event yet but still has records to read
-/// (it may hold events for the open windows, so none may close). Partitions found empty or
-/// committed at their end are remembered in `idle`.
+/// Whether an assigned partition has not delivered an event yet but may still hold records
+/// for the open windows (so none may close). A partition counts as idle only while it is empty
+/// or committed at its end — checked afresh each time, since records may arrive at any moment.
 fn unseen_busy_partition<C: ConsumerContext>(
     consumer: &BaseConsumer<C>,
     topic: &str,
     newest: &BTreeMap<i32, i64>,
-    idle: &mut BTreeMap<i32, bool>,
 ) -> Result<bool> {
     let assignment = consumer.assignment().context("reading the assignment")?;
     for e in assignment.elements() {
@@ -389,23 +385,18 @@ fn unseen_busy_partition<C: ConsumerContext>(
         if newest.contains_key(&p) {
             continue;
         }
-        let is_idle = match idle.get(&p) {
-            Some(&v) => v,
-            None => {
-                let (low, high) = consumer.fetch_watermarks(topic, p, Duration::from_secs(10))?;
-                let mut tpl = TopicPartitionList::new();
-                tpl.add_partition(topic, p);
-                let committed = consumer.committed_offsets(tpl, Duration::from_secs(10))?;
-                let at = committed.find_partition(topic, p).and_then(|e| match e.offset() {
-                    Offset::Offset(o) => Some(o),
-                    _ => None,
-                });
-                let v = high <= low || at.is_some_and(|o| o >= high);
-                idle.insert(p, v);
-                v
-            }
-        };
-        if !is_idle {
+        let Ok((low, high)) = consumer.fetch_watermarks(topic, p, Duration::from_secs(2)) else { return Ok(true) };
+        if high <= low {
+            continue;
+        }
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition(topic, p);
+        let Ok(committed) = consumer.committed_offsets(tpl, Duration::from_secs(2)) else { return Ok(true) };
+        let at = committed.find_partition(topic, p).and_then(|e| match e.offset() {
+            Offset::Offset(o) => Some(o),
+            _ => None,
+        });
+        if !at.is_some_and(|o| o >= high) {
             return Ok(true);
         }
     }
