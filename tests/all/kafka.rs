@@ -424,3 +424,31 @@ fn two_hosts_in_one_group_split_the_partitions_and_each_event_is_written_once() 
     assert_eq!(total(), 8000, "each event in exactly one window of one host");
     assert!(!windows_written(&out_a).is_empty() && !windows_written(&out_b).is_empty(), "both hosts took partitions");
 }
+
+#[test]
+fn time_bounded_reads_on_a_real_broker_use_record_timestamps() {
+    // (librdkafka's mock cluster does not answer offset-for-time lookups.)
+    let broker = crate::support::Broker::start();
+    let brokers = broker.address.clone();
+    let topic = sg_host::source::kafka::KafkaTopic { brokers: brokers.clone(), topic: "timed".into() };
+    sg_host::produce::create_topic(&topic, &[], 2).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("e.jsonl");
+    assert!(sg_host().args(["gen-events", "6000", "--out"]).arg(&file).output().unwrap().status.success());
+    let producer: ThreadedProducer<DefaultProducerContext> =
+        ClientConfig::new().set("bootstrap.servers", &brokers).set("linger.ms", "5").create().unwrap();
+    let (from, to) = (1_767_225_620_000i64, 1_767_225_640_000i64); // 00:00:20Z .. 00:00:40Z
+    let mut expected = 0;
+    for (i, line) in std::fs::read_to_string(&file).unwrap().lines().enumerate() {
+        let ts = serde_json::from_str::<Value>(line).unwrap()["timestamp"].as_i64().unwrap();
+        expected += u64::from((from..to).contains(&ts));
+        producer.send(BaseRecord::<str, str>::to("timed").payload(line).partition(i as i32 % 2).timestamp(ts)).unwrap();
+    }
+    producer.flush(Duration::from_secs(10)).unwrap();
+    let report = run(
+        &format!("kafka://{brokers}/timed"),
+        &dir.path().join("out"),
+        &["--from-time", "2026-01-01T00:00:20Z", "--to-time", &to.to_string()],
+    );
+    assert_eq!(report["lineage"]["events"], expected);
+}
