@@ -325,6 +325,35 @@ fn stream_survives_a_restart(brokers: &str) {
     assert_eq!(std::fs::read_to_string(out.join("_dead_letters.jsonl")).unwrap_or_default(), "", "nothing late, nothing bad");
 }
 
+/// `n` generated events in `dir/e.jsonl`, followed by `ticks` events an hour later (one per
+/// partition when sent round-robin), which move every partition's watermark past every window.
+fn events_with_ticks(dir: &std::path::Path, n: u64, ticks: usize) -> std::path::PathBuf {
+    let file = dir.join("e.jsonl");
+    assert!(sg_host().args(["gen-events", &n.to_string(), "--out"]).arg(&file).output().unwrap().status.success());
+    let mut text = std::fs::read_to_string(&file).unwrap();
+    let mut tick: Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    tick["timestamp"] = (tick["timestamp"].as_i64().unwrap() + 3_600_000).into();
+    for _ in 0..ticks {
+        text.push_str(&format!("{tick}\n"));
+    }
+    std::fs::write(&file, text).unwrap();
+    file
+}
+
+/// `sg-host run --follow` on `topic` in 10-second windows as a member of `group`; its stderr
+/// goes to `stderr`.
+fn spawn_follower(brokers: &str, topic: &str, group: &str, out: &std::path::Path, stderr: &std::path::Path) -> Follower {
+    let child = sg_host()
+        .args(["run", "-q", "--follow", "--window", "10s", "--batch-events", "200", "--batch-wait", "100ms", "--group", group])
+        .args(["-X", "session.timeout.ms=6000", "--source", &format!("kafka://{brokers}/{topic}"), "--out"])
+        .arg(out)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(stderr).unwrap())
+        .spawn()
+        .unwrap();
+    Follower(Some(child))
+}
+
 #[test]
 fn a_stream_rides_out_a_broker_going_down_and_back() {
     let cluster = MockCluster::new(1).unwrap();
@@ -332,28 +361,10 @@ fn a_stream_rides_out_a_broker_going_down_and_back() {
     cluster.create_topic("flaky", 2, 1).unwrap();
     cluster.create_topic("flaky.dlq", 1, 1).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("e.jsonl");
-    assert!(sg_host().args(["gen-events", "4000", "--out"]).arg(&file).output().unwrap().status.success());
-    // The events, then on each partition one an hour later that closes every window.
-    let first: Value = serde_json::from_str(std::fs::read_to_string(&file).unwrap().lines().next().unwrap()).unwrap();
-    let mut tick = first.clone();
-    tick["timestamp"] = (first["timestamp"].as_i64().unwrap() + 3_600_000).into();
-    let mut text = std::fs::read_to_string(&file).unwrap();
-    text.push_str(&format!("{tick}\n{tick}\n"));
-    std::fs::write(&file, text).unwrap();
+    let file = events_with_ticks(dir.path(), 4000, 2);
     fill_round_robin(&brokers, "flaky", &file, 2);
-
     let out = dir.path().join("out");
-    let follower = Follower(Some(
-        sg_host()
-            .args(["run", "-q", "--follow", "--window", "10s", "--batch-events", "200", "--batch-wait", "100ms", "--group", "flaky"])
-            .args(["-X", "session.timeout.ms=6000", "--source", &format!("kafka://{brokers}/flaky"), "--out"])
-            .arg(&out)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::fs::File::create(dir.path().join("stderr")).unwrap())
-            .spawn()
-            .unwrap(),
-    ));
+    let follower = spawn_follower(&brokers, "flaky", "flaky", &out, &dir.path().join("stderr"));
     wait_for("the first window", || !windows_written(&out).is_empty());
     cluster.broker_down(1).unwrap();
     std::thread::sleep(Duration::from_secs(3));
@@ -376,27 +387,10 @@ fn two_hosts_in_one_group_split_the_partitions_and_each_event_is_written_once() 
     cluster.create_topic("shared", 4, 1).unwrap();
     cluster.create_topic("shared.dlq", 1, 1).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("e.jsonl");
-    assert!(sg_host().args(["gen-events", "8000", "--out"]).arg(&file).output().unwrap().status.success());
-    let first: Value = serde_json::from_str(std::fs::read_to_string(&file).unwrap().lines().next().unwrap()).unwrap();
-    let mut tick = first.clone();
-    tick["timestamp"] = (first["timestamp"].as_i64().unwrap() + 3_600_000).into();
-    let mut text = std::fs::read_to_string(&file).unwrap();
-    for _ in 0..4 {
-        text.push_str(&format!("{tick}\n"));
-    }
-    std::fs::write(&file, text).unwrap();
+    let file = events_with_ticks(dir.path(), 8000, 4);
     let host = |name: &str| {
         let out = dir.path().join(name);
-        let child = sg_host()
-            .args(["run", "-q", "--follow", "--window", "10s", "--batch-events", "200", "--batch-wait", "100ms", "--group", "pair"])
-            .args(["-X", "session.timeout.ms=6000", "--source", &format!("kafka://{brokers}/shared"), "--out"])
-            .arg(&out)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::fs::File::create(dir.path().join(format!("{name}.stderr"))).unwrap())
-            .spawn()
-            .unwrap();
-        (Follower(Some(child)), out)
+        (spawn_follower(&brokers, "shared", "pair", &out, &dir.path().join(format!("{name}.stderr"))), out)
     };
     let (a, out_a) = host("a");
     let (b, out_b) = host("b");
