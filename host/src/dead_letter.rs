@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use serde::Serialize;
 
+use crate::component::features::FailedEvent;
+use crate::events::EventBatch;
 use crate::source::Position;
 
 /// Which step refused a message.
@@ -80,6 +82,22 @@ impl DeadLetters {
         Ok(())
     }
 
+    /// Records the events of `batch` a component failed on, with their original messages
+    /// (`raw(i)` gives event `i`'s bytes).
+    pub fn write_failed<'r>(
+        &mut self,
+        component: &str,
+        batch: &EventBatch,
+        failed: &[FailedEvent],
+        raw: impl Fn(usize) -> &'r [u8],
+    ) -> Result<()> {
+        for f in failed {
+            let stage = Stage::Component(component.to_string());
+            self.write(&DeadLetter::new(batch.positions[f.index], stage, f.reason.clone(), raw(f.index)))?;
+        }
+        Ok(())
+    }
+
     /// How many so far.
     pub fn count(&self) -> u64 {
         self.file.count()
@@ -99,8 +117,8 @@ impl DeadLetters {
     /// source offset is committed.
     pub fn finish(self) -> Result<u64> {
         let (_, n) = self.file.finish()?;
-        if let Some(t) = self.topic {
-            t.finish()?;
+        if let Some(t) = &self.topic {
+            t.sync()?;
         }
         Ok(n)
     }
@@ -152,9 +170,6 @@ impl DeadLetterTopic {
         self.producer.context().check(self.sent)
     }
 
-    fn finish(self) -> Result<()> {
-        self.sync()
-    }
 }
 
 fn stage_name(stage: &Stage) -> String {
@@ -185,20 +200,15 @@ impl DeadLetterFile {
     pub fn write(&mut self, letter: &DeadLetter) -> Result<()> {
         let stage = stage_name(&letter.stage);
         let text = std::str::from_utf8(&letter.raw).ok();
+        let (line, partition, offset) = match letter.position {
+            Position::Line(l) => (Some(l), None, None),
+            Position::Kafka { partition, offset } => (None, Some(partition), Some(offset)),
+        };
         let record = Record {
             source: &self.source,
-            line: match letter.position {
-                Position::Line(l) => Some(l),
-                Position::Kafka { .. } => None,
-            },
-            partition: match letter.position {
-                Position::Kafka { partition, .. } => Some(partition),
-                Position::Line(_) => None,
-            },
-            offset: match letter.position {
-                Position::Kafka { offset, .. } => Some(offset),
-                Position::Line(_) => None,
-            },
+            line,
+            partition,
+            offset,
             stage: &stage,
             reason: &letter.reason,
             message: text,

@@ -11,7 +11,7 @@ use sg_features_core::columns::ColumnData;
 use super::Steps;
 use crate::component::ComponentSource;
 use crate::component::features::FeatureComponent;
-use crate::dead_letter::{DeadLetter, DeadLetterFile, DeadLetterTopic, DeadLetters, Stage};
+use crate::dead_letter::{DeadLetterFile, DeadLetterTopic, DeadLetters};
 use crate::detector::{self, DetectorChoice, ModelSource};
 use crate::events::{DecodedChunk, decode_chunk};
 use crate::lineage::{ComponentLineage, Lineage};
@@ -138,11 +138,7 @@ pub fn run(job: &AnomalyJob) -> Result<RunSummary> {
             if !decoded.batch.is_empty() {
                 let batch = std::sync::Arc::new(std::mem::take(&mut decoded.batch));
                 let failed = aggregation.push(&batch)?;
-                for f in &failed {
-                    let position = batch.positions[f.index];
-                    let raw = decoded.raw(&batch, f.index);
-                    dead.write(&DeadLetter::new(position, Stage::Component(features.label()), f.reason.clone(), raw))?;
-                }
+                dead.write_failed(&features.label(), &batch, &failed, |i| decoded.raw(&batch, i))?;
                 events += (batch.len() - failed.len()) as u64;
             }
             bar.set_position(progress.bytes());

@@ -257,10 +257,7 @@ pub fn run(job: &StreamJob, stop: &AtomicBool) -> Result<StreamSummary> {
                 }
             };
             let (p, offset) = (message.partition(), message.offset());
-            let start = chunk.bytes.len() as u32;
-            chunk.bytes.extend_from_slice(message.payload().unwrap_or_default());
-            chunk.messages.push(start..chunk.bytes.len() as u32);
-            chunk.positions.push(Position::Kafka { partition: p, offset });
+            chunk.push(message.payload().unwrap_or_default(), Position::Kafka { partition: p, offset });
             next.insert(p, offset + 1);
         }
         if shared.revoked.swap(false, Ordering::SeqCst) {
@@ -305,10 +302,7 @@ pub fn run(job: &StreamJob, stop: &AtomicBool) -> Result<StreamSummary> {
             };
             let sub: Arc<EventBatch> = Arc::new(batch.select(&rows));
             let failed = window.aggregation.push(&sub)?;
-            for f in &failed {
-                let raw = decoded.raw(&sub, f.index);
-                dead.write(&DeadLetter::new(sub.positions[f.index], Stage::Component(features.label()), f.reason.clone(), raw))?;
-            }
+            dead.write_failed(&features.label(), &sub, &failed, |i| decoded.raw(&sub, i))?;
             window.events += (sub.len() - failed.len()) as u64;
             for pos in &sub.positions {
                 if let Position::Kafka { partition, offset } = *pos {

@@ -249,10 +249,7 @@ impl KafkaSource {
             if offset < expected || offset >= end {
                 continue;
             }
-            let start = chunk.bytes.len() as u32;
-            chunk.bytes.extend_from_slice(message.payload().unwrap_or_default());
-            chunk.messages.push(start..chunk.bytes.len() as u32);
-            chunk.positions.push(Position::Kafka { partition: p, offset });
+            chunk.push(message.payload().unwrap_or_default(), Position::Kafka { partition: p, offset });
             if offset + 1 >= end {
                 self.next.remove(&p);
                 let mut done = TopicPartitionList::new();

@@ -119,6 +119,14 @@ impl Chunk {
         Chunk { bytes, messages, positions }
     }
 
+    /// Appends one message found at `position`.
+    pub fn push(&mut self, message: &[u8], position: Position) {
+        let start = self.bytes.len() as u32;
+        self.bytes.extend_from_slice(message);
+        self.messages.push(start..self.bytes.len() as u32);
+        self.positions.push(position);
+    }
+
     /// Number of messages.
     pub fn len(&self) -> usize {
         self.messages.len()

@@ -125,8 +125,8 @@ impl<'c> FeatureAggregation<'c> {
         let mut failed = Vec::new();
         let mut budget =
             Budget { probes: MAX_PROBES, until: std::time::Instant::now() + 4 * self.runtime.limits().call_deadline };
+        // Bisection visits left halves first, so `failed` comes out in index order.
         self.bisect(batch, (0..batch.len()).collect(), fault, &mut budget, &mut failed)?;
-        failed.sort_by_key(|f| f.index);
         if failed.len() == batch.len() {
             self.all_failed_streak += 1;
             if self.all_failed_streak >= QUARANTINE_AFTER {
