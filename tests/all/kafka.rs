@@ -11,6 +11,16 @@ use serde_json::Value;
 
 use crate::support::sg_host;
 
+/// An in-process mock cluster with `topic` (`partitions` partitions) and its `.dlq` topic
+/// (the mock does not serve CreateTopics); returns it with its bootstrap servers.
+fn mock_cluster(topic: &str, partitions: i32) -> (MockCluster<'static, DefaultProducerContext>, String) {
+    let cluster = MockCluster::new(1).unwrap();
+    cluster.create_topic(topic, partitions, 1).unwrap();
+    cluster.create_topic(&format!("{topic}.dlq"), 1, 1).unwrap();
+    let brokers = cluster.bootstrap_servers();
+    (cluster, brokers)
+}
+
 /// Generated events, `per_partition[p]` of them sent to partition `p` (in order).
 fn fill(brokers: &str, topic: &str, per_partition: &[usize], extra: &[(i32, &str)]) {
     let dir = tempfile::tempdir().unwrap();
@@ -41,11 +51,7 @@ fn run(source: &str, out: &std::path::Path, args: &[&str]) -> Value {
 
 #[test]
 fn bounded_reads_take_exactly_what_is_needed_and_commit_after_writing() {
-    let cluster = MockCluster::new(1).unwrap();
-    let brokers = cluster.bootstrap_servers();
-    cluster.create_topic("security-events", 4, 1).unwrap();
-    // The mock cluster does not serve CreateTopics: make the dead-letter topic here.
-    cluster.create_topic("security-events.dlq", 1, 1).unwrap();
+    let (_cluster, brokers) = mock_cluster("security-events", 4);
     // Partition 3 stays empty; partition 2 is short.
     fill(&brokers, "security-events", &[3000, 3000, 500, 0], &[]);
     let source = format!("kafka://{brokers}/security-events");
@@ -74,10 +80,7 @@ fn bounded_reads_take_exactly_what_is_needed_and_commit_after_writing() {
 
 #[test]
 fn bad_messages_are_dead_lettered_with_partition_and_offset() {
-    let cluster = MockCluster::new(1).unwrap();
-    let brokers = cluster.bootstrap_servers();
-    cluster.create_topic("events", 2, 1).unwrap();
-    cluster.create_topic("events.dlq", 1, 1).unwrap();
+    let (_cluster, brokers) = mock_cluster("events", 2);
     let oversized = format!(r#"{{"event_id":"big","timestamp":1,"event_type":"x","pad":"{}"}}"#, "x".repeat(4096));
     fill(&brokers, "events", &[200, 200], &[(0, "not json"), (1, r#"{"timestamp":1,"event_type":"auth_attempt"}"#), (1, &oversized)]);
     let dir = tempfile::tempdir().unwrap();
@@ -254,10 +257,8 @@ fn interrupt(mut follower: Follower) {
 
 #[test]
 fn a_stream_writes_windows_and_survives_a_restart_with_nothing_lost_or_written_twice() {
-    let cluster = MockCluster::new(1).unwrap();
-    cluster.create_topic("stream", 2, 1).unwrap();
-    cluster.create_topic("stream.dlq", 1, 1).unwrap();
-    stream_survives_a_restart(&cluster.bootstrap_servers());
+    let (_cluster, brokers) = mock_cluster("stream", 2);
+    stream_survives_a_restart(&brokers);
 }
 
 #[test]
@@ -356,10 +357,7 @@ fn spawn_follower(brokers: &str, topic: &str, group: &str, out: &std::path::Path
 
 #[test]
 fn a_stream_rides_out_a_broker_going_down_and_back() {
-    let cluster = MockCluster::new(1).unwrap();
-    let brokers = cluster.bootstrap_servers();
-    cluster.create_topic("flaky", 2, 1).unwrap();
-    cluster.create_topic("flaky.dlq", 1, 1).unwrap();
+    let (cluster, brokers) = mock_cluster("flaky", 2);
     let dir = tempfile::tempdir().unwrap();
     let file = events_with_ticks(dir.path(), 4000, 2);
     fill_round_robin(&brokers, "flaky", &file, 2);
@@ -382,10 +380,7 @@ fn a_stream_rides_out_a_broker_going_down_and_back() {
 
 #[test]
 fn two_hosts_in_one_group_split_the_partitions_and_each_event_is_written_once() {
-    let cluster = MockCluster::new(1).unwrap();
-    let brokers = cluster.bootstrap_servers();
-    cluster.create_topic("shared", 4, 1).unwrap();
-    cluster.create_topic("shared.dlq", 1, 1).unwrap();
+    let (_cluster, brokers) = mock_cluster("shared", 4);
     let dir = tempfile::tempdir().unwrap();
     let file = events_with_ticks(dir.path(), 8000, 4);
     let host = |name: &str| {
