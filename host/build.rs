@@ -1,5 +1,5 @@
 //! Builds the shipped components (features `spark-compat` and `streamguard`, the `iforest`
-//! detector) for `wasm32-wasip2` with the pinned toolchain, and exports their paths as
+//! detector, dedup policies `exact` and `template`) for `wasm32-wasip2` with the pinned toolchain, and exports their paths as
 //! `SG_GUEST_*` so `sg-host` embeds them and tests find them — nobody copies files by hand.
 //! The test programs of `tests/guests/` are built in the same cargo invocation.
 
@@ -12,6 +12,8 @@ const GUESTS: &[(&str, &str)] = &[
     ("sg-features-spark-compat", "SG_GUEST_SPARK_COMPAT"),
     ("sg-features-streamguard", "SG_GUEST_STREAMGUARD"),
     ("sg-guest-iforest", "SG_GUEST_IFOREST"),
+    ("sg-dedup-exact", "SG_GUEST_DEDUP_EXACT"),
+    ("sg-dedup-template", "SG_GUEST_DEDUP_TEMPLATE"),
     ("sg-test-guest-wrong-version", "SG_TEST_GUEST_WRONG_VERSION"),
     ("sg-test-guest-hostile", "SG_TEST_GUEST_HOSTILE"),
 ];
@@ -19,7 +21,7 @@ const GUESTS: &[(&str, &str)] = &[
 fn main() {
     let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
     let workspace = manifest.parent().unwrap().to_path_buf();
-    for dir in ["guest-features", "guest-iforest", "tests/guests", "wit", "Cargo.lock"] {
+    for dir in ["guest-features", "guest-iforest", "guest-dedup", "tests/guests", "wit", "Cargo.lock"] {
         println!("cargo:rerun-if-changed={}", workspace.join(dir).display());
     }
     let target_dir = std::env::var_os("CARGO_TARGET_DIR")

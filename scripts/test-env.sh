@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the tests need, idempotently: the pinned Rust toolchain with the wasm32-wasip2
-# target (from rust-toolchain.toml) and a Python venv with pyarrow (an independent Parquet reader).
+# target (from rust-toolchain.toml), a Python venv with pyarrow (an independent Parquet reader) and
+# numpy + tokenizers + safetensors (the reference embedding service the dedup tests start), and
+# the all-MiniLM-L6-v2 weights (scripts/fetch-model.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,7 +14,9 @@ if [ ! -x "${CARGO_HOME:-$HOME/.cargo}/bin/nisshi" ]; then
     cargo install nisshi --version 0.8.1 --locked --no-default-features --features dynostore,libsql
 fi
 
-if ! .venv/bin/python -c "import pyarrow" 2>/dev/null; then
+if ! .venv/bin/python -c "import pyarrow, numpy, tokenizers, safetensors" 2>/dev/null; then
     python3 -m venv .venv
-    .venv/bin/pip install --quiet --disable-pip-version-check "pyarrow>=15"
+    .venv/bin/pip install --quiet --disable-pip-version-check "pyarrow>=15" "numpy>=1.26" "tokenizers>=0.20" "safetensors>=0.4"
 fi
+
+scripts/fetch-model.sh

@@ -29,7 +29,21 @@ pub static SPARK_COMPAT: Builtin = Builtin {
 pub static IFOREST: Builtin =
     Builtin { name: "iforest", bytes: include_bytes!(env!("SG_GUEST_IFOREST")), built_at: env!("SG_GUEST_IFOREST") };
 
-const ALL: [&Builtin; 3] = [&STREAMGUARD, &SPARK_COMPAT, &IFOREST];
+/// The `exact` dedup policy component.
+pub static DEDUP_EXACT: Builtin = Builtin {
+    name: "exact",
+    bytes: include_bytes!(env!("SG_GUEST_DEDUP_EXACT")),
+    built_at: env!("SG_GUEST_DEDUP_EXACT"),
+};
+
+/// The `template` dedup policy component (the default policy).
+pub static DEDUP_TEMPLATE: Builtin = Builtin {
+    name: "template",
+    bytes: include_bytes!(env!("SG_GUEST_DEDUP_TEMPLATE")),
+    built_at: env!("SG_GUEST_DEDUP_TEMPLATE"),
+};
+
+const ALL: [&Builtin; 5] = [&STREAMGUARD, &SPARK_COMPAT, &IFOREST, &DEDUP_EXACT, &DEDUP_TEMPLATE];
 
 /// The builtin called `name`.
 pub fn find(name: &str) -> Option<&'static Builtin> {

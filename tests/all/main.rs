@@ -2,6 +2,7 @@
 
 mod containment;
 mod contracts;
+mod dedup;
 mod features_compat;
 mod features_corrected;
 mod iforest;

@@ -170,3 +170,62 @@ impl Drop for Broker {
         let _ = self.child.wait();
     }
 }
+
+/// all-MiniLM-L6-v2 as `scripts/fetch-model.sh` fetches it (override with `SG_MODEL_DIR`).
+pub fn model_dir() -> PathBuf {
+    let dir = std::env::var("SG_MODEL_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| workspace().join(sg_host::embed::DEFAULT_MODEL_DIR));
+    assert!(dir.join("model.safetensors").exists(), "{} has no model: run scripts/test.sh (it runs scripts/fetch-model.sh)", dir.display());
+    dir
+}
+
+/// The reference embedding service (tests/helpers/embed_server.py: the real model in numpy)
+/// on a free loopback port; stopped when dropped.
+pub struct EmbedServer {
+    child: std::process::Child,
+    /// `127.0.0.1:PORT`.
+    pub address: String,
+}
+
+impl EmbedServer {
+    /// Starts the server and waits until it serves.
+    pub fn start() -> EmbedServer {
+        use std::io::BufRead;
+        let mut child = python()
+            .arg(workspace().join("tests/helpers/embed_server.py"))
+            .arg(model_dir())
+            .env("OPENBLAS_NUM_THREADS", "1")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let port = line.trim().strip_prefix("listening on ").unwrap_or_else(|| panic!("embed server said {line:?}"));
+        EmbedServer { child, address: format!("127.0.0.1:{port}") }
+    }
+
+    /// The `/embed` URL.
+    pub fn url(&self) -> String {
+        format!("http://{}/embed", self.address)
+    }
+
+    /// A small JSON request to the server (`/control`, `/stats`).
+    pub fn call(&self, method: &str, path: &str, body: &str) -> serde_json::Value {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(&self.address).unwrap();
+        write!(s, "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len()).unwrap();
+        let mut reply = String::new();
+        s.read_to_string(&mut reply).unwrap();
+        let json = reply.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or_default();
+        serde_json::from_str(json).unwrap_or_else(|e| panic!("{path}: {e}: {reply}"))
+    }
+}
+
+impl Drop for EmbedServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -2,6 +2,7 @@
 
 pub mod detector;
 pub mod features;
+pub mod policy;
 
 use std::path::{Path, PathBuf};
 

@@ -2,6 +2,6 @@
 
 pub mod anomaly;
 pub mod stream;
-mod steps;
+pub mod steps;
 
 pub use steps::Steps;

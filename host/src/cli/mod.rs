@@ -1,5 +1,7 @@
 //! The `sg-host` command line.
 
+mod dedup;
+
 use std::io::BufWriter;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -38,6 +40,8 @@ enum Command {
     GenEvents(GenArgs),
     /// Score any feature table (CSV or Parquet) with the Isolation Forest.
     Detect(DetectArgs),
+    /// Deduplicate log lines into Qdrant: each distinct key embedded once, with a stable id.
+    Dedup(Box<dedup::DedupArgs>),
     /// Load JSON lines into a Kafka topic (creating it if asked).
     Produce(ProduceArgs),
     /// Print a features component's self-description (name, version, contract, schema).
@@ -569,6 +573,7 @@ pub fn main() -> ExitCode {
         Command::Run(args) => run(*args),
         Command::GenEvents(args) => gen_events(args),
         Command::Detect(args) => detect(args),
+        Command::Dedup(args) => dedup::dedup(*args),
         Command::Produce(args) => produce(args),
         Command::Describe { component } => describe(&component),
         Command::Demo { events, dir } => demo(events, dir),

@@ -1,0 +1,2 @@
+//! The `template` dedup policy component: one point per line template (volatile parts normalized).
+sg_dedup_core::dedup_component!(Template);

@@ -1,0 +1,182 @@
+//! `sg-host dedup`: arguments and the summary line.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Result;
+use clap::Args;
+use sg_dedup_core::InputFormat;
+
+use super::{parse_duration, parse_properties, parse_size};
+use crate::component::ComponentSource;
+use crate::dedup::{self, DedupJob, EmbedderChoice, StoreChoice};
+use crate::embed::{DEFAULT_MODEL_DIR, HttpSettings};
+use crate::runtime::Limits;
+use crate::source::Input;
+use crate::source::kafka::{KafkaOptions, KafkaTopic, StartAt};
+use crate::store::DEFAULT_COLLECTION;
+
+#[derive(Args, Debug, Clone)]
+pub(super) struct DedupArgs {
+    /// Dedup policy component: a `.wasm` path, or `builtin:template` / `builtin:exact`.
+    #[arg(long, default_value = "builtin:template")]
+    policy: String,
+    /// JSON-lines log messages (`text` or `message`; plain or gzip), `-` for stdin.
+    #[arg(long, group = "in")]
+    input: Option<PathBuf>,
+    /// A raw HDFS log file (loghub format); the policy filters and extracts levels.
+    #[arg(long, group = "in")]
+    raw_hdfs: Option<PathBuf>,
+    /// A Kafka topic of JSON log messages: `kafka://HOST:PORT[,…]/TOPIC` (read to its end).
+    #[arg(long, group = "in")]
+    source: Option<String>,
+    /// Consumer group (offsets committed after each batch's points are stored).
+    #[arg(long, default_value = "sg-dedup")]
+    group: String,
+    /// A librdkafka property, `key=value` (repeatable).
+    #[arg(short = 'X', value_name = "KEY=VALUE")]
+    property: Vec<String>,
+    /// Where to start in each partition: `earliest` or `committed`.
+    #[arg(long, default_value = "committed")]
+    start: String,
+    /// Embedded store directory (one Qdrant shard per collection inside).
+    #[arg(long, default_value = "sg-store", conflicts_with = "qdrant")]
+    store: PathBuf,
+    /// A Qdrant server instead of the embedded store (gRPC, e.g. `http://127.0.0.1:6334`).
+    #[arg(long)]
+    qdrant: Option<String>,
+    /// Collection name.
+    #[arg(long, default_value = DEFAULT_COLLECTION)]
+    collection: String,
+    /// all-MiniLM-L6-v2 directory for the in-process embedder (scripts/fetch-model.sh fills it).
+    #[arg(long, env = "SG_MODEL_DIR", default_value = DEFAULT_MODEL_DIR)]
+    model_dir: PathBuf,
+    /// A remote embedding service (`POST {"texts":[…]}` → `{"embeddings":[…]}`) instead.
+    #[arg(long)]
+    embedder: Option<String>,
+    /// Texts per request to the embedding service.
+    #[arg(long, default_value_t = 64)]
+    embed_batch: usize,
+    /// Requests in flight to the embedding service.
+    #[arg(long, default_value_t = 2)]
+    embed_concurrency: usize,
+    /// Timeout of one request to the embedding service.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    embed_timeout: Duration,
+    /// Attempts per request (exponential backoff between them) before the run stops.
+    #[arg(long, default_value_t = 10)]
+    embed_attempts: u32,
+    /// The vector size the embedding service must return (0: whatever its first answer has).
+    #[arg(long, default_value_t = 384)]
+    embed_dim: usize,
+    /// Dead-letter file (appended to).
+    #[arg(long, default_value = "sg-dedup-dead-letters.jsonl")]
+    dead_letters: PathBuf,
+    /// With `--source`: the dead-letter topic (default `<topic>.dlq`).
+    #[arg(long)]
+    dead_letter_topic: Option<String>,
+    /// With `--source`: no dead-letter topic, only the file.
+    #[arg(long, conflicts_with = "dead_letter_topic")]
+    no_dead_letter_topic: bool,
+    /// Input bytes per batch (files).
+    #[arg(long, default_value = "1MiB", value_parser = parse_size)]
+    batch_bytes: usize,
+    /// Records per batch (Kafka).
+    #[arg(long, default_value_t = 4096)]
+    batch_records: usize,
+    /// Messages larger than this are dead-lettered.
+    #[arg(long, default_value = "1MiB", value_parser = parse_size)]
+    max_message_bytes: usize,
+    /// Deadline for one call into the policy.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    call_timeout: Duration,
+    /// Memory cap of the policy instance.
+    #[arg(long, default_value = "512MiB", value_parser = parse_size)]
+    memory_limit: usize,
+    /// Print nothing but errors and the summary.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+impl DedupArgs {
+    fn job(&self) -> Result<DedupJob> {
+        let (input, format) = match (&self.input, &self.raw_hdfs, &self.source) {
+            (Some(p), None, None) => (Input::File(p.clone()), InputFormat::Json),
+            (None, Some(p), None) => (Input::File(p.clone()), InputFormat::RawHdfs),
+            (None, None, Some(url)) => {
+                let start = match self.start.as_str() {
+                    "earliest" => StartAt::Earliest,
+                    "committed" => StartAt::Committed,
+                    other => anyhow::bail!("--start {other}: expected earliest or committed"),
+                };
+                let kafka = KafkaOptions {
+                    topic: KafkaTopic::parse(url)?,
+                    group: self.group.clone(),
+                    properties: parse_properties(&self.property)?,
+                    start,
+                    to_time: None,
+                    max_events: None,
+                    chunk_messages: self.batch_records,
+                };
+                (Input::Kafka(kafka), InputFormat::Json)
+            }
+            _ => anyhow::bail!("give one of --input FILE, --raw-hdfs FILE or --source kafka://HOST:PORT/TOPIC"),
+        };
+        let dead_letter_topic = match &input {
+            Input::Kafka(k) if !self.no_dead_letter_topic => {
+                Some(self.dead_letter_topic.clone().unwrap_or_else(|| format!("{}.dlq", k.topic.topic)))
+            }
+            _ => None,
+        };
+        let embedder = match &self.embedder {
+            Some(url) => EmbedderChoice::Http(HttpSettings {
+                batch: self.embed_batch,
+                concurrency: self.embed_concurrency,
+                timeout: self.embed_timeout,
+                attempts: self.embed_attempts.max(1),
+                dimension: (self.embed_dim > 0).then_some(self.embed_dim),
+                ..HttpSettings::new(url)
+            }),
+            None => EmbedderChoice::InProcess(self.model_dir.clone()),
+        };
+        Ok(DedupJob {
+            policy: ComponentSource::parse(&self.policy)?,
+            input,
+            format,
+            store: match &self.qdrant {
+                Some(url) => StoreChoice::Server(url.clone()),
+                None => StoreChoice::Embedded(self.store.clone()),
+            },
+            collection: self.collection.clone(),
+            embedder,
+            dead_letters: self.dead_letters.clone(),
+            dead_letter_topic,
+            limits: Limits { call_deadline: self.call_timeout, memory_bytes: self.memory_limit, ..Limits::default() },
+            batch_bytes: self.batch_bytes,
+            max_message_bytes: self.max_message_bytes,
+            quiet: self.quiet,
+        })
+    }
+}
+
+/// Runs `sg-host dedup` and prints the final summary.
+pub(super) fn dedup(args: DedupArgs) -> Result<()> {
+    let s = dedup::run(&args.job()?)?;
+    let t = s.totals;
+    println!(
+        "{} records in {} batches with {}: {} duplicates skipped, {} new, {} embedded, {} inserted, {} filtered, {} dead-lettered; {} points stored; {:.2}s ({:.0} records/s)",
+        t.records,
+        s.batches,
+        s.policy,
+        t.duplicates,
+        t.new,
+        t.embedded,
+        t.inserted,
+        t.filtered,
+        t.dead_lettered,
+        s.points,
+        s.seconds,
+        t.records as f64 / s.seconds.max(1e-9)
+    );
+    Ok(())
+}

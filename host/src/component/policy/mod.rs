@@ -1,0 +1,253 @@
+//! Dedup policy components (`streamguard:dedup`): decide keep / key / embed text / payload per
+//! log record, in the sandbox, with the records that make the component fail isolated.
+
+mod v1;
+
+use anyhow::{Result, anyhow, bail};
+use sg_dedup_core::{Decisions, LogBatch, TextColumn, TextColumnBuf};
+use wasmtime::Store;
+use wasmtime::component::Linker;
+
+use super::{ComponentSource, Contract, LoadedComponent, call_error};
+use crate::runtime::{Runtime, Sandbox};
+
+/// WIT package of the dedup contract.
+pub const PACKAGE: &str = "streamguard:dedup";
+/// Contract majors this host accepts.
+pub const ACCEPTED_MAJORS: &[u64] = &[v1::MAJOR];
+
+/// The records a call covers (a whole batch or a slice of it).
+pub type RecordSlice<'a> = LogBatch<'a>;
+
+/// A policy's self-description.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Descriptor {
+    /// Implementation name.
+    pub name: String,
+    /// Implementation version.
+    pub version: String,
+    /// What it keys on.
+    pub description: String,
+}
+
+enum Binding {
+    V1(v1::Pre),
+}
+
+enum Live {
+    V1(v1::Instance),
+}
+
+/// A record the policy could not decide: its row in the batch and the failure.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FailedRecord {
+    /// Row in the batch.
+    pub row: usize,
+    /// The trap or error, concise.
+    pub reason: String,
+}
+
+/// A loaded, type-checked dedup policy with a live instance that is replaced after a fault.
+pub struct PolicyComponent {
+    loaded: LoadedComponent,
+    contract: Contract,
+    descriptor: Descriptor,
+    binding: Binding,
+    live: Option<(Store<Sandbox>, Live)>,
+}
+
+/// Calls below this many records that all fail mean a broken policy, not bad records.
+const ALL_FAIL_MIN_RECORDS: usize = 8;
+
+impl PolicyComponent {
+    /// Loads, checks the contract and reads the self-description.
+    pub fn load(runtime: &Runtime, source: &ComponentSource) -> Result<PolicyComponent> {
+        let loaded = LoadedComponent::load(runtime, source)?;
+        let contract = loaded.contract(PACKAGE, ACCEPTED_MAJORS)?;
+        let mut linker = Linker::new(runtime.engine());
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+        let binding = Binding::V1(v1::Pre::new(&linker, &loaded.component).map_err(|e| {
+            anyhow!("{} exports {contract} but does not match it: {e:#}", loaded.origin)
+        })?);
+        let mut policy = PolicyComponent {
+            loaded,
+            contract,
+            descriptor: Descriptor { name: String::new(), version: String::new(), description: String::new() },
+            binding,
+            live: None,
+        };
+        let (mut store, Live::V1(instance)) = policy.instantiate(runtime)?;
+        policy.descriptor = instance
+            .describe(&mut store)
+            .map_err(|e| call_error(&policy.loaded.origin, "describe", e, store.data().stderr()))?;
+        policy.live = Some((store, Live::V1(instance)));
+        semver::Version::parse(&policy.descriptor.version).map_err(|e| {
+            anyhow!("{}: implementation version {:?} is not semver: {e}", policy.loaded.origin, policy.descriptor.version)
+        })?;
+        Ok(policy)
+    }
+
+    /// Where it came from.
+    pub fn origin(&self) -> &str {
+        &self.loaded.origin
+    }
+
+    /// sha256 of its bytes.
+    pub fn digest(&self) -> &str {
+        &self.loaded.digest
+    }
+
+    /// The contract it was bound as.
+    pub fn contract(&self) -> &Contract {
+        &self.contract
+    }
+
+    /// Its self-description.
+    pub fn descriptor(&self) -> &Descriptor {
+        &self.descriptor
+    }
+
+    /// `name@version`, as dead letters and payloads name it.
+    pub fn label(&self) -> String {
+        format!("{}@{}", self.descriptor.name, self.descriptor.version)
+    }
+
+    fn instantiate(&self, runtime: &Runtime) -> Result<(Store<Sandbox>, Live)> {
+        let mut store = runtime.store();
+        let Binding::V1(pre) = &self.binding;
+        let live = pre
+            .instantiate(&mut store)
+            .map_err(|e| call_error(&self.loaded.origin, "instantiate", e, store.data().stderr()))?;
+        Ok((store, Live::V1(live)))
+    }
+
+    /// One call over `slice`; a fault or a malformed answer drops the instance.
+    fn call(&mut self, runtime: &Runtime, slice: &RecordSlice<'_>) -> Result<Decisions> {
+        if self.live.is_none() {
+            self.live = Some(self.instantiate(runtime)?);
+        }
+        let (store, Live::V1(instance)) = self.live.as_mut().expect("just made");
+        store.set_epoch_deadline(runtime.limits().deadline_ticks());
+        let result = match instance.decide(store, slice) {
+            Ok(Ok(d)) => check(d, slice.line.len()),
+            Ok(Err(refused)) => Err(anyhow!("{}: refused the batch: {refused:#}", self.loaded.origin)),
+            Err(trap) => Err(call_error(&self.loaded.origin, "decide", trap, store.data().stderr())),
+        };
+        if result.is_err() {
+            self.live = None;
+        }
+        result
+    }
+
+    /// Decides every record of `batch`. When a call fails, the batch is split in halves until
+    /// the failing records are isolated: they come back in the list with the reason (and
+    /// `keep = false` in the decisions); every other record is decided as in a clean run. Fails
+    /// only when the policy fails every record of a batch (a broken policy, not bad records).
+    pub fn decide(&mut self, runtime: &Runtime, batch: &LogBatch<'_>) -> Result<(Decisions, Vec<FailedRecord>)> {
+        let rows = batch.line.len();
+        if let Ok(d) = self.call(runtime, batch) {
+            return Ok((d, Vec::new()));
+        }
+        let mut merged = Merged::new(rows);
+        let mut failed = Vec::new();
+        let mut stack = vec![(0usize, rows)];
+        while let Some((start, end)) = stack.pop() {
+            let part = slice(batch, start, end);
+            match self.call(runtime, &part) {
+                Ok(d) => merged.put(start, &d),
+                Err(e) if end - start == 1 => failed.push(FailedRecord { row: start, reason: format!("{e:#}") }),
+                Err(_) => {
+                    let mid = start + (end - start) / 2;
+                    stack.push((mid, end));
+                    stack.push((start, mid));
+                }
+            }
+        }
+        if failed.len() == rows && rows >= ALL_FAIL_MIN_RECORDS {
+            bail!("{} ({}) failed on every record of a batch of {rows}: {}", self.origin(), self.label(), failed[0].reason);
+        }
+        failed.sort_by_key(|f| f.row);
+        Ok((merged.finish(), failed))
+    }
+}
+
+/// Rows `start..end` of a batch: the same buffers, a window of offsets.
+fn slice<'a>(batch: &LogBatch<'a>, start: usize, end: usize) -> LogBatch<'a> {
+    let cut = |c: TextColumn<'a>| TextColumn { bytes: c.bytes, offsets: &c.offsets[start..=end] };
+    LogBatch {
+        format: batch.format,
+        line: cut(batch.line),
+        original_text: cut(batch.original_text),
+        timestamp: cut(batch.timestamp),
+        log_level: cut(batch.log_level),
+        source: cut(batch.source),
+        node_type: cut(batch.node_type),
+    }
+}
+
+/// Checks that every column of an answer has one row per record.
+fn check(d: Decisions, rows: usize) -> Result<Decisions> {
+    if d.keep.len() != rows {
+        bail!("answered {} keep flags for {rows} records", d.keep.len());
+    }
+    let columns = [(&d.key, "key".to_string()), (&d.embed_text, "embed-text".to_string())]
+        .into_iter()
+        .chain(d.payload.iter().map(|(n, c)| (c, format!("payload {n:?}"))));
+    for (c, name) in columns {
+        c.view().check(rows, &name).map_err(|e| anyhow!("malformed answer: {e}"))?;
+        std::str::from_utf8(&c.bytes).map_err(|e| anyhow!("malformed answer: {name} is not UTF-8: {e}"))?;
+    }
+    Ok(d)
+}
+
+/// One record's decision, owned: keep, key, embed text, payload fields.
+type RowDecision = (bool, String, String, Vec<(String, String)>);
+
+/// Decisions of sub-batches put back in row order; rows never decided stay `keep = false`.
+struct Merged {
+    rows: Vec<Option<RowDecision>>,
+}
+
+impl Merged {
+    fn new(rows: usize) -> Self {
+        Merged { rows: vec![None; rows] }
+    }
+
+    fn put(&mut self, start: usize, d: &Decisions) {
+        for i in 0..d.keep.len() {
+            let payload = d.payload.iter().map(|(n, c)| (n.clone(), c.get(i).to_string())).collect();
+            self.rows[start + i] = Some((d.keep[i], d.key.get(i).to_string(), d.embed_text.get(i).to_string(), payload));
+        }
+    }
+
+    fn finish(self) -> Decisions {
+        let mut names: Vec<String> = Vec::new();
+        for (_, _, _, p) in self.rows.iter().flatten() {
+            for (n, _) in p {
+                if !names.contains(n) {
+                    names.push(n.clone());
+                }
+            }
+        }
+        let mut out = Decisions {
+            keep: Vec::with_capacity(self.rows.len()),
+            key: TextColumnBuf::default(),
+            embed_text: TextColumnBuf::default(),
+            payload: names.iter().map(|n| (n.clone(), TextColumnBuf::default())).collect(),
+        };
+        for row in &self.rows {
+            let (keep, key, embed, payload) = match row {
+                Some((k, key, e, p)) => (*k, key.as_str(), e.as_str(), Some(p)),
+                None => (false, "", "", None),
+            };
+            out.keep.push(keep);
+            out.key.push(key);
+            out.embed_text.push(embed);
+            for (name, column) in &mut out.payload {
+                let value = payload.and_then(|p| p.iter().find(|(n, _)| n == name)).map_or("", |(_, v)| v.as_str());
+                column.push(value);
+            }
+        }
+        out
+    }
+}

@@ -1,0 +1,181 @@
+//! `sg-host dedup`: log lines in, each distinct key embedded once and stored as a Qdrant point
+//! with a stable id. Per batch: decode (dead letters) → policy component → ids → existence
+//! check → embed only new texts → upsert → (Kafka) store synced, dead letters synced, offsets
+//! committed — a position is acknowledged only after its points are stored.
+
+mod batch;
+pub mod point_id;
+mod records;
+
+pub use batch::{BatchCounts, Deduper, Lineage};
+pub use point_id::point_id;
+pub use records::LogRecords;
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use sg_dedup_core::InputFormat;
+
+use crate::component::ComponentSource;
+use crate::component::policy::PolicyComponent;
+use crate::dead_letter::{DeadLetter, DeadLetterFile, DeadLetterTopic, DeadLetters, Stage};
+use crate::pipeline::steps::Steps;
+use crate::embed::{Embedder, HttpEmbedder, HttpSettings, MiniLm};
+use crate::runtime::{Limits, Runtime};
+use crate::source::{Input, Source};
+use crate::store::{EdgeStore, PointStore, QdrantServer};
+
+/// Where points are stored.
+#[derive(Clone, Debug)]
+pub enum StoreChoice {
+    /// The embedded Qdrant shard under this directory.
+    Embedded(PathBuf),
+    /// A Qdrant server (gRPC URL).
+    Server(String),
+}
+
+/// Who embeds.
+#[derive(Clone, Debug)]
+pub enum EmbedderChoice {
+    /// all-MiniLM-L6-v2 in process, from this model directory.
+    InProcess(PathBuf),
+    /// A remote `/embed` service.
+    Http(HttpSettings),
+}
+
+/// Everything a dedup run needs.
+#[derive(Clone, Debug)]
+pub struct DedupJob {
+    /// The policy component.
+    pub policy: ComponentSource,
+    /// JSON log messages from a file or a Kafka topic, or raw HDFS lines from a file.
+    pub input: Input,
+    /// JSON messages or raw HDFS lines.
+    pub format: InputFormat,
+    /// Where points go.
+    pub store: StoreChoice,
+    /// Collection name.
+    pub collection: String,
+    /// Who embeds.
+    pub embedder: EmbedderChoice,
+    /// Dead-letter file (appended to).
+    pub dead_letters: PathBuf,
+    /// Dead-letter topic (Kafka sources).
+    pub dead_letter_topic: Option<String>,
+    /// Sandbox limits.
+    pub limits: Limits,
+    /// Input bytes per batch (files).
+    pub batch_bytes: usize,
+    /// Messages larger than this are dead-lettered.
+    pub max_message_bytes: usize,
+    /// Print nothing but errors.
+    pub quiet: bool,
+}
+
+/// What a run did.
+#[derive(Clone, Debug)]
+pub struct DedupSummary {
+    /// Totals over the batches.
+    pub totals: BatchCounts,
+    /// Batches processed.
+    pub batches: u64,
+    /// Points in the collection at the end.
+    pub points: u64,
+    /// Wall time.
+    pub seconds: f64,
+    /// `name@version` of the policy.
+    pub policy: String,
+}
+
+fn open_store(job: &DedupJob) -> Result<Box<dyn PointStore>> {
+    Ok(match &job.store {
+        StoreChoice::Embedded(dir) => Box::new(EdgeStore::open(dir, &job.collection)?),
+        StoreChoice::Server(url) => Box::new(QdrantServer::connect(url, &job.collection)?),
+    })
+}
+
+fn open_embedder(job: &DedupJob) -> Result<Box<dyn Embedder>> {
+    Ok(match &job.embedder {
+        EmbedderChoice::InProcess(dir) => Box::new(MiniLm::load(dir)?),
+        EmbedderChoice::Http(settings) => Box::new(HttpEmbedder::new(settings.clone())?),
+    })
+}
+
+/// Runs a dedup job to the end of its input.
+pub fn run(job: &DedupJob) -> Result<DedupSummary> {
+    let started = Instant::now();
+    let runtime = Runtime::new(job.limits)?;
+    let mut policy = PolicyComponent::load(&runtime, &job.policy)?;
+    let mut store = open_store(job)?;
+    let mut embedder = open_embedder(job)?;
+    let mut source = Source::open(&job.input, job.batch_bytes)?;
+    let topic = match (&job.input, &job.dead_letter_topic) {
+        (Input::Kafka(k), Some(t)) => Some(DeadLetterTopic::open(&k.topic, &k.properties, t)?),
+        _ => None,
+    };
+    let file = DeadLetterFile::append(&job.dead_letters, &source.name())
+        .with_context(|| format!("dead-letter file {}", job.dead_letters.display()))?;
+    let mut dead_letters = DeadLetters::new(file, topic);
+    let lineage = Lineage {
+        policy: policy.label(),
+        policy_digest: policy.digest().to_string(),
+        contract: policy.contract().to_string(),
+    };
+    let say = |line: String| {
+        if !job.quiet {
+            eprintln!("{line}");
+        }
+    };
+    say(format!(
+        "dedup: {} ({}) → {}; embeddings: {}",
+        policy.label(),
+        policy.origin(),
+        store.describe(),
+        embedder.describe()
+    ));
+    let bar = Steps::new(0, job.quiet).progress(source.total_bytes());
+    let progress = source.progress();
+    let mut deduper = Deduper { policy: &mut policy, store: store.as_mut(), embedder: embedder.as_mut(), lineage };
+    let mut totals = BatchCounts::default();
+    let mut batches = 0u64;
+    while let Some(chunk) = source.next_chunk()? {
+        let mut dead = Vec::new();
+        let records = LogRecords::decode(&chunk, job.format, job.max_message_bytes, &mut dead);
+        let (mut counts, failed) = deduper.process(&runtime, &records)?;
+        for f in &failed {
+            let stage = Stage::Component(deduper.lineage.policy.clone());
+            dead.push(DeadLetter::new(records.position(&chunk, f.row), stage, f.reason.clone(), chunk.message(records.message[f.row])));
+        }
+        counts.records = chunk.len() as u64;
+        counts.dead_lettered = dead.len() as u64;
+        for letter in &dead {
+            dead_letters.write(letter)?;
+        }
+        if let Source::Kafka(_) = source {
+            // Points and dead letters durable first; then the offsets move past them.
+            deduper.store.sync()?;
+            dead_letters.sync()?;
+            source.acknowledge()?;
+        }
+        batches += 1;
+        totals += counts;
+        bar.set_position(progress.bytes());
+        let line = format!(
+            "batch {batches}: {} records, {} duplicates skipped, {} new, {} embedded, {} inserted ({} filtered, {} dead-lettered)",
+            counts.records,
+            counts.duplicates,
+            counts.new,
+            counts.embedded,
+            counts.inserted,
+            counts.filtered,
+            counts.dead_lettered
+        );
+        bar.suspend(|| say(line));
+    }
+    bar.finish_and_clear();
+    deduper.store.sync()?;
+    dead_letters.finish()?;
+    let points = store.count()?;
+    Ok(DedupSummary { totals, batches, points, seconds: started.elapsed().as_secs_f64(), policy: policy.label() })
+}
