@@ -325,3 +325,43 @@ fn raw_hdfs_lines_are_filtered_and_levelled_by_the_policy() {
     assert_eq!(receiving["node_type"], "datanode");
     assert_eq!(receiving["source"], "hdfs_datanode");
 }
+
+/// `sg-host produce` into a new topic on the real broker.
+fn produce(broker: &str, topic: &str, lines: &[String], dir: &Path) {
+    let file = dir.join(format!("{topic}-{}.jsonl", lines.len()));
+    std::fs::write(&file, lines.join("\n")).unwrap();
+    let o = sg_host()
+        .args(["produce", "--brokers", broker, "--topic", topic, "--key", "none", "--create-partitions", "2", "--input"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+#[test]
+fn a_kafka_topic_of_logs_is_deduplicated_and_committed_batch_by_batch() {
+    let broker = crate::support::Broker::start();
+    let server = EmbedServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let lines = sample_lines();
+    produce(&broker.address, "logs", &lines[..3000], dir.path());
+    let source = format!("kafka://{}/logs", broker.address);
+    let args = ["--source", &source, "--policy", "builtin:template", "--embedder", &server.url(), "--batch-records", "1000", "-q"];
+    let first = dedup(&args, dir.path());
+    let templates = |ls: &[String]| texts(ls).iter().map(|t| normalize::template(t)).collect::<BTreeSet<_>>();
+    assert_eq!(count(&first, "records in"), 3000, "{first}");
+    assert_eq!(count(&first, "inserted"), templates(&lines[..3000]).len() as u64, "{first}");
+
+    // More lines and a malformed one: the next run reads only them (offsets were committed).
+    let mut more = lines[3000..3500].to_vec();
+    more.push("{not json".into());
+    produce(&broker.address, "logs", &more, dir.path());
+    let second = dedup(&args, dir.path());
+    assert_eq!(count(&second, "records in"), 501, "{second}");
+    assert_eq!(count(&second, "dead-lettered"), 1, "{second}");
+    let all = templates(&lines[..3500]);
+    assert_eq!(count(&second, "inserted"), (all.len() - templates(&lines[..3000]).len()) as u64, "{second}");
+    assert_eq!(stored(dir.path()).len(), all.len());
+    let dead = std::fs::read_to_string(dir.path().join("dead.jsonl")).unwrap();
+    assert!(dead.contains("\"partition\"") && dead.contains("{not json"), "{dead}");
+}

@@ -262,13 +262,15 @@ impl KafkaSource {
         Ok(Some(chunk))
     }
 
-    /// Commits the end of every span to the group — call only once the output covering them is
-    /// durably written.
+    /// Commits everything handed out so far (per partition: the next offset to read, or the
+    /// span's end once it is finished) — call only once the output covering it is durably
+    /// written.
     pub fn commit(&self) -> Result<()> {
         let mut tpl = TopicPartitionList::new();
         for (&p, span) in &self.spans {
-            if span.end > span.start {
-                tpl.add_partition_offset(&self.options.topic.topic, p, Offset::Offset(span.end))?;
+            let read_to = self.next.get(&p).copied().unwrap_or(span.end);
+            if read_to > span.start {
+                tpl.add_partition_offset(&self.options.topic.topic, p, Offset::Offset(read_to))?;
             }
         }
         if tpl.count() > 0 {

@@ -70,8 +70,8 @@ impl Source {
         }
     }
 
-    /// Acknowledges everything read — call only after the output covering it is durably
-    /// written (Kafka: commits the group's offsets; files: nothing).
+    /// Acknowledges every chunk handed out so far — call only after the output covering them is
+    /// durably written (Kafka: commits the group's offsets; files: nothing).
     pub fn acknowledge(&self) -> Result<()> {
         match self {
             Source::File(_) => Ok(()),
