@@ -24,6 +24,8 @@ fn main() {
     for dir in ["guest-features", "guest-iforest", "guest-dedup", "tests/guests", "wit", "Cargo.lock"] {
         println!("cargo:rerun-if-changed={}", workspace.join(dir).display());
     }
+    println!("cargo:rustc-env=SG_HOST_TARGET={}", std::env::var("TARGET").unwrap());
+    println!("cargo:rustc-env=SG_WASMTIME_VERSION={}", locked_version(&workspace.join("Cargo.lock"), "wasmtime"));
     let target_dir = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| workspace.join("target"))
@@ -34,6 +36,14 @@ fn main() {
         assert!(file.exists(), "guest {package} was not built at {}", file.display());
         println!("cargo:rustc-env={var}={}", file.display());
     }
+}
+
+/// The version of `package` in Cargo.lock.
+fn locked_version(lock: &Path, package: &str) -> String {
+    let text = std::fs::read_to_string(lock).expect("Cargo.lock");
+    let marker = format!("name = \"{package}\"\nversion = \"");
+    let at = text.find(&marker).unwrap_or_else(|| panic!("{package} is not in Cargo.lock")) + marker.len();
+    text[at..].split('"').next().unwrap().to_string()
 }
 
 fn build_guests(workspace: &Path, target_dir: &Path) {

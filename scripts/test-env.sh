@@ -20,3 +20,7 @@ if ! .venv/bin/python -c "import pyarrow, numpy, tokenizers, safetensors" 2>/dev
 fi
 
 scripts/fetch-model.sh
+
+# The aarch64 build of sg-host and qemu-user, for the test that runs it under emulation
+# (cross linker and qemu from Debian; ~10 min of build the first time).
+scripts/build-aarch64.sh >/dev/null

@@ -91,6 +91,7 @@ impl DeadLetters {
         failed: &[FailedEvent],
         raw: impl Fn(usize) -> &'r [u8],
     ) -> Result<()> {
+        crate::metrics::METRICS.dead(component, failed.len());
         for f in failed {
             let stage = Stage::Component(component.to_string());
             self.write(&DeadLetter::new(batch.positions[f.index], stage, f.reason.clone(), raw(f.index)))?;

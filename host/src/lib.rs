@@ -1,6 +1,8 @@
 //! `sg-host`: runs security-analytics pipelines, calling sandboxed, versioned WASM components
 //! for feature extraction, and the Isolation Forest natively or in a component.
 
+pub mod admin;
+pub mod bundle;
 pub mod bundled;
 pub mod cli;
 pub mod component;
@@ -11,10 +13,12 @@ pub mod embed;
 pub mod events;
 pub mod synthetic;
 pub mod lineage;
+pub mod metrics;
 pub mod output;
 pub mod pipeline;
 pub mod produce;
 pub mod runtime;
 pub mod source;
 pub mod store;
+pub mod swap;
 pub mod table_io;

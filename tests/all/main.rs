@@ -8,4 +8,6 @@ mod features_corrected;
 mod iforest;
 mod kafka;
 mod pipeline;
+mod portability;
 mod support;
+mod swap;

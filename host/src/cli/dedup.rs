@@ -8,6 +8,7 @@ use clap::Args;
 use sg_dedup_core::InputFormat;
 
 use super::{parse_duration, parse_properties, parse_size};
+use crate::bundle::{Bundle, Role};
 use crate::component::ComponentSource;
 use crate::dedup::{self, DedupJob, EmbedderChoice, StoreChoice};
 use crate::embed::{DEFAULT_MODEL_DIR, HttpSettings};
@@ -21,6 +22,13 @@ pub(super) struct DedupArgs {
     /// Dedup policy component: a `.wasm` path, or `builtin:template` / `builtin:exact`.
     #[arg(long, default_value = "builtin:template")]
     policy: String,
+    /// A deployment bundle whose `policy` component replaces --policy (digests verified first).
+    #[arg(long)]
+    bundle: Option<PathBuf>,
+    /// Print what the policy decides for every record (position, keep, key, point id) as JSON
+    /// lines, without embedding or storing anything.
+    #[arg(long)]
+    dry_run: bool,
     /// JSON-lines log messages (`text` or `message`; plain or gzip), `-` for stdin.
     #[arg(long, group = "in")]
     input: Option<PathBuf>,
@@ -139,8 +147,14 @@ impl DedupArgs {
             }),
             None => EmbedderChoice::InProcess(self.model_dir.clone()),
         };
+        let policy = match &self.bundle {
+            Some(dir) => Bundle::open(dir)?
+                .component(Role::Policy)
+                .ok_or_else(|| anyhow::anyhow!("bundle {} has no policy component", dir.display()))?,
+            None => ComponentSource::parse(&self.policy)?,
+        };
         Ok(DedupJob {
-            policy: ComponentSource::parse(&self.policy)?,
+            policy,
             input,
             format,
             store: match &self.qdrant {
@@ -161,6 +175,11 @@ impl DedupArgs {
 
 /// Runs `sg-host dedup` and prints the final summary.
 pub(super) fn dedup(args: DedupArgs) -> Result<()> {
+    if args.dry_run {
+        let stdout = std::io::stdout();
+        dedup::plan(&args.job()?, &mut std::io::BufWriter::new(stdout.lock()))?;
+        return Ok(());
+    }
     let s = dedup::run(&args.job()?)?;
     let t = s.totals;
     println!(

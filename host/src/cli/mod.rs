@@ -1,6 +1,7 @@
 //! The `sg-host` command line.
 
 mod dedup;
+mod deploy;
 
 use std::io::BufWriter;
 use std::path::PathBuf;
@@ -11,6 +12,8 @@ use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use sg_iforest::{Contamination, MaxSamples, Params};
 
+use crate::admin::AdminSettings;
+use crate::bundle::{Bundle, Role};
 use crate::component::ComponentSource;
 use crate::component::features::FeatureComponent;
 use crate::detector::{self, DetectorChoice, ModelSource};
@@ -42,6 +45,11 @@ enum Command {
     Detect(DetectArgs),
     /// Deduplicate log lines into Qdrant: each distinct key embedded once, with a stable id.
     Dedup(Box<dedup::DedupArgs>),
+    /// Precompile a component for a target (wasmtime cross-compilation).
+    Compile(deploy::CompileArgs),
+    /// Make or verify a deployment bundle (components, precompiled code, model, digests).
+    #[command(subcommand)]
+    Bundle(deploy::BundleCommand),
     /// Load JSON lines into a Kafka topic (creating it if asked).
     Produce(ProduceArgs),
     /// Print a features component's self-description (name, version, contract, schema).
@@ -122,6 +130,11 @@ struct RunArgs {
     /// Features component: a `.wasm` path, or `builtin:streamguard` / `builtin:spark-compat`.
     #[arg(long, default_value = "builtin:streamguard")]
     component: String,
+    /// A deployment bundle (`sg-host bundle create`): its features component, and its detector
+    /// and model when it has them, replace --component, --detector and --model. Every digest is
+    /// verified before anything runs.
+    #[arg(long)]
+    bundle: Option<PathBuf>,
     /// JSON-lines events (plain or gzip), `-` for stdin.
     #[arg(long, required_unless_present = "source", conflicts_with = "source")]
     input: Option<PathBuf>,
@@ -158,6 +171,13 @@ struct RunArgs {
     /// Print nothing but errors.
     #[arg(long, short)]
     quiet: bool,
+    /// With --follow: serve the admin API (components, upload, rollback, /metrics) on this
+    /// loopback address, e.g. `127.0.0.1:9900`.
+    #[arg(long, requires = "follow")]
+    admin: Option<std::net::SocketAddr>,
+    /// File holding the bearer token the admin API requires for changes (or `SG_ADMIN_TOKEN`).
+    #[arg(long, requires = "admin")]
+    admin_token_file: Option<PathBuf>,
 }
 
 #[derive(Args, Debug, Default)]
@@ -389,13 +409,14 @@ fn run(args: RunArgs) -> Result<()> {
         let Input::Kafka(kafka) = input else { unreachable!("--follow requires --source") };
         return follow(args, kafka, dead_letter_topic, limits);
     }
+    let (component, detector, model) = components(&args)?;
     let job = AnomalyJob {
-        component: ComponentSource::parse(&args.component)?,
+        component,
         input,
         dead_letter_topic,
         out: args.out,
-        detector: DetectorChoice::parse(&args.detector.detector)?,
-        model: args.detector.model_source()?,
+        detector,
+        model,
         save_model: args.detector.save_model.clone(),
         limits,
         batch_bytes: args.batch_bytes,
@@ -443,13 +464,44 @@ fn stop_on_signal() -> Arc<AtomicBool> {
     stop
 }
 
+/// The features component, detector and model of a run: from the bundle where it has them.
+fn components(args: &RunArgs) -> Result<(ComponentSource, DetectorChoice, ModelSource)> {
+    let mut features = ComponentSource::parse(&args.component)?;
+    let mut detector = DetectorChoice::parse(&args.detector.detector)?;
+    let mut model = args.detector.model_source()?;
+    if let Some(dir) = &args.bundle {
+        let bundle = Bundle::open(dir)?;
+        features = bundle
+            .component(Role::Features)
+            .ok_or_else(|| anyhow::anyhow!("bundle {} has no features component", dir.display()))?;
+        if let Some(d) = bundle.component(Role::Detector) {
+            detector = DetectorChoice::Component(d);
+        }
+        if let Some(m) = bundle.model() {
+            model = ModelSource::Load(m);
+        }
+    }
+    Ok((features, detector, model))
+}
+
 fn follow(args: RunArgs, kafka: KafkaOptions, dead_letter_topic: Option<String>, limits: Limits) -> Result<()> {
+    let (component, detector, model) = components(&args)?;
+    let admin = match args.admin {
+        Some(address) => {
+            let token = match &args.admin_token_file {
+                Some(f) => Some(std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?.trim().to_string()),
+                None => std::env::var("SG_ADMIN_TOKEN").ok(),
+            };
+            Some(AdminSettings { address, token, uploads: args.out.join("_components") })
+        }
+        None => None,
+    };
     let job = StreamJob {
-        component: ComponentSource::parse(&args.component)?,
+        component,
         kafka,
         out: args.out,
-        detector: DetectorChoice::parse(&args.detector.detector)?,
-        model: args.detector.model_source()?,
+        detector,
+        model,
         limits,
         window_ms: args.kafka.window.as_millis() as i64,
         lateness_ms: args.kafka.lateness.as_millis() as i64,
@@ -458,13 +510,14 @@ fn follow(args: RunArgs, kafka: KafkaOptions, dead_letter_topic: Option<String>,
         max_message_bytes: args.max_message_bytes,
         dead_letter_topic,
         quiet: args.quiet,
+        admin,
     };
     if job.window_ms <= 0 {
         anyhow::bail!("--window must be positive");
     }
     let stop = stop_on_signal();
     let s = stream::run(&job, &stop)?;
-    println!("{} windows written, {} events, {} dead-lettered", s.windows, s.events, s.dead_lettered);
+    println!("{} windows written, {} events, {} dead-lettered, {} upgrades", s.windows, s.events, s.dead_lettered, s.swaps);
     Ok(())
 }
 
@@ -539,6 +592,7 @@ fn demo(events: u64, dir: PathBuf) -> Result<()> {
     let out = dir.join("out");
     run(RunArgs {
         component: "builtin:streamguard".into(),
+        bundle: None,
         input: Some(input),
         kafka: KafkaArgs::default(),
         out: out.clone(),
@@ -560,6 +614,8 @@ fn demo(events: u64, dir: PathBuf) -> Result<()> {
         dead_letter_topic: None,
         no_dead_letter_topic: false,
         quiet: false,
+        admin: None,
+        admin_token_file: None,
     })?;
     let report = std::fs::read_to_string(out.join(anomaly::REPORT_FILE))?;
     println!("{report}");
@@ -575,6 +631,8 @@ pub fn main() -> ExitCode {
         Command::Detect(args) => detect(args),
         Command::Dedup(args) => dedup::dedup(*args),
         Command::Produce(args) => produce(args),
+        Command::Compile(args) => deploy::compile(args),
+        Command::Bundle(c) => deploy::bundle(c),
         Command::Describe { component } => describe(&component),
         Command::Demo { events, dir } => demo(events, dir),
     };

@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 use wasmtime::component::Component;
 
 use crate::bundled;
-use crate::runtime::Runtime;
+use crate::runtime::{CodeLayout, HOST_TARGET, Runtime};
 
 /// Where a component comes from: built into `sg-host`, or a file.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -20,6 +20,26 @@ pub enum ComponentSource {
     Builtin(&'static bundled::Builtin),
     /// A `.wasm` component file.
     File(PathBuf),
+    /// A `.wasm` component with code precompiled ahead of time (a bundle's): the artefact for
+    /// this host's target and code layout is used when wasmtime accepts it, else the `.wasm` is
+    /// compiled, with a log line saying why.
+    Precompiled {
+        /// The component.
+        wasm: PathBuf,
+        /// Its precompiled code per target (digests verified by the bundle).
+        artefacts: Vec<PrecompiledArtefact>,
+    },
+}
+
+/// Code of a component precompiled for one target and code layout.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PrecompiledArtefact {
+    /// Target triple.
+    pub target: String,
+    /// Code layout it was compiled for.
+    pub layout: CodeLayout,
+    /// The file.
+    pub path: PathBuf,
 }
 
 impl ComponentSource {
@@ -37,14 +57,14 @@ impl ComponentSource {
     pub fn origin(&self) -> String {
         match self {
             ComponentSource::Builtin(b) => format!("builtin:{}", b.name),
-            ComponentSource::File(p) => p.display().to_string(),
+            ComponentSource::File(p) | ComponentSource::Precompiled { wasm: p, .. } => p.display().to_string(),
         }
     }
 
     fn bytes(&self) -> Result<std::borrow::Cow<'static, [u8]>> {
         match self {
             ComponentSource::Builtin(b) => Ok(b.bytes.into()),
-            ComponentSource::File(p) => read_file(p).map(Into::into),
+            ComponentSource::File(p) | ComponentSource::Precompiled { wasm: p, .. } => read_file(p).map(Into::into),
         }
     }
 }
@@ -98,9 +118,16 @@ impl LoadedComponent {
         if is_core_module(&bytes) {
             bail!("{origin} is a core WebAssembly module, not a component (build it for wasm32-wasip2 or wrap it with `wasm-tools component new`)");
         }
-        let component = Component::new(runtime.engine(), &bytes)
-            .map_err(anyhow::Error::from)
-            .with_context(|| format!("{origin} is not a valid WebAssembly component"))?;
+        let precompiled = match source {
+            ComponentSource::Precompiled { artefacts, .. } => load_precompiled(runtime, artefacts, &origin),
+            _ => None,
+        };
+        let component = match precompiled {
+            Some(component) => component,
+            None => Component::new(runtime.engine(), &bytes)
+                .map_err(anyhow::Error::from)
+                .with_context(|| format!("{origin} is not a valid WebAssembly component"))?,
+        };
         let ty = component.component_type();
         let exports = ty.exports(runtime.engine()).filter_map(|(name, _)| Contract::from_export(name)).collect();
         Ok(LoadedComponent { component, origin, digest, exports })
@@ -119,6 +146,22 @@ impl LoadedComponent {
                 let exported = if exported.is_empty() { "no versioned interfaces".into() } else { exported.join(", ") };
                 bail!("{} does not export {package} (it exports {exported}); this host accepts {accepted_list}", self.origin)
             }
+        }
+    }
+}
+
+/// The artefact for this engine, if one is there and wasmtime accepts it; logs why not.
+fn load_precompiled(runtime: &Runtime, artefacts: &[PrecompiledArtefact], origin: &str) -> Option<Component> {
+    let layout = runtime.layout();
+    let Some(a) = artefacts.iter().find(|a| a.target == HOST_TARGET && a.layout == layout) else {
+        eprintln!("sg-host: no precompiled code for {HOST_TARGET} ({} layout); compiling {origin}", layout.name());
+        return None;
+    };
+    match std::fs::read(&a.path).map_err(anyhow::Error::from).and_then(|code| runtime.deserialize(&code)) {
+        Ok(component) => Some(component),
+        Err(e) => {
+            eprintln!("sg-host: precompiled {} refused by this engine ({e:#}); compiling {origin}", a.path.display());
+            None
         }
     }
 }

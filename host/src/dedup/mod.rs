@@ -143,6 +143,7 @@ pub fn run(job: &DedupJob) -> Result<DedupSummary> {
         let mut dead = Vec::new();
         let records = LogRecords::decode(&chunk, job.format, job.max_message_bytes, &mut dead);
         let (mut counts, failed) = deduper.process(&runtime, &records)?;
+        crate::metrics::METRICS.dead(&deduper.lineage.policy, failed.len());
         for f in &failed {
             let stage = Stage::Component(deduper.lineage.policy.clone());
             dead.push(DeadLetter::new(records.position(&chunk, f.row), stage, f.reason.clone(), chunk.message(records.message[f.row])));
@@ -178,4 +179,52 @@ pub fn run(job: &DedupJob) -> Result<DedupSummary> {
     dead_letters.finish()?;
     let points = store.count()?;
     Ok(DedupSummary { totals, batches, points, seconds: started.elapsed().as_secs_f64(), policy: policy.label() })
+}
+
+/// Dry run: what the policy decides for every record, one JSON line each to `out` —
+/// `{"position":…,"keep":…,"key":…,"id":…}`, or `{"position":…,"dead_letter":reason}` — with
+/// no store and no embedder. Returns the records seen.
+pub fn plan(job: &DedupJob, out: &mut dyn std::io::Write) -> Result<u64> {
+    let runtime = Runtime::new(job.limits)?;
+    let mut policy = PolicyComponent::load(&runtime, &job.policy)?;
+    let mut source = Source::open(&job.input, job.batch_bytes)?;
+    let mut seen = 0u64;
+    while let Some(chunk) = source.next_chunk()? {
+        let mut dead = Vec::new();
+        let records = LogRecords::decode(&chunk, job.format, job.max_message_bytes, &mut dead);
+        let (decisions, failed) = policy.decide(&runtime, &records.batch())?;
+        let mut lines: Vec<(crate::source::Position, serde_json::Value)> = dead
+            .iter()
+            .map(|d| (d.position, serde_json::json!({ "dead_letter": d.reason })))
+            .collect();
+        lines.extend(failed.iter().map(|f| (records.position(&chunk, f.row), serde_json::json!({ "dead_letter": f.reason }))));
+        for row in 0..records.len() {
+            if failed.iter().any(|f| f.row == row) {
+                continue;
+            }
+            let key = decisions.key.get(row);
+            let value = if decisions.keep[row] {
+                serde_json::json!({ "keep": true, "key": key, "id": point_id(key) })
+            } else {
+                serde_json::json!({ "keep": false })
+            };
+            lines.push((records.position(&chunk, row), value));
+        }
+        lines.sort_by_key(|(p, _)| position_order(p));
+        for (position, mut value) in lines {
+            value["position"] = serde_json::to_value(position_order(&position)).expect("plain numbers");
+            writeln!(out, "{value}")?;
+        }
+        seen += chunk.len() as u64;
+    }
+    out.flush()?;
+    Ok(seen)
+}
+
+/// Line number, or (partition, offset).
+fn position_order(p: &crate::source::Position) -> (i64, i64) {
+    match *p {
+        crate::source::Position::Line(l) => (l as i64, 0),
+        crate::source::Position::Kafka { partition, offset } => (partition as i64, offset),
+    }
 }

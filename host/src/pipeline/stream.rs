@@ -25,7 +25,10 @@ use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use super::Steps;
 use super::anomaly::{DEAD_LETTER_FILE, DetectorSettings, score_and_write};
 use crate::component::ComponentSource;
+use crate::admin::{self, AdminSettings};
 use crate::component::features::{FeatureAggregation, FeatureComponent};
+use crate::metrics::{METRICS, SourceLabels};
+use crate::swap::{self, FeatureSlot};
 use crate::dead_letter::{DeadLetter, DeadLetterFile, DeadLetterTopic, DeadLetters, Stage};
 use crate::detector::{DetectorChoice, ModelSource};
 use crate::events::{EventBatch, decode_chunk};
@@ -76,6 +79,8 @@ pub struct StreamJob {
     pub dead_letter_topic: Option<String>,
     /// No progress output.
     pub quiet: bool,
+    /// The admin API (list, upload, rollback, metrics), if wanted.
+    pub admin: Option<AdminSettings>,
 }
 
 /// What a streaming run did.
@@ -87,6 +92,8 @@ pub struct StreamSummary {
     pub events: u64,
     /// Messages dead-lettered.
     pub dead_lettered: u64,
+    /// Switches to another features version.
+    pub swaps: u64,
 }
 
 /// State the rebalance callback needs: the offsets safe to commit, and a flag for the loop.
@@ -156,9 +163,9 @@ fn commit_with_patience<C: ConsumerContext>(
     }
 }
 
-/// A window being aggregated.
-struct OpenWindow<'c> {
-    aggregation: FeatureAggregation<'c>,
+/// A window being aggregated (by one features version).
+struct OpenWindow<'r> {
+    aggregation: FeatureAggregation<'r>,
     events: u64,
     /// Smallest offset, per partition, of an event in this window.
     first: BTreeMap<i32, i64>,
@@ -201,9 +208,14 @@ fn write_checkpoint(out: &Path, checkpoint: &Checkpoint) -> Result<()> {
 /// Runs until `stop` is set: finishes the micro-batch in hand, commits what is safe, returns.
 pub fn run(job: &StreamJob, stop: &AtomicBool) -> Result<StreamSummary> {
     let mut steps = Steps::new(2, job.quiet);
-    let runtime = Runtime::new(job.limits)?;
+    let runtime = Arc::new(Runtime::new(job.limits)?);
     steps.step(&format!("Loading features component {}", job.component.origin()));
-    let features = FeatureComponent::load(&runtime, &job.component)?;
+    let mut slot = FeatureSlot::new(runtime.clone(), FeatureComponent::load(&runtime, &job.component)?, &job.component);
+    swap::reload_on_sighup(slot.requests(), &job.component);
+    if let Some(admin) = &job.admin {
+        let address = admin::serve(admin.clone(), slot.status(), slot.requests())?;
+        steps.note(&format!("admin API on http://{address}"));
+    }
     std::fs::create_dir_all(&job.out).with_context(|| format!("creating {}", job.out.display()))?;
     let topic = job.kafka.topic.topic.clone();
     let name = job.kafka.topic.url();
@@ -267,11 +279,41 @@ pub fn run(job: &StreamJob, stop: &AtomicBool) -> Result<StreamSummary> {
             newest.clear();
             continue;
         }
+        METRICS.batches.get_or_create(&SourceLabels { source: name.clone() }).inc();
         let mut decoded = decode_chunk(chunk, job.max_message_bytes);
         for letter in &decoded.dead {
             dead.write(letter)?;
         }
-        let batch = std::mem::take(&mut decoded.batch);
+        let batch = Arc::new(std::mem::take(&mut decoded.batch));
+        // Between batches: a validated candidate takes over every open window (replayed into
+        // the new version), so no window and no batch mixes versions.
+        let pause = Instant::now();
+        if let Some(switch) = slot.poll(Some(&batch).filter(|b| !b.is_empty()), &runtime) {
+            summary.swaps += 1;
+            for (w, window) in windows.iter_mut() {
+                match window.aggregation.migrate(&switch.to)? {
+                    Some((moved, failed)) => {
+                        for (sub, f) in &failed {
+                            let reason = |r: &str| format!("{r} (after the upgrade to {})", switch.to.label());
+                            for e in f {
+                                let letter = DeadLetter::new(sub.positions[e.index], Stage::Component(switch.to.label()), reason(&e.reason), b"");
+                                dead.write(&letter)?;
+                            }
+                            window.events -= f.len() as u64;
+                        }
+                        window.aggregation = moved;
+                    }
+                    None => eprintln!("sg-host: window {} is too large to replay; it finishes on {}", iso_utc(*w), window.aggregation.component().label()),
+                }
+            }
+            eprintln!(
+                "sg-host: switch pause {:.2} ms (candidate checked on {} events, {} open windows moved)",
+                pause.elapsed().as_secs_f64() * 1e3,
+                batch.len(),
+                windows.len()
+            );
+        }
+        let features = slot.current().clone();
         // Route events to their windows. Events below the checkpoint are in the output already
         // (re-read after a commit that did not happen); events of written windows are late.
         let mut by_window: BTreeMap<i64, Vec<usize>> = BTreeMap::new();
@@ -302,7 +344,7 @@ pub fn run(job: &StreamJob, stop: &AtomicBool) -> Result<StreamSummary> {
             };
             let sub: Arc<EventBatch> = Arc::new(batch.select(&rows));
             let failed = window.aggregation.push(&sub)?;
-            dead.write_failed(&features.label(), &sub, &failed, |i| decoded.raw(&sub, i))?;
+            dead.write_failed(&window.aggregation.component().label(), &sub, &failed, |i| decoded.raw(&sub, i))?;
             window.events += (sub.len() - failed.len()) as u64;
             for pos in &sub.positions {
                 if let Position::Kafka { partition, offset } = *pos {
@@ -324,8 +366,9 @@ pub fn run(job: &StreamJob, stop: &AtomicBool) -> Result<StreamSummary> {
                 let dir = job.out.join(format!("window={}", iso_utc(w)));
                 let staged = StagedDir::new(&dir)?;
                 let input = format!("{name} [{}, {})", iso_utc(w), iso_utc(w + job.window_ms));
+                let version = window.aggregation.component().clone();
                 let (report, _, anomalies) = score_and_write(
-                    &runtime, &features, table, &settings, staged.path(), input, window.events, dead.count(), &steps,
+                    &runtime, &version, table, &settings, staged.path(), input, window.events, dead.count(), &steps,
                 )?;
                 std::fs::write(staged.path().join("_SUCCESS"), b"")?;
                 staged.commit()?;
@@ -350,8 +393,11 @@ pub fn run(job: &StreamJob, stop: &AtomicBool) -> Result<StreamSummary> {
             // The checkpoint, not the group's offsets, is what keeps a window from being written
             // twice: a commit that fails (coordinator moving, membership lost) only means more
             // re-reading, which the checkpoint skips.
-            if let Err(e) = commit_with_patience(&consumer, &topic, &safe, Duration::from_secs(5)) {
-                eprintln!("sg-host: {e:#}; will commit with the next window");
+            match commit_with_patience(&consumer, &topic, &safe, Duration::from_secs(5)) {
+                Ok(()) => {
+                    METRICS.commits.get_or_create(&SourceLabels { source: name.clone() }).inc();
+                }
+                Err(e) => eprintln!("sg-host: {e:#}; will commit with the next window"),
             }
         }
         *shared.safe.lock().expect("not poisoned") = safe_offsets(&next, &windows);

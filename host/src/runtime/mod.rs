@@ -13,6 +13,9 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
 
+/// The target triple this host was built for (and its engine compiles for).
+pub const HOST_TARGET: &str = env!("SG_HOST_TARGET");
+
 /// How often the epoch advances; deadlines are counted in these ticks.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 
@@ -51,6 +54,44 @@ pub enum Allocator {
     PoolingSmall,
     /// On-demand allocation: the pooling reservation did not fit this address space.
     OnDemand,
+}
+
+/// How compiled code addresses linear memory. A precompiled component loads only into an engine
+/// of the same layout (and wasmtime version and target).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CodeLayout {
+    /// 4 GiB reservations: no bounds checks (the pooling and on-demand engines).
+    Wide,
+    /// Reservations of the memory cap, bounds-checked (small address spaces).
+    Narrow,
+}
+
+impl CodeLayout {
+    /// Name used on the command line and in bundle manifests.
+    pub fn name(self) -> &'static str {
+        match self {
+            CodeLayout::Wide => "wide",
+            CodeLayout::Narrow => "narrow",
+        }
+    }
+
+    /// The layout called `name`.
+    pub fn parse(name: &str) -> Option<CodeLayout> {
+        [CodeLayout::Wide, CodeLayout::Narrow].into_iter().find(|l| l.name() == name)
+    }
+}
+
+/// Compiles a component ahead of time for `target` (a target triple, e.g.
+/// `aarch64-unknown-linux-gnu`) with the settings of a [`Runtime`] of that `layout` and
+/// `limits`; the result loads with [`Runtime::deserialize`].
+pub fn precompile(bytes: &[u8], target: &str, layout: CodeLayout, limits: &Limits) -> Result<Vec<u8>> {
+    let mut config = base_config();
+    config.target(target).map_err(anyhow::Error::from).with_context(|| format!("target {target}"))?;
+    if layout == CodeLayout::Narrow {
+        config.memory_reservation(limits.memory_bytes as u64);
+    }
+    let engine = Engine::new(&config).map_err(anyhow::Error::from).context("creating a cross-compiling engine")?;
+    engine.precompile_component(bytes).map_err(anyhow::Error::from)
 }
 
 /// A configured engine plus the thread that advances its epoch.
@@ -138,6 +179,26 @@ impl Runtime {
     /// The instance allocator in use.
     pub fn allocator(&self) -> Allocator {
         self.allocator
+    }
+
+    /// The code layout of this engine (what a precompiled component must be built for).
+    pub fn layout(&self) -> CodeLayout {
+        match self.allocator {
+            Allocator::Pooling | Allocator::OnDemand => CodeLayout::Wide,
+            Allocator::PoolingSmall => CodeLayout::Narrow,
+        }
+    }
+
+    /// Loads a precompiled component, or says why it does not fit this engine (another
+    /// wasmtime version, target or setting). Only call on bytes whose digest was verified
+    /// (a bundle manifest) or that this host wrote: the bytes are trusted machine code.
+    pub fn deserialize(&self, bytes: &[u8]) -> Result<wasmtime::component::Component> {
+        if wasmtime::Engine::detect_precompiled(bytes) != Some(wasmtime::Precompiled::Component) {
+            anyhow::bail!("not a precompiled component");
+        }
+        // SAFETY: the caller vouches for the bytes (see above); wasmtime checks that they were
+        // compiled by a compatible engine and refuses them otherwise.
+        unsafe { wasmtime::component::Component::deserialize(&self.engine, bytes) }.map_err(anyhow::Error::from)
     }
 
     /// A fresh store with no capabilities, the memory cap, and the call deadline armed.

@@ -16,6 +16,7 @@ use wasmtime::Store;
 use super::{FeatureComponent, Instance, RejectedEvent};
 use crate::component::call_error;
 use crate::events::EventBatch;
+use crate::metrics::METRICS;
 use crate::runtime::{Runtime, Sandbox};
 
 /// Consecutive batches in which every event failed before the component is given up on.
@@ -49,9 +50,9 @@ pub struct FailedEvent {
 }
 
 /// An aggregation inside a sandboxed instance of a features component.
-pub struct FeatureAggregation<'c> {
-    component: &'c FeatureComponent,
-    runtime: &'c Runtime,
+pub struct FeatureAggregation<'r> {
+    component: Arc<FeatureComponent>,
+    runtime: &'r Runtime,
     store: Store<Sandbox>,
     instance: Instance,
     /// Batches accepted since the last `take`, replayed into a fresh instance after a fault;
@@ -65,8 +66,8 @@ pub struct FeatureAggregation<'c> {
     restarts: u64,
 }
 
-impl<'c> FeatureAggregation<'c> {
-    pub(super) fn new(component: &'c FeatureComponent, runtime: &'c Runtime) -> Result<Self> {
+impl<'r> FeatureAggregation<'r> {
+    pub(super) fn new(component: Arc<FeatureComponent>, runtime: &'r Runtime) -> Result<Self> {
         let (store, instance) = component.instantiate(runtime)?;
         Ok(FeatureAggregation {
             component,
@@ -97,10 +98,12 @@ impl<'c> FeatureAggregation<'c> {
     fn call_push(&mut self, batch: &EventBatch, ticks: u64) -> Result<Vec<RejectedEvent>> {
         self.store.set_epoch_deadline(ticks);
         let origin = self.component.origin();
-        let rejected = self
-            .instance
-            .push(&mut self.store, batch)
-            .map_err(|e| call_error(origin, "push", e, self.store.data().stderr()))?;
+        let started = std::time::Instant::now();
+        let answer = self.instance.push(&mut self.store, batch);
+        let answer = answer.map_err(|e| call_error(origin, "push", e, self.store.data().stderr()));
+        let fault = answer.as_ref().err().map(|e| format!("{e:#}"));
+        METRICS.call(&self.component.label(), batch.len(), started.elapsed(), fault.as_deref());
+        let rejected = answer?;
         if let Some(bad) = rejected.iter().find(|r| r.index as usize >= batch.len()) {
             bail!("{origin} rejected event {} of a batch of {}", bad.index, batch.len());
         }
@@ -235,5 +238,29 @@ impl<'c> FeatureAggregation<'c> {
             bail!("{origin} returned a table that does not match its descriptor: {e}");
         }
         Ok(table)
+    }
+
+    /// The component version this aggregation runs.
+    pub fn component(&self) -> &Arc<FeatureComponent> {
+        &self.component
+    }
+
+    /// The same aggregation under another version of the component: a fresh instance of `to`
+    /// with every batch accepted so far replayed into it, so a window keeps its events across an
+    /// upgrade and is computed by one version only. Events the new version fails on come back
+    /// with their batch. `None` when the journal outgrew its budget (the window then finishes on
+    /// its old version).
+    #[allow(clippy::type_complexity)]
+    pub fn migrate(&self, to: &Arc<FeatureComponent>) -> Result<Option<(FeatureAggregation<'r>, Vec<(Arc<EventBatch>, Vec<FailedEvent>)>)>> {
+        let Some(journal) = &self.journal else { return Ok(None) };
+        let mut next = FeatureAggregation::new(to.clone(), self.runtime)?;
+        let mut failed = Vec::new();
+        for batch in journal {
+            let f = next.push(batch)?;
+            if !f.is_empty() {
+                failed.push((batch.clone(), f));
+            }
+        }
+        Ok(Some((next, failed)))
     }
 }

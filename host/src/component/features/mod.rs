@@ -8,6 +8,8 @@ mod v1;
 
 pub use aggregation::{FailedEvent, FeatureAggregation};
 
+use std::sync::Arc;
+
 use anyhow::{Result, bail};
 use sg_features_core::columns::{ColumnData, ColumnRole, ColumnType, FeatureTable};
 use wasmtime::Store;
@@ -166,7 +168,8 @@ pub struct FeatureComponent {
 
 impl FeatureComponent {
     /// Loads, checks the contract version, links with no capabilities, and reads the descriptor.
-    pub fn load(runtime: &Runtime, source: &ComponentSource) -> Result<FeatureComponent> {
+    /// Shared (`Arc`): open aggregations keep their version alive across a swap.
+    pub fn load(runtime: &Runtime, source: &ComponentSource) -> Result<Arc<FeatureComponent>> {
         let loaded = LoadedComponent::load(runtime, source)?;
         let contract = loaded.contract(PACKAGE, ACCEPTED_MAJORS)?;
         let mut linker = Linker::new(runtime.engine());
@@ -185,7 +188,7 @@ impl FeatureComponent {
         if let Err(e) = descriptor.validate() {
             bail!("{} describes an unusable schema: {e}", loaded.origin);
         }
-        Ok(FeatureComponent { loaded, contract, binding, descriptor })
+        Ok(Arc::new(FeatureComponent { loaded, contract, binding, descriptor }))
     }
 
     /// The component's self-description.
@@ -214,8 +217,8 @@ impl FeatureComponent {
     }
 
     /// A fresh sandboxed instance with an empty aggregation, contained: see [`FeatureAggregation`].
-    pub fn aggregation<'c>(&'c self, runtime: &'c Runtime) -> Result<FeatureAggregation<'c>> {
-        FeatureAggregation::new(self, runtime)
+    pub fn aggregation<'r>(self: &Arc<Self>, runtime: &'r Runtime) -> Result<FeatureAggregation<'r>> {
+        FeatureAggregation::new(self.clone(), runtime)
     }
 
     /// A new store and instance with an empty aggregation.

@@ -128,11 +128,17 @@ impl PolicyComponent {
         }
         let (store, Live::V1(instance)) = self.live.as_mut().expect("just made");
         store.set_epoch_deadline(runtime.limits().deadline_ticks());
-        let result = match instance.decide(store, slice) {
+        let started = std::time::Instant::now();
+        let answer = instance.decide(store, slice);
+        let elapsed = started.elapsed();
+        let result = match answer {
             Ok(Ok(d)) => check(d, slice.line.len()),
             Ok(Err(refused)) => Err(anyhow!("{}: refused the batch: {refused:#}", self.loaded.origin)),
             Err(trap) => Err(call_error(&self.loaded.origin, "decide", trap, store.data().stderr())),
         };
+        let fault = result.as_ref().err().map(|e| format!("{e:#}"));
+        let label = format!("{}@{}", self.descriptor.name, self.descriptor.version);
+        crate::metrics::METRICS.call(&label, slice.line.len(), elapsed, fault.as_deref());
         if result.is_err() {
             self.live = None;
         }

@@ -1,0 +1,203 @@
+//! Live upgrades of the features component under load: a stream on the mock cluster while the
+//! component is swapped 20 times between two versions (admin uploads, a file change, SIGHUP)
+//! and offered two broken candidates.
+
+use std::io::{Read, Write};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use rdkafka::ClientConfig;
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use serde_json::Value;
+use sg_host::bundled::{SPARK_COMPAT, STREAMGUARD};
+
+use crate::support::sg_host;
+
+const TOKEN: &str = "test-token";
+
+/// One HTTP request to the admin API; returns (status, body).
+fn http(address: &str, method: &str, path: &str, token: Option<&str>, body: &[u8]) -> (u16, String) {
+    let mut s = std::net::TcpStream::connect(address).unwrap();
+    let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+    write!(s, "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{auth}Content-Length: {}\r\n\r\n", body.len()).unwrap();
+    s.write_all(body).unwrap();
+    let mut reply = String::new();
+    s.read_to_string(&mut reply).unwrap();
+    let status = reply.split(' ').nth(1).unwrap().parse().unwrap();
+    (status, reply.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default())
+}
+
+fn upload(address: &str, bytes: &[u8], token: Option<&str>) -> (u16, String) {
+    let sha = sg_host::bundle::sha256_hex(bytes);
+    http(address, "POST", &format!("/components/features?sha256={sha}"), token, bytes)
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn wait_for(what: &str, secs: u64, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// (window, features label, events) of every written window.
+fn windows(out: &Path) -> Vec<(String, String, u64)> {
+    let mut found: Vec<_> = std::fs::read_dir(out)
+        .map(|d| d.filter_map(|e| e.ok()).collect::<Vec<_>>())
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("window=") && e.path().join("_SUCCESS").exists())
+        .map(|e| {
+            let r: Value = serde_json::from_slice(&std::fs::read(e.path().join("anomaly_report.json")).unwrap()).unwrap();
+            let f = &r["lineage"]["features"];
+            (e.file_name().to_string_lossy().into_owned(), format!("{}@{}", f["name"].as_str().unwrap(), f["version"].as_str().unwrap()), r["lineage"]["events"].as_u64().unwrap())
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+#[test]
+fn twenty_swaps_under_load_lose_nothing_and_a_broken_candidate_never_serves() {
+    let cluster = MockCluster::new(1).unwrap();
+    cluster.create_topic("swap", 2, 1).unwrap();
+    cluster.create_topic("swap.dlq", 1, 1).unwrap();
+    let brokers = cluster.bootstrap_servers();
+    let dir = tempfile::tempdir().unwrap();
+    let events = dir.path().join("e.jsonl");
+    assert!(sg_host().args(["gen-events", "40000", "--compromised", "1", "--out"]).arg(&events).output().unwrap().status.success());
+    let lines: Vec<String> = std::fs::read_to_string(&events).unwrap().lines().map(String::from).collect();
+    let component = dir.path().join("features.wasm");
+    std::fs::copy(STREAMGUARD.built_at, &component).unwrap();
+    let (streamguard, spark) = (std::fs::read(STREAMGUARD.built_at).unwrap(), std::fs::read(SPARK_COMPAT.built_at).unwrap());
+
+    let out = dir.path().join("out");
+    let admin = format!("127.0.0.1:{}", free_port());
+    let mut child = sg_host()
+        .args(["run", "-q", "--follow", "--window", "10s", "--batch-events", "500", "--batch-wait", "50ms", "--group", "swap"])
+        .args(["-X", "session.timeout.ms=6000", "--source", &format!("kafka://{brokers}/swap"), "--admin", &admin])
+        .arg("--component")
+        .arg(&component)
+        .arg("--out")
+        .arg(&out)
+        .env("SG_ADMIN_TOKEN", TOKEN)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(dir.path().join("stderr")).unwrap())
+        .spawn()
+        .unwrap();
+    wait_for("the admin API", 30, || std::net::TcpStream::connect(&admin).is_ok());
+    assert_eq!(http(&admin, "GET", "/healthz", None, b"").0, 200);
+
+    // The load: events sent continuously, 500 every 100 ms, while the swaps happen.
+    let producer_brokers = brokers.clone();
+    let feed = std::thread::spawn(move || {
+        let producer: ThreadedProducer<DefaultProducerContext> =
+            ClientConfig::new().set("bootstrap.servers", &producer_brokers).set("linger.ms", "5").create().unwrap();
+        for (i, chunk) in lines.chunks(500).enumerate() {
+            for (j, line) in chunk.iter().enumerate() {
+                producer.send(BaseRecord::<str, str>::to("swap").payload(line).partition(((i * 500 + j) % 2) as i32)).unwrap();
+            }
+            producer.flush(Duration::from_secs(10)).unwrap();
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    });
+
+    // No token, a wrong digest: refused before anything loads.
+    assert_eq!(upload(&admin, &spark, None).0, 401);
+    let (code, body) = http(&admin, "POST", "/components/features?sha256=00", Some(TOKEN), &spark);
+    assert_eq!(code, 400, "{body}");
+
+    // Swaps start once the stream is busy: its first window is written.
+    wait_for("the first window", 60, || !windows(&out).is_empty());
+    let mut serving = "streamguard@0.1.0".to_string();
+    let mut swaps = 0;
+    // 18 swaps through the admin API, alternating.
+    for i in 0..18 {
+        let (bytes, label) = if i % 2 == 0 { (&spark, "spark-compat@0.1.0") } else { (&streamguard, "streamguard@0.1.0") };
+        let (code, body) = upload(&admin, bytes, Some(TOKEN));
+        assert_eq!(code, 200, "swap {i}: {body}");
+        assert!(body.contains(label), "{body}");
+        serving = label.to_string();
+        swaps += 1;
+        std::thread::sleep(Duration::from_millis(150));
+        if i == 8 {
+            // Broken candidates, in the middle of the load: not a component, another contract.
+            let (code, body) = upload(&admin, b"not a component", Some(TOKEN));
+            assert_eq!(code, 409, "{body}");
+            let (code, body) = upload(&admin, &std::fs::read(env!("SG_TEST_GUEST_WRONG_VERSION")).unwrap(), Some(TOKEN));
+            assert_eq!(code, 409, "{body}");
+            assert!(body.contains("streamguard:features@"), "{body}");
+        }
+    }
+    assert_eq!(serving, "streamguard@0.1.0");
+    // A change of the component file (to spark-compat), then SIGHUP (reload: streamguard again).
+    std::fs::write(&component, &spark).unwrap();
+    let current = |admin: &str| -> String {
+        let (_, body) = http(admin, "GET", "/components", None, b"");
+        let v: Value = serde_json::from_str(&body).unwrap();
+        v["features"]["current"]["label"].as_str().unwrap().to_string()
+    };
+    wait_for("the file change to be picked up", 30, || current(&admin) == "spark-compat@0.1.0");
+    swaps += 1;
+    let history_len = |admin: &str| -> usize {
+        let (_, body) = http(admin, "GET", "/components", None, b"");
+        serde_json::from_str::<Value>(&body).unwrap()["features"]["history"].as_array().unwrap().len()
+    };
+    // SIGHUP: the file is loaded again as a candidate, validated and switched in (a reload).
+    let before = history_len(&admin);
+    assert!(std::process::Command::new("kill").args(["-HUP", &child.id().to_string()]).status().unwrap().success());
+    wait_for("SIGHUP to reload", 30, || history_len(&admin) > before);
+    assert_eq!(current(&admin), "spark-compat@0.1.0");
+    swaps += 1;
+    assert_eq!(swaps, 20);
+
+    feed.join().unwrap();
+    // One event an hour later on each partition closes every window.
+    let mut tick: Value = serde_json::from_str(std::fs::read_to_string(&events).unwrap().lines().last().unwrap()).unwrap();
+    tick["timestamp"] = (tick["timestamp"].as_i64().unwrap() + 3_600_000).into();
+    let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new().set("bootstrap.servers", &brokers).create().unwrap();
+    for p in 0..2 {
+        producer.send(BaseRecord::<str, str>::to("swap").payload(&tick.to_string()).partition(p)).unwrap();
+    }
+    producer.flush(Duration::from_secs(10)).unwrap();
+    let expected_windows = {
+        let mut w = std::collections::BTreeSet::new();
+        for l in std::fs::read_to_string(&events).unwrap().lines() {
+            w.insert(serde_json::from_str::<Value>(l).unwrap()["timestamp"].as_i64().unwrap().div_euclid(10_000));
+        }
+        w.len()
+    };
+    wait_for("every window", 60, || windows(&out).len() == expected_windows);
+
+    let (_, metrics) = http(&admin, "GET", "/metrics", None, b"");
+    let (_, status) = http(&admin, "GET", "/components", None, b"");
+    assert!(std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap().success());
+    assert!(child.wait().unwrap().success());
+
+    let written = windows(&out);
+    let events_out: u64 = written.iter().map(|(_, _, n)| n).sum();
+    let dead = std::fs::read_to_string(out.join("_dead_letters.jsonl")).unwrap_or_default().lines().count() as u64;
+    assert_eq!(events_out + dead, 40_000, "input = output + dead-lettered");
+    for (w, label, _) in &written {
+        assert!(label == "streamguard@0.1.0" || label == "spark-compat@0.1.0", "{w}: {label}");
+    }
+    let status: Value = serde_json::from_str(&status).unwrap();
+    let history = status["features"]["history"].as_array().unwrap();
+    let switched = history.iter().filter(|h| h["outcome"] == "switched").count();
+    let refused = history.iter().filter(|h| h["outcome"] == "refused").count();
+    assert_eq!((switched, refused), (20, 2), "{history:#?}");
+    assert!(metrics.contains("sg_component_swaps_total{component=\"spark-compat@0.1.0\"}"), "{metrics}");
+    assert!(metrics.contains("sg_component_candidates_refused_total 2"), "{metrics}");
+    assert!(metrics.contains("sg_component_calls_total{component=\"streamguard@0.1.0\"}"), "{metrics}");
+    assert!(metrics.contains("sg_source_batches_total"), "{metrics}");
+    // The swaps happened under load: most of them moved open windows to the new version.
+    let stderr = std::fs::read_to_string(dir.path().join("stderr")).unwrap();
+    let busy = stderr.lines().filter(|l| l.contains("switch pause") && !l.contains(", 0 open windows")).count();
+    assert!(busy >= 10, "{stderr}");
+    assert!(windows(&out).iter().any(|(_, l, _)| l.starts_with("spark")) && windows(&out).iter().any(|(_, l, _)| l.starts_with("streamguard")));
+}
