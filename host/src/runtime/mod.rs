@@ -150,6 +150,17 @@ impl Runtime {
                 }
             },
         };
+        Runtime::with_engine(engine, limits, allocator)
+    }
+
+    /// A runtime that allocates instances on demand (no pool): what the pooling allocator is
+    /// measured against, and a choice for hosts that run one instance at a time.
+    pub fn on_demand(limits: Limits) -> Result<Runtime> {
+        let engine = Engine::new(&base_config()).map_err(anyhow::Error::from).context("creating the wasmtime engine")?;
+        Runtime::with_engine(engine, limits, Allocator::OnDemand)
+    }
+
+    fn with_engine(engine: Engine, limits: Limits, allocator: Allocator) -> Result<Runtime> {
         let stop = Arc::new(AtomicBool::new(false));
         let ticker = {
             let (engine, stop) = (engine.clone(), stop.clone());
