@@ -160,10 +160,10 @@ fn a_small_address_space_gets_narrow_reservations_and_their_precompiled_code() {
     let input = events(dir.path(), 5000);
     let (_, plain) = run(&mut sg_host(), &[], &input, &dir.path().join("plain"));
     let b = bundle(dir.path(), &[(HOST_TARGET, CodeLayout::Wide), (HOST_TARGET, CodeLayout::Narrow)]);
-    // 24 GiB of address space: the 4 GiB-per-instance pool cannot be reserved, one sized to the
+    // 48 GiB of address space: the 4 GiB-per-instance pool cannot be reserved, one sized to the
     // memory cap can (as on an ARM board with a 39-bit VA).
     let mut limited = Command::new("bash");
-    limited.args(["-c", "ulimit -v 25165824 && exec \"$0\" \"$@\"", env!("CARGO_BIN_EXE_sg-host")]);
+    limited.args(["-c", "ulimit -v 50331648 && exec \"$0\" \"$@\"", env!("CARGO_BIN_EXE_sg-host")]);
     let (stderr, report) = run(&mut limited, &["--bundle", b.to_str().unwrap()], &input, &dir.path().join("small"));
     assert!(stderr.contains("pooling with 4 GiB reservations unavailable"), "{stderr}");
     assert!(!stderr.contains("compiling"), "the narrow artefact fits the narrow engine: {stderr}");

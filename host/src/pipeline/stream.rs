@@ -41,6 +41,9 @@ use crate::source::{Chunk, Position};
 /// per partition, the offset below which every event is in a written window.
 pub const CHECKPOINT_FILE: &str = "_checkpoint.json";
 
+/// Events of the next batch a candidate version is checked on before it is switched in.
+const SAMPLE_EVENTS: usize = 1024;
+
 /// What the output directory already holds.
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Checkpoint {
@@ -288,10 +291,20 @@ pub fn run(job: &StreamJob, stop: &AtomicBool) -> Result<StreamSummary> {
         // Between batches: a validated candidate takes over every open window (replayed into
         // the new version), so no window and no batch mixes versions.
         let pause = Instant::now();
-        if let Some(switch) = slot.poll(Some(&batch).filter(|b| !b.is_empty()), &runtime) {
+        // The candidate's self-check runs on the first events of this batch (enough to see its
+        // arity, types and values; the whole batch would only lengthen the pause).
+        let sample = (!batch.is_empty()).then(|| {
+            let rows: Vec<usize> = (0..batch.len().min(SAMPLE_EVENTS)).collect();
+            Arc::new(batch.select(&rows))
+        });
+        if let Some(switch) = slot.poll(sample.as_ref(), &runtime) {
             summary.swaps += 1;
             for (w, window) in windows.iter_mut() {
-                match window.aggregation.migrate(&switch.to)? {
+                let migrated = window.aggregation.migrate(&switch.to).unwrap_or_else(|e| {
+                    eprintln!("sg-host: window {} stays on {}: moving it failed: {e:#}", iso_utc(*w), window.aggregation.component().label());
+                    None
+                });
+                match migrated {
                     Some((moved, failed)) => {
                         for (sub, f) in &failed {
                             let reason = |r: &str| format!("{r} (after the upgrade to {})", switch.to.label());
@@ -303,13 +316,13 @@ pub fn run(job: &StreamJob, stop: &AtomicBool) -> Result<StreamSummary> {
                         }
                         window.aggregation = moved;
                     }
-                    None => eprintln!("sg-host: window {} is too large to replay; it finishes on {}", iso_utc(*w), window.aggregation.component().label()),
+                    None => eprintln!("sg-host: window {} finishes on {}", iso_utc(*w), window.aggregation.component().label()),
                 }
             }
             eprintln!(
                 "sg-host: switch pause {:.2} ms (candidate checked on {} events, {} open windows moved)",
                 pause.elapsed().as_secs_f64() * 1e3,
-                batch.len(),
+                sample.as_ref().map_or(0, |s| s.len()),
                 windows.len()
             );
         }

@@ -34,7 +34,7 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { call_deadline: Duration::from_secs(10), memory_bytes: 512 << 20, max_instances: 16, journal_bytes: 256 << 20 }
+        Limits { call_deadline: Duration::from_secs(10), memory_bytes: 512 << 20, max_instances: 64, journal_bytes: 256 << 20 }
     }
 }
 
@@ -123,9 +123,9 @@ impl Runtime {
             let mut pooling = PoolingAllocationConfig::new();
             pooling
                 .total_component_instances(limits.max_instances)
-                .total_core_instances(limits.max_instances * 2)
+                .total_core_instances(limits.max_instances * 4)
                 .total_memories(limits.max_instances)
-                .total_tables(limits.max_instances * 2)
+                .total_tables(limits.max_instances * 4)
                 .max_memory_size(limits.memory_bytes);
             let mut config = base_config();
             if small_reservation {
