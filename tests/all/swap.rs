@@ -195,9 +195,9 @@ fn twenty_swaps_under_load_lose_nothing_and_a_broken_candidate_never_serves() {
     assert!(metrics.contains("sg_component_candidates_refused_total 2"), "{metrics}");
     assert!(metrics.contains("sg_component_calls_total{component=\"streamguard@0.1.0\"}"), "{metrics}");
     assert!(metrics.contains("sg_source_batches_total"), "{metrics}");
-    // The swaps happened under load: most of them moved open windows to the new version.
+    // The swaps happened under load: open windows moved to the new versions as events came.
     let stderr = std::fs::read_to_string(dir.path().join("stderr")).unwrap();
-    let busy = stderr.lines().filter(|l| l.contains("switch pause") && !l.contains(", 0 open windows")).count();
-    assert!(busy >= 10, "{stderr}");
+    let moves = stderr.lines().filter(|l| l.contains(" moved from ")).count();
+    assert!(moves >= 10, "{stderr}");
     assert!(windows(&out).iter().any(|(_, l, _)| l.starts_with("spark")) && windows(&out).iter().any(|(_, l, _)| l.starts_with("streamguard")));
 }

@@ -297,30 +297,10 @@ pub fn run(job: &StreamJob, stop: &AtomicBool) -> Result<StreamSummary> {
             let rows: Vec<usize> = (0..batch.len().min(SAMPLE_EVENTS)).collect();
             Arc::new(batch.select(&rows))
         });
-        if let Some(switch) = slot.poll(sample.as_ref(), &runtime) {
+        if slot.poll(sample.as_ref(), &runtime).is_some() {
             summary.swaps += 1;
-            for (w, window) in windows.iter_mut() {
-                let migrated = window.aggregation.migrate(&switch.to).unwrap_or_else(|e| {
-                    eprintln!("sg-host: window {} stays on {}: moving it failed: {e:#}", iso_utc(*w), window.aggregation.component().label());
-                    None
-                });
-                match migrated {
-                    Some((moved, failed)) => {
-                        for (sub, f) in &failed {
-                            let reason = |r: &str| format!("{r} (after the upgrade to {})", switch.to.label());
-                            for e in f {
-                                let letter = DeadLetter::new(sub.positions[e.index], Stage::Component(switch.to.label()), reason(&e.reason), b"");
-                                dead.write(&letter)?;
-                            }
-                            window.events -= f.len() as u64;
-                        }
-                        window.aggregation = moved;
-                    }
-                    None => eprintln!("sg-host: window {} finishes on {}", iso_utc(*w), window.aggregation.component().label()),
-                }
-            }
             eprintln!(
-                "sg-host: switch pause {:.2} ms (candidate checked on {} events, {} open windows moved)",
+                "sg-host: switch pause {:.2} ms (candidate checked on {} events; {} open windows move to it as they next receive events)",
                 pause.elapsed().as_secs_f64() * 1e3,
                 sample.as_ref().map_or(0, |s| s.len()),
                 windows.len()
@@ -355,6 +335,9 @@ pub fn run(job: &StreamJob, stop: &AtomicBool) -> Result<StreamSummary> {
                     e.insert(OpenWindow { aggregation: features.aggregation(&runtime)?, events: 0, first: BTreeMap::new() })
                 }
             };
+            if !Arc::ptr_eq(window.aggregation.component(), &features) {
+                move_window(w, window, &features, &mut dead)?;
+            }
             let sub: Arc<EventBatch> = Arc::new(batch.select(&rows));
             let failed = window.aggregation.push(&sub)?;
             dead.write_failed(&window.aggregation.component().label(), &sub, &failed, |i| decoded.raw(&sub, i))?;
@@ -422,6 +405,40 @@ pub fn run(job: &StreamJob, stop: &AtomicBool) -> Result<StreamSummary> {
     summary.dead_lettered = dead.count();
     dead.finish()?;
     Ok(summary)
+}
+
+/// Moves an open window to the version serving before it takes more events, so each batch is
+/// processed by one version: the window's accepted batches are replayed into a fresh instance
+/// of `to`. Events `to` fails on are dead-lettered (their messages stay re-readable: offsets are
+/// committed only behind written windows). A window that cannot be moved (journal over budget,
+/// or the move fails) finishes on its version, which the log says.
+fn move_window(w: i64, window: &mut OpenWindow<'_>, to: &Arc<FeatureComponent>, dead: &mut DeadLetters) -> Result<()> {
+    let started = Instant::now();
+    let from = window.aggregation.component().label();
+    let moved = window.aggregation.migrate(to).unwrap_or_else(|e| {
+        eprintln!("sg-host: window {} stays on {from}: moving it failed: {e:#}", iso_utc(w));
+        None
+    });
+    let Some((aggregation, failed)) = moved else {
+        eprintln!("sg-host: window {} finishes on {from}", iso_utc(w));
+        return Ok(());
+    };
+    for (sub, f) in &failed {
+        for e in f {
+            let reason = format!("{} (after the upgrade from {from} to {})", e.reason, to.label());
+            dead.write(&DeadLetter::new(sub.positions[e.index], Stage::Component(to.label()), reason, b""))?;
+        }
+        window.events -= f.len() as u64;
+    }
+    window.aggregation = aggregation;
+    eprintln!(
+        "sg-host: window {} moved from {from} to {} in {:.2} ms ({} events replayed)",
+        iso_utc(w),
+        to.label(),
+        started.elapsed().as_secs_f64() * 1e3,
+        window.events
+    );
+    Ok(())
 }
 
 /// Whether an assigned partition has not delivered an event yet but may still hold records
