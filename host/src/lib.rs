@@ -22,3 +22,4 @@ pub mod source;
 pub mod store;
 pub mod swap;
 pub mod table_io;
+pub mod time;

@@ -25,6 +25,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use crate::runtime::{Limits, Runtime};
 use crate::source::Input;
 use crate::source::kafka::{KafkaOptions, KafkaTopic, StartAt};
+use crate::time::parse_time;
 use crate::{events, table_io};
 
 /// StreamGuard Edge: security-analytics pipelines with sandboxed, hot-swappable WASM components.
@@ -253,30 +254,6 @@ impl KafkaArgs {
             chunk_messages: 8192,
         })))
     }
-}
-
-/// Epoch milliseconds, or a UTC time `YYYY-MM-DDTHH:MM:SS[.mmm]Z`.
-fn parse_time(s: &str) -> Result<i64> {
-    if let Ok(ms) = s.parse::<i64>() {
-        return Ok(ms);
-    }
-    let bad = || anyhow::anyhow!("{s}: expected epoch milliseconds or YYYY-MM-DDTHH:MM:SS[.mmm]Z");
-    let body = s.strip_suffix('Z').ok_or_else(bad)?;
-    let (date, time) = body.split_once('T').ok_or_else(bad)?;
-    let d: Vec<i64> = date.split('-').map(|p| p.parse().map_err(|_| bad())).collect::<Result<_>>()?;
-    let (hms, frac) = time.split_once('.').unwrap_or((time, "0"));
-    let t: Vec<i64> = hms.split(':').map(|p| p.parse().map_err(|_| bad())).collect::<Result<_>>()?;
-    if d.len() != 3 || t.len() != 3 {
-        return Err(bad());
-    }
-    let ms: i64 = format!("{frac:0<3}")[..3].parse().map_err(|_| bad())?;
-    // Days from the civil date (Howard Hinnant's algorithm).
-    let (y, m) = if d[1] <= 2 { (d[0] - 1, d[1] + 9) } else { (d[0], d[1] - 3) };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * m + 2) / 5 + d[2] - 1;
-    let days = era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468;
-    Ok(((days * 24 + t[0]) * 60 + t[1]) * 60_000 + t[2] * 1000 + ms)
 }
 
 #[derive(Args, Debug)]
@@ -655,14 +632,5 @@ mod tests {
         assert_eq!(parse_duration("2").unwrap(), Duration::from_secs(2));
         assert_eq!(parse_size("512MiB").unwrap(), 512 << 20);
         assert!(parse_size("3 parsecs").is_err());
-    }
-
-    #[test]
-    fn parses_times() {
-        assert_eq!(parse_time("1704067200000").unwrap(), 1_704_067_200_000);
-        assert_eq!(parse_time("2024-01-01T00:00:00Z").unwrap(), 1_704_067_200_000);
-        assert_eq!(parse_time("2024-03-01T12:30:15.250Z").unwrap(), 1_709_296_215_250);
-        assert_eq!(parse_time("1969-12-31T23:59:59Z").unwrap(), -1000);
-        assert!(parse_time("yesterday").is_err());
     }
 }

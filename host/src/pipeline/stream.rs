@@ -29,6 +29,7 @@ use crate::admin::{self, AdminSettings};
 use crate::component::features::{FeatureAggregation, FeatureComponent};
 use crate::metrics::{METRICS, SourceLabels};
 use crate::swap::{self, FeatureSlot};
+use crate::time::iso_utc;
 use crate::dead_letter::{DeadLetter, DeadLetterFile, DeadLetterTopic, DeadLetters, Stage};
 use crate::detector::{DetectorChoice, ModelSource};
 use crate::events::{EventBatch, decode_chunk};
@@ -172,23 +173,6 @@ struct OpenWindow<'r> {
     events: u64,
     /// Smallest offset, per partition, of an event in this window.
     first: BTreeMap<i32, i64>,
-}
-
-/// `YYYY-MM-DDTHH:MM:SSZ` of epoch ms (UTC).
-pub fn iso_utc(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
 }
 
 fn read_checkpoint(out: &Path) -> Result<Checkpoint> {
@@ -484,17 +468,4 @@ fn safe_offsets(next: &BTreeMap<i32, i64>, windows: &BTreeMap<i64, OpenWindow<'_
         }
     }
     safe
-}
-
-#[cfg(test)]
-mod tests {
-    use super::iso_utc;
-
-    #[test]
-    fn formats_utc() {
-        assert_eq!(iso_utc(0), "1970-01-01T00:00:00Z");
-        assert_eq!(iso_utc(1_704_067_200_000), "2024-01-01T00:00:00Z");
-        assert_eq!(iso_utc(1_709_296_215_250), "2024-03-01T12:30:15Z");
-        assert_eq!(iso_utc(-1000), "1969-12-31T23:59:59Z");
-    }
 }
