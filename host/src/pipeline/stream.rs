@@ -42,9 +42,6 @@ use crate::source::{Chunk, Position};
 /// per partition, the offset below which every event is in a written window.
 pub const CHECKPOINT_FILE: &str = "_checkpoint.json";
 
-/// Events of the next batch a candidate version is checked on before it is switched in.
-const SAMPLE_EVENTS: usize = 1024;
-
 /// What the output directory already holds.
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Checkpoint {
@@ -271,22 +268,16 @@ pub fn run(job: &StreamJob, stop: &AtomicBool) -> Result<StreamSummary> {
         for letter in &decoded.dead {
             dead.write(letter)?;
         }
-        let batch = Arc::new(std::mem::take(&mut decoded.batch));
-        // Between batches: a validated candidate takes over every open window (replayed into
-        // the new version), so no window and no batch mixes versions.
+        let batch = std::mem::take(&mut decoded.batch);
+        // Between batches: a validated candidate becomes the version serving; open windows move
+        // to it as they take their next events (see `move_window`).
         let pause = Instant::now();
-        // The candidate's self-check runs on the first events of this batch (enough to see its
-        // arity, types and values; the whole batch would only lengthen the pause).
-        let sample = (!batch.is_empty()).then(|| {
-            let rows: Vec<usize> = (0..batch.len().min(SAMPLE_EVENTS)).collect();
-            Arc::new(batch.select(&rows))
-        });
-        if slot.poll(sample.as_ref(), &runtime).is_some() {
+        if slot.poll(&batch, &runtime) {
             summary.swaps += 1;
             eprintln!(
                 "sg-host: switch pause {:.2} ms (candidate checked on {} events; {} open windows move to it as they next receive events)",
                 pause.elapsed().as_secs_f64() * 1e3,
-                sample.as_ref().map_or(0, |s| s.len()),
+                batch.len().min(swap::SAMPLE_EVENTS),
                 windows.len()
             );
         }

@@ -56,21 +56,19 @@ pub struct SwapEvent {
 }
 
 /// What the admin API shows of the features slot.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Serialize)]
 pub struct SlotStatus {
     /// The version serving.
-    pub current: Option<VersionInfo>,
+    pub current: VersionInfo,
     /// The version a rollback returns to.
     pub previous: Option<VersionInfo>,
     /// Every upgrade attempt, oldest first.
     pub history: Vec<SwapEvent>,
 }
 
-/// A switch the stream must carry out between batches: open windows move to `to`.
-pub struct Switch {
-    /// The new version.
-    pub to: Arc<FeatureComponent>,
-}
+/// Events of the batch in hand a candidate is checked on before it is switched in (enough to see
+/// its arity, types and values; more would only lengthen the pause).
+pub const SAMPLE_EVENTS: usize = 1024;
 
 /// The features component of a stream and its upgrades.
 pub struct FeatureSlot {
@@ -88,7 +86,7 @@ impl FeatureSlot {
             ComponentSource::File(path) => Some(FileWatch::new(path.clone())),
             _ => None,
         };
-        let status = Arc::new(Mutex::new(SlotStatus { current: Some(VersionInfo::of(&current)), ..Default::default() }));
+        let status = Arc::new(Mutex::new(SlotStatus { current: VersionInfo::of(&current), previous: None, history: Vec::new() }));
         FeatureSlot { current, previous: None, loader: Loader::start(runtime), watch, status }
     }
 
@@ -108,67 +106,64 @@ impl FeatureSlot {
     }
 
     /// Between batches: starts loading a candidate if the watched file changed, and switches to
-    /// a loaded candidate that passes validation on `sample`. Returns the switch to carry out.
-    pub fn poll(&mut self, sample: Option<&Arc<EventBatch>>, runtime: &Runtime) -> Option<Switch> {
+    /// a loaded candidate that passes validation on the first events of `batch` (the batch about
+    /// to be processed). Returns whether it switched; nothing is copied when no candidate waits.
+    pub fn poll(&mut self, batch: &EventBatch, runtime: &Runtime) -> bool {
         if let Some(w) = &mut self.watch
             && let Some(path) = w.changed()
         {
             self.loader.requests().load(ComponentSource::File(path), Trigger::FileChanged);
         }
-        let loaded = self.loader.try_next()?;
-        let (trigger, origin, reply) = (loaded.trigger, loaded.origin, loaded.reply);
-        let candidate = match loaded.result {
-            Ok(Some(c)) => c,
-            Ok(None) => match self.previous.clone() {
-                Some(p) => p,
-                None => return self.refuse(trigger, origin, "no previous version to roll back to".into(), reply),
+        let Some(loaded) = self.loader.try_next() else { return false };
+        let (trigger, reply) = (loaded.trigger, loaded.reply);
+        let checked = match loaded.result {
+            Ok(Some(c)) => match validate(&self.current, &c, batch, runtime) {
+                Ok(()) => Ok(c),
+                Err(e) => Err((c.label(), e)),
             },
-            Err(e) => return self.refuse(trigger, origin, format!("{e:#}"), reply),
+            Ok(None) => self.previous.clone().ok_or_else(|| (loaded.origin, anyhow::anyhow!("no previous version to roll back to"))),
+            Err(e) => Err((loaded.origin, e)),
         };
-        if let Err(e) = validate(&self.current, &candidate, sample, runtime) {
-            return self.refuse(trigger, candidate.label(), format!("{e:#}"), reply);
-        }
+        let candidate = match checked {
+            Ok(c) => c,
+            Err((candidate, e)) => {
+                let reason = format!("{e:#}");
+                eprintln!("sg-host: features candidate {candidate} refused ({}): {reason}; {} keeps serving", trigger.name(), self.current.label());
+                METRICS.refused.inc();
+                self.record(trigger, candidate, Some(reason.clone()));
+                reply.send(Err(reason));
+                return false;
+            }
+        };
         let from = std::mem::replace(&mut self.current, candidate.clone());
         eprintln!("sg-host: features {} → {} ({})", from.label(), candidate.label(), trigger.name());
         METRICS.swaps.get_or_create(&ComponentLabels { component: candidate.label() }).inc();
-        let mut status = self.status.lock().expect("not poisoned");
-        status.current = Some(VersionInfo::of(&candidate));
-        status.previous = Some(VersionInfo::of(&from));
-        status.history.push(SwapEvent {
-            trigger: trigger.name().into(),
-            candidate: candidate.label(),
-            outcome: "switched".into(),
-            reason: None,
-        });
-        drop(status);
+        {
+            let mut status = self.status.lock().expect("not poisoned");
+            status.current = VersionInfo::of(&candidate);
+            status.previous = Some(VersionInfo::of(&from));
+        }
+        self.record(trigger, candidate.label(), None);
         self.previous = Some(from);
         reply.send(Ok(candidate.label()));
-        Some(Switch { to: candidate })
+        true
     }
 
-    fn refuse(&mut self, trigger: Trigger, candidate: String, reason: String, reply: loader::Reply) -> Option<Switch> {
-        eprintln!("sg-host: features candidate {candidate} refused ({}): {reason}; {} keeps serving", trigger.name(), self.current.label());
-        METRICS.refused.inc();
+    /// Adds an attempt to the history: switched, or refused with the reason.
+    fn record(&self, trigger: Trigger, candidate: String, refused: Option<String>) {
         self.status.lock().expect("not poisoned").history.push(SwapEvent {
             trigger: trigger.name().into(),
             candidate,
-            outcome: "refused".into(),
-            reason: Some(reason.clone()),
+            outcome: if refused.is_some() { "refused" } else { "switched" }.into(),
+            reason: refused,
         });
-        reply.send(Err(reason));
-        None
     }
 }
 
-/// The self-check of a candidate against the version serving, on a recent batch: the same
-/// model inputs (names and types), a table that matches its own descriptor, and finite values
-/// in every model input.
-pub fn validate(
-    current: &FeatureComponent,
-    candidate: &Arc<FeatureComponent>,
-    sample: Option<&Arc<EventBatch>>,
-    runtime: &Runtime,
-) -> Result<()> {
+/// The self-check of a candidate against the version serving, on the first events of `batch`:
+/// the same model-input names in the same order, a table that matches its own descriptor, and
+/// finite values in every model input. An empty batch checks the schema only.
+pub fn validate(current: &FeatureComponent, candidate: &Arc<FeatureComponent>, batch: &EventBatch, runtime: &Runtime) -> Result<()> {
     // The model reads the inputs by position as f32: names and order must match; int64 and
     // float64 are interchangeable (a descriptor only admits those two for model inputs).
     let names = |c: &FeatureComponent| c.descriptor().model_input_names();
@@ -183,10 +178,14 @@ pub fn validate(
             differ.map(|d| format!(", first difference {d}")).unwrap_or_default()
         );
     }
-    let Some(sample) = sample else { return Ok(()) };
+    if batch.is_empty() {
+        return Ok(());
+    }
+    let rows: Vec<usize> = (0..batch.len().min(SAMPLE_EVENTS)).collect();
+    let sample = Arc::new(batch.select(&rows));
     let mut aggregation = candidate.aggregation(runtime)?;
-    let failed = aggregation.push(sample)?;
-    if failed.len() == sample.len() && !sample.is_empty() {
+    let failed = aggregation.push(&sample)?;
+    if failed.len() == sample.len() {
         bail!("failed on every event of the sample batch: {}", failed[0].reason);
     }
     let table = aggregation.take()?;
