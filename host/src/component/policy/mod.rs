@@ -69,22 +69,15 @@ impl PolicyComponent {
         let binding = Binding::V1(v1::Pre::new(&linker, &loaded.component).map_err(|e| {
             anyhow!("{} exports {contract} but does not match it: {e:#}", loaded.origin)
         })?);
-        let mut policy = PolicyComponent {
-            loaded,
-            contract,
-            descriptor: Descriptor { name: String::new(), version: String::new(), description: String::new() },
-            binding,
-            live: None,
-        };
-        let (mut store, Live::V1(instance)) = policy.instantiate(runtime)?;
-        policy.descriptor = instance
+        let (mut store, live) = instantiate(&binding, &loaded.origin, runtime)?;
+        let Live::V1(instance) = &live;
+        let descriptor = instance
             .describe(&mut store)
-            .map_err(|e| call_error(&policy.loaded.origin, "describe", e, store.data().stderr()))?;
-        policy.live = Some((store, Live::V1(instance)));
-        semver::Version::parse(&policy.descriptor.version).map_err(|e| {
-            anyhow!("{}: implementation version {:?} is not semver: {e}", policy.loaded.origin, policy.descriptor.version)
+            .map_err(|e| call_error(&loaded.origin, "describe", e, store.data().stderr()))?;
+        semver::Version::parse(&descriptor.version).map_err(|e| {
+            anyhow!("{}: implementation version {:?} is not semver: {e}", loaded.origin, descriptor.version)
         })?;
-        Ok(policy)
+        Ok(PolicyComponent { loaded, contract, descriptor, binding, live: Some((store, live)) })
     }
 
     /// Where it came from.
@@ -112,19 +105,10 @@ impl PolicyComponent {
         format!("{}@{}", self.descriptor.name, self.descriptor.version)
     }
 
-    fn instantiate(&self, runtime: &Runtime) -> Result<(Store<Sandbox>, Live)> {
-        let mut store = runtime.store();
-        let Binding::V1(pre) = &self.binding;
-        let live = pre
-            .instantiate(&mut store)
-            .map_err(|e| call_error(&self.loaded.origin, "instantiate", e, store.data().stderr()))?;
-        Ok((store, Live::V1(live)))
-    }
-
     /// One call over `slice`; a fault or a malformed answer drops the instance.
     fn call(&mut self, runtime: &Runtime, slice: &RecordSlice<'_>) -> Result<Decisions> {
         if self.live.is_none() {
-            self.live = Some(self.instantiate(runtime)?);
+            self.live = Some(instantiate(&self.binding, &self.loaded.origin, runtime)?);
         }
         let (store, Live::V1(instance)) = self.live.as_mut().expect("just made");
         store.set_epoch_deadline(runtime.limits().deadline_ticks());
@@ -137,8 +121,7 @@ impl PolicyComponent {
             Err(trap) => Err(call_error(&self.loaded.origin, "decide", trap, store.data().stderr())),
         };
         let fault = result.as_ref().err().map(|e| format!("{e:#}"));
-        let label = format!("{}@{}", self.descriptor.name, self.descriptor.version);
-        crate::metrics::METRICS.call(&label, slice.line.len(), elapsed, fault.as_deref());
+        crate::metrics::METRICS.call(&self.label(), slice.line.len(), elapsed, fault.as_deref());
         if result.is_err() {
             self.live = None;
         }
@@ -177,6 +160,14 @@ impl PolicyComponent {
     }
 }
 
+/// A fresh instance of the bound component in a new store.
+fn instantiate(binding: &Binding, origin: &str, runtime: &Runtime) -> Result<(Store<Sandbox>, Live)> {
+    let mut store = runtime.store();
+    let Binding::V1(pre) = binding;
+    let live = pre.instantiate(&mut store).map_err(|e| call_error(origin, "instantiate", e, store.data().stderr()))?;
+    Ok((store, Live::V1(live)))
+}
+
 /// Rows `start..end` of a batch: the same buffers, a window of offsets.
 fn slice<'a>(batch: &LogBatch<'a>, start: usize, end: usize) -> LogBatch<'a> {
     let cut = |c: TextColumn<'a>| TextColumn { bytes: c.bytes, offsets: &c.offsets[start..=end] };
@@ -200,8 +191,12 @@ fn check(d: Decisions, rows: usize) -> Result<Decisions> {
         .into_iter()
         .chain(d.payload.iter().map(|(n, c)| (c, format!("payload {n:?}"))));
     for (c, name) in columns {
-        c.view().check(rows, &name).map_err(|e| anyhow!("malformed answer: {e}"))?;
-        std::str::from_utf8(&c.bytes).map_err(|e| anyhow!("malformed answer: {name} is not UTF-8: {e}"))?;
+        let view = c.view();
+        view.check(rows, &name).map_err(|e| anyhow!("malformed answer: {e}"))?;
+        // Row by row: a buffer that is UTF-8 as a whole can still be cut inside a character.
+        for i in 0..rows {
+            view.get(i).map_err(|e| anyhow!("malformed answer: {name} {e}"))?;
+        }
     }
     Ok(d)
 }
