@@ -143,10 +143,7 @@ impl Runtime {
                 }
                 Err(small) => {
                     eprintln!("sg-host: pooling allocator unavailable ({small}); using on-demand allocation");
-                    let engine = Engine::new(&base_config())
-                        .map_err(anyhow::Error::from)
-                        .context("creating the wasmtime engine")?;
-                    (engine, Allocator::OnDemand)
+                    return Runtime::on_demand(limits);
                 }
             },
         };
