@@ -203,18 +203,7 @@ fn fill_round_robin(brokers: &str, topic: &str, file: &std::path::Path, partitio
 }
 
 fn windows_written(out: &std::path::Path) -> Vec<(String, u64)> {
-    let mut found: Vec<(String, u64)> = std::fs::read_dir(out)
-        .map(|d| d.filter_map(|e| e.ok()).collect::<Vec<_>>())
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|e| e.file_name().to_string_lossy().starts_with("window=") && e.path().join("_SUCCESS").exists())
-        .map(|e| {
-            let report: Value = serde_json::from_slice(&std::fs::read(e.path().join("anomaly_report.json")).unwrap()).unwrap();
-            (e.file_name().to_string_lossy().into_owned(), report["lineage"]["events"].as_u64().unwrap())
-        })
-        .collect();
-    found.sort();
-    found
+    crate::support::written_windows(out).into_iter().map(|(name, r)| (name, r["lineage"]["events"].as_u64().unwrap())).collect()
 }
 
 fn wait_for(what: &str, mut done: impl FnMut() -> bool) {

@@ -229,3 +229,20 @@ impl Drop for EmbedServer {
         let _ = self.child.wait();
     }
 }
+
+/// Every window a streaming run wrote to `out` (`window=…` with `_SUCCESS`), by name, with its
+/// report.
+pub fn written_windows(out: &Path) -> Vec<(String, serde_json::Value)> {
+    let mut found: Vec<_> = std::fs::read_dir(out)
+        .map(|d| d.filter_map(|e| e.ok()).collect::<Vec<_>>())
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("window=") && e.path().join("_SUCCESS").exists())
+        .map(|e| {
+            let report = serde_json::from_slice(&std::fs::read(e.path().join("anomaly_report.json")).unwrap()).unwrap();
+            (e.file_name().to_string_lossy().into_owned(), report)
+        })
+        .collect();
+    found.sort_by(|a, b| a.0.cmp(&b.0));
+    found
+}

@@ -47,19 +47,14 @@ fn wait_for(what: &str, secs: u64, mut done: impl FnMut() -> bool) {
 
 /// (window, features label, events) of every written window.
 fn windows(out: &Path) -> Vec<(String, String, u64)> {
-    let mut found: Vec<_> = std::fs::read_dir(out)
-        .map(|d| d.filter_map(|e| e.ok()).collect::<Vec<_>>())
-        .unwrap_or_default()
+    crate::support::written_windows(out)
         .into_iter()
-        .filter(|e| e.file_name().to_string_lossy().starts_with("window=") && e.path().join("_SUCCESS").exists())
-        .map(|e| {
-            let r: Value = serde_json::from_slice(&std::fs::read(e.path().join("anomaly_report.json")).unwrap()).unwrap();
+        .map(|(name, r)| {
             let f = &r["lineage"]["features"];
-            (e.file_name().to_string_lossy().into_owned(), format!("{}@{}", f["name"].as_str().unwrap(), f["version"].as_str().unwrap()), r["lineage"]["events"].as_u64().unwrap())
+            let label = format!("{}@{}", f["name"].as_str().unwrap(), f["version"].as_str().unwrap());
+            (name, label, r["lineage"]["events"].as_u64().unwrap())
         })
-        .collect();
-    found.sort();
-    found
+        .collect()
 }
 
 #[test]
