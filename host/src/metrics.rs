@@ -67,7 +67,7 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
 
 impl Metrics {
     fn new() -> Metrics {
-        let m = Metrics {
+        let mut m = Metrics {
             registry: Registry::with_prefix("sg"),
             calls: Family::default(),
             records: Family::default(),
@@ -81,19 +81,18 @@ impl Metrics {
             commits: Family::default(),
             lag: Family::default(),
         };
-        let mut registry = Registry::with_prefix("sg");
-        registry.register("component_calls", "Calls into a component version", m.calls.clone());
-        registry.register("component_records", "Records passed to a component version", m.records.clone());
-        registry.register("component_call_seconds", "Latency of calls into a component version", m.latency.clone());
-        registry.register("component_traps", "Calls that trapped or exhausted memory", m.traps.clone());
-        registry.register("component_timeouts", "Calls stopped at their deadline", m.timeouts.clone());
-        registry.register("component_dead_lettered", "Records dead-lettered by a component version", m.dead_lettered.clone());
-        registry.register("component_swaps", "Switches to a component version", m.swaps.clone());
-        registry.register("component_candidates_refused", "Candidate versions refused", m.refused.clone());
-        registry.register("source_batches", "Micro-batches read from a source", m.batches.clone());
-        registry.register("source_commits", "Offset commits to a source", m.commits.clone());
-        registry.register("source_lag", "Records behind the high watermark", m.lag.clone());
-        Metrics { registry, ..m }
+        m.registry.register("component_calls", "Calls into a component version", m.calls.clone());
+        m.registry.register("component_records", "Records passed to a component version", m.records.clone());
+        m.registry.register("component_call_seconds", "Latency of calls into a component version", m.latency.clone());
+        m.registry.register("component_traps", "Calls that trapped or exhausted memory", m.traps.clone());
+        m.registry.register("component_timeouts", "Calls stopped at their deadline", m.timeouts.clone());
+        m.registry.register("component_dead_lettered", "Records dead-lettered by a component version", m.dead_lettered.clone());
+        m.registry.register("component_swaps", "Switches to a component version", m.swaps.clone());
+        m.registry.register("component_candidates_refused", "Candidate versions refused", m.refused.clone());
+        m.registry.register("source_batches", "Micro-batches read from a source", m.batches.clone());
+        m.registry.register("source_commits", "Offset commits to a source", m.commits.clone());
+        m.registry.register("source_lag", "Records behind the high watermark", m.lag.clone());
+        m
     }
 
     /// One call into `component` over `records` records that took `elapsed`; `fault` is the
