@@ -11,11 +11,13 @@ use std::process::Command;
 const GUESTS: &[(&str, &str)] = &[
     ("sg-features-spark-compat", "SG_GUEST_SPARK_COMPAT"),
     ("sg-features-streamguard", "SG_GUEST_STREAMGUARD"),
+    ("sg-features-streamguard-v2", "SG_GUEST_STREAMGUARD_V2"),
     ("sg-guest-iforest", "SG_GUEST_IFOREST"),
     ("sg-dedup-exact", "SG_GUEST_DEDUP_EXACT"),
     ("sg-dedup-template", "SG_GUEST_DEDUP_TEMPLATE"),
     ("sg-test-guest-wrong-version", "SG_TEST_GUEST_WRONG_VERSION"),
     ("sg-test-guest-hostile", "SG_TEST_GUEST_HOSTILE"),
+    ("sg-test-guest-features-next", "SG_TEST_GUEST_FEATURES_NEXT"),
 ];
 
 fn main() {

@@ -18,6 +18,14 @@ pub static STREAMGUARD: Builtin = Builtin {
     built_at: env!("SG_GUEST_STREAMGUARD"),
 };
 
+/// The corrected features component, 0.2, on `streamguard:features@2.0.0` (window-bounded,
+/// `unique_destinations`, state carried across upgrades).
+pub static STREAMGUARD_V2: Builtin = Builtin {
+    name: "streamguard-v2",
+    bytes: include_bytes!(env!("SG_GUEST_STREAMGUARD_V2")),
+    built_at: env!("SG_GUEST_STREAMGUARD_V2"),
+};
+
 /// The Spark-compatible features component.
 pub static SPARK_COMPAT: Builtin = Builtin {
     name: "spark-compat",
@@ -43,7 +51,7 @@ pub static DEDUP_TEMPLATE: Builtin = Builtin {
     built_at: env!("SG_GUEST_DEDUP_TEMPLATE"),
 };
 
-const ALL: [&Builtin; 5] = [&STREAMGUARD, &SPARK_COMPAT, &IFOREST, &DEDUP_EXACT, &DEDUP_TEMPLATE];
+const ALL: [&Builtin; 6] = [&STREAMGUARD, &STREAMGUARD_V2, &SPARK_COMPAT, &IFOREST, &DEDUP_EXACT, &DEDUP_TEMPLATE];
 
 /// The builtin called `name`.
 pub fn find(name: &str) -> Option<&'static Builtin> {

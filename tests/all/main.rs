@@ -11,3 +11,4 @@ mod pipeline;
 mod portability;
 mod support;
 mod swap;
+mod versions;

@@ -12,6 +12,7 @@ const SECS_PER_DAY: i64 = 86_400;
 
 /// Maps byte strings to dense ids, stable for the life of an aggregation.
 #[derive(Default)]
+#[cfg_attr(feature = "state", derive(serde::Serialize, serde::Deserialize))]
 struct Interner {
     ids: FxHashMap<Box<[u8]>, u32>,
 }
@@ -61,6 +62,7 @@ fn lookup(remap: &[u32], code: u32) -> u32 {
 
 /// Everything kept per user between batches.
 #[derive(Default)]
+#[cfg_attr(feature = "state", derive(serde::Serialize, serde::Deserialize))]
 struct UserState {
     total: u64,
     /// Events per source IP id ([`ABSENT`] for events without one).
@@ -78,9 +80,12 @@ struct UserState {
     times: Vec<i64>,
     /// Whether `times` arrived out of order (and needs sorting).
     unsorted: bool,
+    /// Destination ids (flavors that read `destination_ip`).
+    destination_ids: rustc_hash::FxHashSet<u32>,
 }
 
 /// Per-user aggregation over pushed event batches (the `aggregation` resource).
+#[cfg_attr(feature = "state", derive(serde::Serialize, serde::Deserialize))]
 pub struct Aggregator {
     flavor: Flavor,
     users: Interner,
@@ -92,6 +97,7 @@ pub struct Aggregator {
     ips: Interner,
     event_types: Interner,
     locations: Interner,
+    destinations: Interner,
     /// For each event-type id, its count column among [`EVENT_TYPES`].
     type_column: Vec<Option<usize>>,
 }
@@ -108,8 +114,14 @@ impl Aggregator {
             ips: Interner::default(),
             event_types: Interner::default(),
             locations: Interner::default(),
+            destinations: Interner::default(),
             type_column: Vec::new(),
         }
+    }
+
+    /// The flavor it computes.
+    pub fn flavor(&self) -> Flavor {
+        self.flavor
     }
 
     /// Number of distinct users so far.
@@ -152,14 +164,11 @@ impl Aggregator {
                 self.type_column.push(EVENT_TYPES.iter().position(|t| t.as_bytes() == name));
             }
         }
-        let location_column = match self.flavor {
-            Flavor::SparkCompat => &batch.location,
-            Flavor::Streamguard => &batch.geo_location,
-        };
+        let location_column = if self.flavor.corrected() { &batch.geo_location } else { &batch.location };
         let location_ids = self.locations.remap(location_column);
         let failed: Vec<bool> =
             (0..batch.status.entries()).map(|k| batch.status.entry(k) == b"failed").collect();
-        let ms_intervals = self.flavor == Flavor::Streamguard;
+        let ms_intervals = self.flavor.corrected();
 
         // Per-event scalars.
         for (i, &slot) in user_slots.iter().enumerate() {
@@ -205,6 +214,17 @@ impl Aggregator {
                 states[slot_state[u]].location_ids.insert(location);
             }
         });
+        if self.flavor == Flavor::Streamguard2
+            && let Some(destinations) = &batch.destination_ip
+        {
+            let destination_ids = self.destinations.remap(destinations);
+            count_pairs(users, destinations, &user_slots, |u, code, _| {
+                let d = lookup(&destination_ids, code);
+                if d != ABSENT {
+                    states[slot_state[u]].destination_ids.insert(d);
+                }
+            });
+        }
         Ok(())
     }
 
@@ -253,7 +273,8 @@ mod slot {
     pub const RARE_IP: usize = 14;
     pub const MIN_INTERVAL_INT: usize = 15;
     pub const BURST: usize = 16;
-    pub const INTS: usize = 17;
+    pub const DESTINATIONS: usize = 17;
+    pub const INTS: usize = 18;
 
     pub const AVG_THREAT: usize = 0;
     pub const MAX_THREAT: usize = 1;
@@ -293,7 +314,7 @@ impl<'a> TableBuilder<'a> {
     }
 
     fn push_row(&mut self, st: &mut UserState) {
-        let compat = self.flavor == Flavor::SparkCompat;
+        let compat = !self.flavor.corrected();
         let total = st.total as f64;
         let unique_ips = st.ip_counts.keys().filter(|&&ip| ip != ABSENT).count();
         self.int(slot::TOTAL, st.total as i64);
@@ -339,12 +360,15 @@ impl<'a> TableBuilder<'a> {
 
         // Each event carries n = the user's event count from its IP. The legacy job keeps events
         // without an IP as one more "IP"; the corrected one leaves them out.
-        let counts: Vec<u64> = st
+        let mut counts: Vec<u64> = st
             .ip_counts
             .iter()
             .filter(|&(&ip, _)| compat || ip != ABSENT)
             .map(|(_, &n)| n)
             .collect();
+        // Summed in a fixed order: a map's iteration order depends on its history (e.g. a state
+        // imported after an upgrade), and float sums on their order.
+        counts.sort_unstable();
         let (mean_n, var_n) = stats::weighted_self_moments(&counts);
         let rare = counts.iter().filter(|&&n| n == 1).count();
         self.float(slot::AVG_IP_FREQ, mean_n);
@@ -364,10 +388,11 @@ impl<'a> TableBuilder<'a> {
         self.float(slot::MIN_INTERVAL_FLOAT, min_gap as f64 / unit);
         let one_second = if compat { 1 } else { MS_PER_SEC };
         self.int(slot::BURST, gaps.iter().filter(|&&g| g < one_second).count() as i64);
+        self.int(slot::DESTINATIONS, st.destination_ids.len() as i64);
     }
 
     fn finish(mut self, users: OwnedDict) -> FeatureTable {
-        let compat = self.flavor == Flavor::SparkCompat;
+        let compat = !self.flavor.corrected();
         let mut i = |s: usize| ColumnData::Int64(std::mem::take(&mut self.ints[s]));
         let mut ints: Vec<ColumnData> = (0..slot::INTS).map(&mut i).collect();
         let mut f = |s: usize| ColumnData::Float64(std::mem::take(&mut self.floats[s]));
@@ -378,7 +403,7 @@ impl<'a> TableBuilder<'a> {
             ColumnData::Int64(v) => ColumnData::TimestampMs(v),
             other => other,
         };
-        let columns = vec![
+        let mut columns = vec![
             ColumnData::Utf8(users),
             int(slot::TOTAL),
             int(slot::UNIQUE_IPS),
@@ -411,6 +436,9 @@ impl<'a> TableBuilder<'a> {
             if compat { int(slot::MIN_INTERVAL_INT) } else { float(slot::MIN_INTERVAL_FLOAT) },
             int(slot::BURST),
         ];
+        if self.flavor == Flavor::Streamguard2 {
+            columns.push(int(slot::DESTINATIONS));
+        }
         FeatureTable { rows: self.rows, columns }
     }
 }
@@ -446,6 +474,7 @@ mod tests {
             threat_score: &scores,
             location: absent.view(),
             geo_location: absent.view(),
+            destination_ip: None,
         };
         let mut agg = Aggregator::new(Flavor::Streamguard);
         agg.push(&batch).unwrap();
@@ -476,6 +505,7 @@ mod tests {
                 threat_score: scores,
                 location: other.view(),
                 geo_location: other.view(),
+                destination_ip: None,
             }
         }
         let mut agg = Aggregator::new(Flavor::SparkCompat);

@@ -65,6 +65,8 @@ pub struct EventColumns<'a> {
     pub location: DictColumn<'a>,
     /// `metadata.geo_location`.
     pub geo_location: DictColumn<'a>,
+    /// `destination_ip`, when the contract carries it (`streamguard:features@2`).
+    pub destination_ip: Option<DictColumn<'a>>,
 }
 
 impl EventColumns<'_> {
@@ -84,7 +86,11 @@ impl EventColumns<'_> {
         self.source_ip.validate("source-ip", rows)?;
         self.status.validate("status", rows)?;
         self.location.validate("location", rows)?;
-        self.geo_location.validate("geo-location", rows)
+        self.geo_location.validate("geo-location", rows)?;
+        match &self.destination_ip {
+            Some(d) => d.validate("destination-ip", rows),
+            None => Ok(()),
+        }
     }
 }
 

@@ -4,7 +4,7 @@
 
 use std::cell::RefCell;
 
-use crate::columns::{ColumnData, ColumnRole, ColumnType, DictColumn, EventColumns, OwnedDict};
+use crate::columns::{ColumnData, ColumnRole, ColumnType, DictColumn, EventColumns};
 use crate::{Aggregator, Flavor};
 
 /// Generated bindings of the `features` world.
@@ -30,9 +30,57 @@ fn dict(c: &wire::DictColumn) -> DictColumn<'_> {
     DictColumn { dict_bytes: &c.dict_bytes, dict_offsets: &c.dict_offsets, codes: &c.codes }
 }
 
-fn owned_dict(d: OwnedDict) -> wire::DictColumn {
-    wire::DictColumn { dict_bytes: d.dict_bytes, dict_offsets: d.dict_offsets, codes: d.codes }
+/// The wire column specs of `flavor`'s schema, in the `types` module `$wire` of a contract major.
+macro_rules! wire_columns {
+    ($wire:ident, $flavor:expr) => {
+        $flavor
+            .schema()
+            .iter()
+            .map(|c| $wire::ColumnSpec {
+                name: c.name.into(),
+                ty: match c.ty {
+                    ColumnType::Int64 => $wire::ColumnType::Int64,
+                    ColumnType::Float64 => $wire::ColumnType::Float64,
+                    ColumnType::TimestampMs => $wire::ColumnType::TimestampMs,
+                    ColumnType::Utf8 => $wire::ColumnType::Utf8,
+                },
+                role: match c.role {
+                    ColumnRole::Key => $wire::ColumnRole::Key,
+                    ColumnRole::ModelInput => $wire::ColumnRole::ModelInput,
+                    ColumnRole::Output => $wire::ColumnRole::Output,
+                    ColumnRole::Internal => $wire::ColumnRole::Internal,
+                },
+                doc: c.doc.into(),
+            })
+            .collect()
+    };
 }
+
+/// A [`crate::FeatureTable`] as the `feature-table` of the `types` module `$wire`.
+macro_rules! wire_table {
+    ($wire:ident, $table:expr) => {{
+        let table = $table;
+        $wire::FeatureTable {
+            rows: table.rows as u32,
+            columns: table
+                .columns
+                .into_iter()
+                .map(|c| match c {
+                    ColumnData::Int64(v) => $wire::ColumnData::Int64(v),
+                    ColumnData::Float64(v) => $wire::ColumnData::Float64(v),
+                    ColumnData::TimestampMs(v) => $wire::ColumnData::TimestampMs(v),
+                    ColumnData::Utf8(d) => $wire::ColumnData::Utf8($wire::DictColumn {
+                        dict_bytes: d.dict_bytes,
+                        dict_offsets: d.dict_offsets,
+                        codes: d.codes,
+                    }),
+                })
+                .collect(),
+        }
+    }};
+}
+
+pub(crate) use {wire_columns, wire_table};
 
 impl<T: FlavorComponent> Guest for T {
     type Aggregation = Aggregation<T>;
@@ -43,26 +91,7 @@ impl<T: FlavorComponent> Guest for T {
             name: flavor.name().into(),
             version: flavor.version().into(),
             description: flavor.description().into(),
-            columns: flavor
-                .schema()
-                .iter()
-                .map(|c| wire::ColumnSpec {
-                    name: c.name.into(),
-                    ty: match c.ty {
-                        ColumnType::Int64 => wire::ColumnType::Int64,
-                        ColumnType::Float64 => wire::ColumnType::Float64,
-                        ColumnType::TimestampMs => wire::ColumnType::TimestampMs,
-                        ColumnType::Utf8 => wire::ColumnType::Utf8,
-                    },
-                    role: match c.role {
-                        ColumnRole::Key => wire::ColumnRole::Key,
-                        ColumnRole::ModelInput => wire::ColumnRole::ModelInput,
-                        ColumnRole::Output => wire::ColumnRole::Output,
-                        ColumnRole::Internal => wire::ColumnRole::Internal,
-                    },
-                    doc: c.doc.into(),
-                })
-                .collect(),
+            columns: wire_columns!(wire, flavor),
         }
     }
 }
@@ -88,6 +117,7 @@ impl<T: FlavorComponent> GuestAggregation for Aggregation<T> {
             threat_score: &batch.threat_score,
             location: dict(&batch.location),
             geo_location: dict(&batch.geo_location),
+            destination_ip: None,
         };
         if let Err(e) = self.inner.borrow_mut().push(&events) {
             // A malformed batch is a host bug, not bad data: trap with the reason.
@@ -97,20 +127,7 @@ impl<T: FlavorComponent> GuestAggregation for Aggregation<T> {
     }
 
     fn take(&self) -> wire::FeatureTable {
-        let table = self.inner.borrow_mut().take();
-        wire::FeatureTable {
-            rows: table.rows as u32,
-            columns: table
-                .columns
-                .into_iter()
-                .map(|c| match c {
-                    ColumnData::Int64(v) => wire::ColumnData::Int64(v),
-                    ColumnData::Float64(v) => wire::ColumnData::Float64(v),
-                    ColumnData::TimestampMs(v) => wire::ColumnData::TimestampMs(v),
-                    ColumnData::Utf8(d) => wire::ColumnData::Utf8(owned_dict(d)),
-                })
-                .collect(),
-        }
+        wire_table!(wire, self.inner.borrow_mut().take())
     }
 }
 

@@ -65,10 +65,23 @@ pub static STREAMGUARD: [ColumnSpec; 31] = schema!(
     "mean gap between consecutive events, seconds at millisecond precision"
 );
 
+/// `streamguard` 0.2: the corrected table plus `unique_destinations` (an output, not a model
+/// input, so 0.1's models keep scoring).
+pub static STREAMGUARD_2: [ColumnSpec; 32] = {
+    let mut out = [col("unique_destinations", T::Int64, R::Output, "distinct destination_ip"); 32];
+    let mut i = 0;
+    while i < STREAMGUARD.len() {
+        out[i] = STREAMGUARD[i];
+        i += 1;
+    }
+    out
+};
+
 /// The schema of `flavor`.
 pub fn schema(flavor: Flavor) -> &'static [ColumnSpec] {
     match flavor {
         Flavor::SparkCompat => &SPARK_COMPAT,
         Flavor::Streamguard => &STREAMGUARD,
+        Flavor::Streamguard2 => &STREAMGUARD_2,
     }
 }

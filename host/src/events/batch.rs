@@ -63,6 +63,8 @@ pub struct EventBatch {
     pub location: OwnedDict,
     /// `metadata.geo_location`.
     pub geo_location: OwnedDict,
+    /// `destination_ip` (passed to `features@2` components).
+    pub destination_ip: OwnedDict,
     /// Input position of each event, for dead letters.
     pub positions: Vec<Position>,
     /// Byte range of each event's original message in its chunk, for dead letters.
@@ -80,7 +82,15 @@ fn select_dict(d: &OwnedDict, rows: &[usize]) -> OwnedDict {
 impl EventBatch {
     /// Approximate heap bytes held.
     pub fn heap_bytes(&self) -> usize {
-        let dicts = [&self.event_type, &self.user, &self.source_ip, &self.status, &self.location, &self.geo_location];
+        let dicts = [
+            &self.event_type,
+            &self.user,
+            &self.source_ip,
+            &self.status,
+            &self.location,
+            &self.geo_location,
+            &self.destination_ip,
+        ];
         let dict_bytes: usize = dicts.iter().map(|d| d.dict_bytes.len() + 4 * (d.dict_offsets.len() + d.codes.len())).sum();
         dict_bytes + self.len() * (8 + 8 + std::mem::size_of::<Position>() + 8)
     }
@@ -96,6 +106,7 @@ impl EventBatch {
             threat_score: rows.iter().map(|&r| self.threat_score[r]).collect(),
             location: select_dict(&self.location, rows),
             geo_location: select_dict(&self.geo_location, rows),
+            destination_ip: select_dict(&self.destination_ip, rows),
             positions: rows.iter().map(|&r| self.positions[r]).collect(),
             raw: rows.iter().map(|&r| self.raw[r].clone()).collect(),
         }
@@ -122,6 +133,7 @@ impl EventBatch {
             threat_score: &self.threat_score,
             location: self.location.view(),
             geo_location: self.geo_location.view(),
+            destination_ip: Some(self.destination_ip.view()),
         }
     }
 }
@@ -136,6 +148,7 @@ pub struct EventBatchBuilder {
     threat_score: Vec<f64>,
     location: DictBuilder,
     geo_location: DictBuilder,
+    destination_ip: DictBuilder,
     positions: Vec<Position>,
     raw: Vec<std::ops::Range<u32>>,
 }
@@ -152,6 +165,7 @@ impl EventBatchBuilder {
             threat_score: Vec::with_capacity(rows),
             location: DictBuilder::new(rows),
             geo_location: DictBuilder::new(rows),
+            destination_ip: DictBuilder::new(rows),
             positions: Vec::with_capacity(rows),
             raw: Vec::with_capacity(rows),
         }
@@ -168,6 +182,7 @@ impl EventBatchBuilder {
         self.threat_score.push(row.threat_score.unwrap_or(f64::NAN));
         self.location.push(row.location.as_deref());
         self.geo_location.push(row.geo_location.as_deref());
+        self.destination_ip.push(row.destination_ip.as_deref());
         self.positions.push(position);
     }
 
@@ -182,6 +197,7 @@ impl EventBatchBuilder {
             threat_score: self.threat_score,
             location: self.location.finish(),
             geo_location: self.geo_location.finish(),
+            destination_ip: self.destination_ip.finish(),
             positions: self.positions,
             raw: self.raw,
         }

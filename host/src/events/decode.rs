@@ -30,6 +30,8 @@ pub struct EventRow<'a> {
     pub location: Option<Cow<'a, str>>,
     /// `metadata.geo_location`.
     pub geo_location: Option<Cow<'a, str>>,
+    /// `destination_ip`.
+    pub destination_ip: Option<Cow<'a, str>>,
 }
 
 #[derive(Default)]
@@ -43,6 +45,7 @@ struct Partial<'a> {
     threat_score: Option<f64>,
     location: Option<Cow<'a, str>>,
     geo_location: Option<Cow<'a, str>>,
+    destination_ip: Option<Cow<'a, str>>,
 }
 
 /// Decodes one JSON line into an event, or says why it is not a valid event.
@@ -66,6 +69,7 @@ pub fn decode_event(line: &[u8]) -> Result<EventRow<'_>, String> {
         threat_score: partial.threat_score,
         location: partial.location,
         geo_location: partial.geo_location,
+        destination_ip: partial.destination_ip,
     })
 }
 
@@ -87,6 +91,7 @@ enum Field {
     Status,
     ThreatScore,
     Location,
+    DestinationIp,
     Metadata,
     Other,
 }
@@ -109,6 +114,7 @@ impl<'de> de::Deserialize<'de> for Field {
                     "status" => Field::Status,
                     "threat_score" => Field::ThreatScore,
                     "location" => Field::Location,
+                    "destination_ip" => Field::DestinationIp,
                     "metadata" => Field::Metadata,
                     _ => Field::Other,
                 })
@@ -139,6 +145,7 @@ impl<'de> Visitor<'de> for EventVisitor {
                 Field::Status => ev.status = map.next_value_seed(Str("status"))?,
                 Field::ThreatScore => ev.threat_score = map.next_value_seed(Number("threat_score"))?,
                 Field::Location => ev.location = map.next_value_seed(Str("location"))?,
+                Field::DestinationIp => ev.destination_ip = map.next_value_seed(Str("destination_ip"))?,
                 Field::Metadata => {
                     if let Some(geo) = map.next_value_seed(Metadata)? {
                         ev.geo_location = Some(geo);

@@ -26,7 +26,7 @@ use super::Steps;
 use super::anomaly::{DEAD_LETTER_FILE, DetectorSettings, score_and_write};
 use crate::component::ComponentSource;
 use crate::admin::{self, AdminSettings};
-use crate::component::features::{FeatureAggregation, FeatureComponent};
+use crate::component::features::{Carried, FeatureAggregation, FeatureComponent, Window};
 use crate::metrics::{METRICS, SourceLabels};
 use crate::swap::{self, FeatureSlot};
 use crate::time::iso_utc;
@@ -307,7 +307,9 @@ pub fn run(job: &StreamJob, stop: &AtomicBool) -> Result<StreamSummary> {
             let window = match windows.entry(w) {
                 std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
                 std::collections::btree_map::Entry::Vacant(e) => {
-                    e.insert(OpenWindow { aggregation: features.aggregation(&runtime)?, events: 0, first: BTreeMap::new() })
+                    let bounds = Window { start_ms: w, end_ms: w + job.window_ms };
+                    let aggregation = features.windowed_aggregation(&runtime, bounds)?;
+                    e.insert(OpenWindow { aggregation, events: 0, first: BTreeMap::new() })
                 }
             };
             if !Arc::ptr_eq(window.aggregation.component(), &features) {
@@ -383,8 +385,9 @@ pub fn run(job: &StreamJob, stop: &AtomicBool) -> Result<StreamSummary> {
 }
 
 /// Moves an open window to the version serving before it takes more events, so each batch is
-/// processed by one version: the window's accepted batches are replayed into a fresh instance
-/// of `to`. Events `to` fails on are dead-lettered (their messages stay re-readable: offsets are
+/// processed by one version: by its exported state when both versions carry state in the same
+/// format, else by replaying its accepted batches into a fresh instance of `to`. Events `to`
+/// fails on in a replay are dead-lettered (their messages stay re-readable: offsets are
 /// committed only behind written windows). A window that cannot be moved (journal over budget,
 /// or the move fails) finishes on its version, which the log says.
 fn move_window(w: i64, window: &mut OpenWindow<'_>, to: &Arc<FeatureComponent>, dead: &mut DeadLetters) -> Result<()> {
@@ -394,24 +397,29 @@ fn move_window(w: i64, window: &mut OpenWindow<'_>, to: &Arc<FeatureComponent>, 
         eprintln!("sg-host: window {} stays on {from}: moving it failed: {e:#}", iso_utc(w));
         None
     });
-    let Some((aggregation, failed)) = moved else {
+    let Some(moved) = moved else {
         eprintln!("sg-host: window {} finishes on {from}", iso_utc(w));
         return Ok(());
     };
-    for (sub, f) in &failed {
-        for e in f {
-            let reason = format!("{} (after the upgrade from {from} to {})", e.reason, to.label());
-            dead.write(&DeadLetter::new(sub.positions[e.index], Stage::Component(to.label()), reason, b""))?;
+    let how = match &moved.how {
+        Carried::State { bytes } => format!("state carried, {bytes} bytes"),
+        Carried::Replayed { events, failed } => {
+            for (sub, f) in failed {
+                for e in f {
+                    let reason = format!("{} (after the upgrade from {from} to {})", e.reason, to.label());
+                    dead.write(&DeadLetter::new(sub.positions[e.index], Stage::Component(to.label()), reason, b""))?;
+                }
+                window.events -= f.len() as u64;
+            }
+            format!("{events} events replayed")
         }
-        window.events -= f.len() as u64;
-    }
-    window.aggregation = aggregation;
+    };
+    window.aggregation = moved.aggregation;
     eprintln!(
-        "sg-host: window {} moved from {from} to {} in {:.2} ms ({} events replayed)",
+        "sg-host: window {} moved from {from} to {} in {:.2} ms ({how})",
         iso_utc(w),
         to.label(),
-        started.elapsed().as_secs_f64() * 1e3,
-        window.events
+        started.elapsed().as_secs_f64() * 1e3
     );
     Ok(())
 }

@@ -13,7 +13,7 @@ use anyhow::{Result, bail};
 use sg_features_core::columns::FeatureTable;
 use wasmtime::Store;
 
-use super::{FeatureComponent, Instance, RejectedEvent};
+use super::{FeatureComponent, Instance, RejectedEvent, Window};
 use crate::component::call_error;
 use crate::events::EventBatch;
 use crate::metrics::METRICS;
@@ -53,6 +53,7 @@ pub struct FailedEvent {
 pub struct FeatureAggregation<'r> {
     component: Arc<FeatureComponent>,
     runtime: &'r Runtime,
+    window: Option<Window>,
     store: Store<Sandbox>,
     instance: Instance,
     /// Batches accepted since the last `take`, replayed into a fresh instance after a fault;
@@ -67,11 +68,12 @@ pub struct FeatureAggregation<'r> {
 }
 
 impl<'r> FeatureAggregation<'r> {
-    pub(super) fn new(component: Arc<FeatureComponent>, runtime: &'r Runtime) -> Result<Self> {
-        let (store, instance) = component.instantiate(runtime)?;
+    pub(super) fn new(component: Arc<FeatureComponent>, runtime: &'r Runtime, window: Option<Window>) -> Result<Self> {
+        let (store, instance) = component.instantiate(runtime, window)?;
         Ok(FeatureAggregation {
             component,
             runtime,
+            window,
             store,
             instance,
             journal: Some(Vec::new()),
@@ -166,7 +168,7 @@ impl<'r> FeatureAggregation<'r> {
     /// Replaces the poisoned instance and replays the journal into the new one.
     fn restart(&mut self) -> Result<()> {
         self.restarts += 1;
-        let (store, instance) = self.component.instantiate(self.runtime)?;
+        let (store, instance) = self.component.instantiate(self.runtime, self.window)?;
         self.store = store;
         self.instance = instance;
         let ticks = self.runtime.limits().deadline_ticks();
@@ -214,7 +216,7 @@ impl<'r> FeatureAggregation<'r> {
 
     /// Pushes `rows` of `batch` into a fresh instance; the fault message if it fails.
     fn probe(&self, batch: &EventBatch, rows: &[usize]) -> Result<Option<String>> {
-        let (mut store, instance) = self.component.instantiate(self.runtime)?;
+        let (mut store, instance) = self.component.instantiate(self.runtime, self.window)?;
         let full = self.runtime.limits().deadline_ticks();
         store.set_epoch_deadline((full * rows.len() as u64 / batch.len().max(1) as u64).max(MIN_PROBE_TICKS.min(full)));
         let sub = batch.select(rows);
@@ -245,15 +247,18 @@ impl<'r> FeatureAggregation<'r> {
         &self.component
     }
 
-    /// The same aggregation under another version of the component: a fresh instance of `to`
-    /// with every batch accepted so far replayed into it, so a window keeps its events across an
-    /// upgrade and is computed by one version only. Events the new version fails on come back
-    /// with their batch. `None` when the journal outgrew its budget (the window then finishes on
-    /// its old version).
-    #[allow(clippy::type_complexity)]
-    pub fn migrate(&self, to: &Arc<FeatureComponent>) -> Result<Option<(FeatureAggregation<'r>, Vec<(Arc<EventBatch>, Vec<FailedEvent>)>)>> {
+    /// The same aggregation under another version of the component, so a window keeps its
+    /// events across an upgrade and is computed by one version only. When both versions carry
+    /// state in the same format (`features@2`), the state is exported and imported; otherwise
+    /// (or when the new version refuses the state) every batch accepted so far is replayed into
+    /// a fresh instance of `to`, and events it fails on come back with their batch. `None` when
+    /// neither works (journal over budget): the window then finishes on its old version.
+    pub fn migrate(&mut self, to: &Arc<FeatureComponent>) -> Result<Option<Migrated<'r>>> {
+        if let Some(carried) = self.carry_state(to)? {
+            return Ok(Some(carried));
+        }
         let Some(journal) = &self.journal else { return Ok(None) };
-        let mut next = FeatureAggregation::new(to.clone(), self.runtime)?;
+        let mut next = FeatureAggregation::new(to.clone(), self.runtime, self.window)?;
         let mut failed = Vec::new();
         for batch in journal {
             let f = next.push(batch)?;
@@ -261,6 +266,74 @@ impl<'r> FeatureAggregation<'r> {
                 failed.push((batch.clone(), f));
             }
         }
-        Ok(Some((next, failed)))
+        let replayed = journal.iter().map(|b| b.len()).sum();
+        Ok(Some(Migrated { aggregation: next, how: Carried::Replayed { events: replayed, failed } }))
     }
+
+    /// Moves the state when both versions name the same state format; `None` when they do not,
+    /// or `to` refuses it (logged).
+    fn carry_state(&mut self, to: &Arc<FeatureComponent>) -> Result<Option<Migrated<'r>>> {
+        let (Some(from_format), Some(to_format)) = (&self.component.descriptor.state_format, &to.descriptor.state_format) else {
+            return Ok(None);
+        };
+        if from_format != to_format {
+            eprintln!("sg-host: {} writes state as {from_format}, {} reads {to_format}: replaying instead", self.component.label(), to.label());
+            return Ok(None);
+        }
+        self.store.set_epoch_deadline(self.runtime.limits().deadline_ticks());
+        let Some(exported) = self.instance.export_state(&mut self.store) else { return Ok(None) };
+        let state = match exported {
+            Ok(state) => state,
+            Err(e) => {
+                let e = call_error(self.component.origin(), "export-state", e, self.store.data().stderr());
+                eprintln!("sg-host: {e:#}; replaying instead");
+                self.restart()?;
+                return Ok(None);
+            }
+        };
+        match to.import(self.runtime, self.window, from_format, &state)? {
+            Ok((store, instance)) => {
+                let aggregation = FeatureAggregation {
+                    component: to.clone(),
+                    runtime: self.runtime,
+                    window: self.window,
+                    store,
+                    instance,
+                    journal: self.journal.clone(),
+                    journal_bytes: self.journal_bytes,
+                    all_failed_streak: 0,
+                    restarts: 0,
+                };
+                Ok(Some(Migrated { aggregation, how: Carried::State { bytes: state.len() } }))
+            }
+            Err(reason) => {
+                eprintln!("sg-host: {} refused the state of {}: {reason}; replaying instead", to.label(), self.component.label());
+                Ok(None)
+            }
+        }
+    }
+}
+
+/// An aggregation moved to another component version.
+pub struct Migrated<'r> {
+    /// The aggregation, now under the new version.
+    pub aggregation: FeatureAggregation<'r>,
+    /// How its contents got there.
+    pub how: Carried,
+}
+
+/// How an aggregation's contents reached the new version.
+pub enum Carried {
+    /// The state was exported and imported (no event replayed).
+    State {
+        /// Size of the state.
+        bytes: usize,
+    },
+    /// The accepted batches were replayed; events the new version failed on, with their batch.
+    Replayed {
+        /// Events replayed.
+        events: usize,
+        /// Per batch, the events the new version failed on.
+        failed: Vec<(Arc<EventBatch>, Vec<FailedEvent>)>,
+    },
 }

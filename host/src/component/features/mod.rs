@@ -1,12 +1,62 @@
 //! Features components: load, check the contract, describe, aggregate.
 //!
-//! One binding module per contract major (`v1`), dispatched through [`Binding`]; a component
-//! exporting a major this host does not know is refused with both versions named.
+//! One binding module per contract major (`v1`, `v2`), dispatched through [`Binding`]; a
+//! component exporting a major this host does not know is refused with both versions named.
+
+/// The host's column specs from a contract major's wire `columns` (`$wire`: its `types`).
+macro_rules! column_specs {
+    ($wire:ident, $columns:expr) => {
+        $columns
+            .into_iter()
+            .map(|c| super::ColumnSpec {
+                name: c.name,
+                ty: match c.ty {
+                    $wire::ColumnType::Int64 => sg_features_core::ColumnType::Int64,
+                    $wire::ColumnType::Float64 => sg_features_core::ColumnType::Float64,
+                    $wire::ColumnType::TimestampMs => sg_features_core::ColumnType::TimestampMs,
+                    $wire::ColumnType::Utf8 => sg_features_core::ColumnType::Utf8,
+                },
+                role: match c.role {
+                    $wire::ColumnRole::Key => sg_features_core::ColumnRole::Key,
+                    $wire::ColumnRole::ModelInput => sg_features_core::ColumnRole::ModelInput,
+                    $wire::ColumnRole::Output => sg_features_core::ColumnRole::Output,
+                    $wire::ColumnRole::Internal => sg_features_core::ColumnRole::Internal,
+                },
+                doc: c.doc,
+            })
+            .collect()
+    };
+}
+
+/// The host's feature table from a contract major's wire `feature-table`.
+macro_rules! feature_table {
+    ($wire:ident, $table:expr) => {{
+        let t = $table;
+        sg_features_core::FeatureTable {
+            rows: t.rows as usize,
+            columns: t
+                .columns
+                .into_iter()
+                .map(|c| match c {
+                    $wire::ColumnData::Int64(v) => sg_features_core::ColumnData::Int64(v),
+                    $wire::ColumnData::Float64(v) => sg_features_core::ColumnData::Float64(v),
+                    $wire::ColumnData::TimestampMs(v) => sg_features_core::ColumnData::TimestampMs(v),
+                    $wire::ColumnData::Utf8(d) => sg_features_core::ColumnData::Utf8(sg_features_core::columns::OwnedDict {
+                        dict_bytes: d.dict_bytes,
+                        dict_offsets: d.dict_offsets,
+                        codes: d.codes,
+                    }),
+                })
+                .collect(),
+        }
+    }};
+}
 
 mod aggregation;
 mod v1;
+mod v2;
 
-pub use aggregation::{FailedEvent, FeatureAggregation};
+pub use aggregation::{Carried, FailedEvent, FeatureAggregation, Migrated};
 
 use std::sync::Arc;
 
@@ -22,7 +72,17 @@ use crate::runtime::{Runtime, Sandbox};
 /// WIT package of the features contract.
 pub const PACKAGE: &str = "streamguard:features";
 /// Contract majors this host accepts.
-pub const ACCEPTED_MAJORS: &[u64] = &[v1::MAJOR];
+pub const ACCEPTED_MAJORS: &[u64] = &[v1::MAJOR, v2::MAJOR];
+
+/// The event-time window an aggregation covers, `[start_ms, end_ms)`; `features@2` components
+/// see it (and refuse events outside it), 1.x components do not.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Window {
+    /// First millisecond in the window.
+    pub start_ms: i64,
+    /// First millisecond after it.
+    pub end_ms: i64,
+}
 
 /// One output column, as the component describes it.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -73,6 +133,9 @@ pub struct Descriptor {
     pub description: String,
     /// Output columns, in order.
     pub columns: Vec<ColumnSpec>,
+    /// Format of the state its aggregations export and import (`features@2`), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state_format: Option<String>,
 }
 
 impl Descriptor {
@@ -156,6 +219,7 @@ pub struct RejectedEvent {
 /// The binding of the contract major the component exports.
 enum Binding {
     V1(v1::Pre),
+    V2(v2::Pre),
 }
 
 /// A loaded, type-checked features component that described itself.
@@ -178,11 +242,15 @@ impl FeatureComponent {
             v1::MAJOR => Binding::V1(v1::Pre::new(&linker, &loaded.component).map_err(|e| {
                 anyhow::anyhow!("{} exports {contract} but does not match it: {e:#}", loaded.origin)
             })?),
+            v2::MAJOR => Binding::V2(v2::Pre::new(&linker, &loaded.component).map_err(|e| {
+                anyhow::anyhow!("{} exports {contract} but does not match it: {e:#}", loaded.origin)
+            })?),
             other => unreachable!("major {other} passed the contract check"),
         };
         let mut store = runtime.store();
         let descriptor = match &binding {
             Binding::V1(pre) => pre.describe(&mut store),
+            Binding::V2(pre) => pre.describe(&mut store),
         }
         .map_err(|e| call_error(&loaded.origin, "describe", e, store.data().stderr()))?;
         if let Err(e) = descriptor.validate() {
@@ -216,36 +284,74 @@ impl FeatureComponent {
         format!("{}@{}", self.descriptor.name, self.descriptor.version)
     }
 
-    /// A fresh sandboxed instance with an empty aggregation, contained: see [`FeatureAggregation`].
+    /// A fresh sandboxed instance with an empty aggregation (no window: a bounded run),
+    /// contained: see [`FeatureAggregation`].
     pub fn aggregation<'r>(self: &Arc<Self>, runtime: &'r Runtime) -> Result<FeatureAggregation<'r>> {
-        FeatureAggregation::new(self.clone(), runtime)
+        FeatureAggregation::new(self.clone(), runtime, None)
     }
 
-    /// A new store and instance with an empty aggregation.
-    fn instantiate(&self, runtime: &Runtime) -> Result<(Store<Sandbox>, Instance)> {
+    /// As [`FeatureComponent::aggregation`], for the events of one window.
+    pub fn windowed_aggregation<'r>(self: &Arc<Self>, runtime: &'r Runtime, window: Window) -> Result<FeatureAggregation<'r>> {
+        FeatureAggregation::new(self.clone(), runtime, Some(window))
+    }
+
+    /// A new store and instance with an empty aggregation over `window`.
+    fn instantiate(&self, runtime: &Runtime, window: Option<Window>) -> Result<(Store<Sandbox>, Instance)> {
         let mut store = runtime.store();
         let instance = match &self.binding {
             Binding::V1(pre) => pre.aggregation(&mut store).map(Instance::V1),
+            Binding::V2(pre) => pre.aggregation(&mut store, window).map(Instance::V2),
         }
         .map_err(|e| call_error(&self.loaded.origin, "instantiate", e, store.data().stderr()))?;
         Ok((store, instance))
+    }
+
+    /// A new store and instance holding `state` exported in `format`: `Ok(Err(reason))` when
+    /// this component does not take state (1.x) or refuses this state.
+    fn import(
+        &self,
+        runtime: &Runtime,
+        window: Option<Window>,
+        format: &str,
+        state: &[u8],
+    ) -> Result<Result<(Store<Sandbox>, Instance), String>> {
+        let Binding::V2(pre) = &self.binding else {
+            return Ok(Err(format!("{} is bound as {}, which carries no state", self.label(), self.contract)));
+        };
+        let mut store = runtime.store();
+        store.set_epoch_deadline(runtime.limits().deadline_ticks());
+        let imported = pre
+            .import(&mut store, window, format, state)
+            .map_err(|e| call_error(&self.loaded.origin, "import-state", e, store.data().stderr()))?;
+        Ok(imported.map(|i| (store, Instance::V2(i))))
     }
 }
 
 enum Instance {
     V1(v1::Instance),
+    V2(v2::Instance),
 }
 
 impl Instance {
     fn push(&self, store: &mut Store<Sandbox>, batch: &EventBatch) -> wasmtime::Result<Vec<RejectedEvent>> {
         match self {
             Instance::V1(i) => i.push(store, batch),
+            Instance::V2(i) => i.push(store, batch),
         }
     }
 
     fn take(&self, store: &mut Store<Sandbox>) -> wasmtime::Result<FeatureTable> {
         match self {
             Instance::V1(i) => i.take(store),
+            Instance::V2(i) => i.take(store),
+        }
+    }
+
+    /// The state, when the contract carries it.
+    fn export_state(&self, store: &mut Store<Sandbox>) -> Option<wasmtime::Result<Vec<u8>>> {
+        match self {
+            Instance::V1(_) => None,
+            Instance::V2(i) => Some(i.export_state(store)),
         }
     }
 }

@@ -1,11 +1,11 @@
 //! Bindings for `streamguard:features@1.x`.
 
 use anyhow::Result;
-use sg_features_core::columns::{ColumnData, ColumnRole, ColumnType, FeatureTable, OwnedDict};
+use sg_features_core::columns::{FeatureTable, OwnedDict};
 use wasmtime::Store;
 use wasmtime::component::{Linker, ResourceAny};
 
-use super::{ColumnSpec, Descriptor, RejectedEvent};
+use super::{Descriptor, RejectedEvent};
 use crate::events::EventBatch;
 use crate::runtime::Sandbox;
 
@@ -49,26 +49,8 @@ impl Pre {
             name: d.name,
             version: d.version,
             description: d.description,
-            columns: d
-                .columns
-                .into_iter()
-                .map(|c| ColumnSpec {
-                    name: c.name,
-                    ty: match c.ty {
-                        wire::ColumnType::Int64 => ColumnType::Int64,
-                        wire::ColumnType::Float64 => ColumnType::Float64,
-                        wire::ColumnType::TimestampMs => ColumnType::TimestampMs,
-                        wire::ColumnType::Utf8 => ColumnType::Utf8,
-                    },
-                    role: match c.role {
-                        wire::ColumnRole::Key => ColumnRole::Key,
-                        wire::ColumnRole::ModelInput => ColumnRole::ModelInput,
-                        wire::ColumnRole::Output => ColumnRole::Output,
-                        wire::ColumnRole::Internal => ColumnRole::Internal,
-                    },
-                    doc: c.doc,
-                })
-                .collect(),
+            columns: column_specs!(wire, d.columns),
+            state_format: None,
         })
     }
 
@@ -104,22 +86,6 @@ impl Instance {
     /// Takes the per-key table and resets the aggregation.
     pub fn take(&self, store: &mut Store<Sandbox>) -> wasmtime::Result<FeatureTable> {
         let t = extractor(&self.bindings).aggregation().call_take(&mut *store, self.aggregation)?;
-        Ok(FeatureTable {
-            rows: t.rows as usize,
-            columns: t
-                .columns
-                .into_iter()
-                .map(|c| match c {
-                    wire::ColumnData::Int64(v) => ColumnData::Int64(v),
-                    wire::ColumnData::Float64(v) => ColumnData::Float64(v),
-                    wire::ColumnData::TimestampMs(v) => ColumnData::TimestampMs(v),
-                    wire::ColumnData::Utf8(d) => ColumnData::Utf8(OwnedDict {
-                        dict_bytes: d.dict_bytes,
-                        dict_offsets: d.dict_offsets,
-                        codes: d.codes,
-                    }),
-                })
-                .collect(),
-        })
+        Ok(feature_table!(wire, t))
     }
 }
