@@ -37,7 +37,7 @@ fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-fn wait_for(what: &str, secs: u64, mut done: impl FnMut() -> bool) {
+fn wait_for(what: impl std::fmt::Display, secs: u64, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(secs);
     while !done() {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
@@ -196,4 +196,90 @@ fn twenty_swaps_under_load_lose_nothing_and_a_broken_candidate_never_serves() {
     let moves = stderr.lines().filter(|l| l.contains(" moved from ")).count();
     assert!(moves >= 1, "{stderr}");
     assert!(windows(&out).iter().any(|(_, l, _)| l.starts_with("spark")) && windows(&out).iter().any(|(_, l, _)| l.starts_with("streamguard")));
+}
+
+/// Sends `lines` to `topic` on the broker (created with two partitions if new), keyed by user.
+fn produce(broker: &str, topic: &str, lines: &[String], dir: &Path) {
+    let file = dir.join("batch.jsonl");
+    std::fs::write(&file, lines.join("\n")).unwrap();
+    let o = sg_host()
+        .args(["produce", "--brokers", broker, "--topic", topic, "--key", "user", "--create-partitions", "2", "--input"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+#[test]
+fn an_upgrade_across_contract_majors_keeps_every_window_whole() {
+    let broker = crate::support::Broker::start();
+    let brokers = broker.address.clone();
+    let dir = tempfile::tempdir().unwrap();
+    let events = dir.path().join("e.jsonl");
+    assert!(sg_host().args(["gen-events", "15000", "--out"]).arg(&events).output().unwrap().status.success());
+    let lines: Vec<String> = std::fs::read_to_string(&events).unwrap().lines().map(String::from).collect();
+    let out = dir.path().join("out");
+    let admin = format!("127.0.0.1:{}", free_port());
+    let mut child = sg_host()
+        .args(["run", "-q", "--follow", "--window", "10s", "--batch-events", "500", "--batch-wait", "50ms", "--group", "majors"])
+        .args(["-X", "session.timeout.ms=6000", "--source", &format!("kafka://{brokers}/majors"), "--admin", &admin])
+        .args(["--component", "builtin:streamguard", "--out"])
+        .arg(&out)
+        .env("SG_ADMIN_TOKEN", TOKEN)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(dir.path().join("stderr")).unwrap())
+        .spawn()
+        .unwrap();
+    wait_for("the admin API", 30, || std::net::TcpStream::connect(&admin).is_ok());
+
+    // Three phases, one version each: 0.1 (features@1), 0.2 (features@2), 0.2.1 (features@2).
+    // The phase boundaries fall inside windows, so windows open at an upgrade move: from 0.1 by
+    // replaying their events, from 0.2 by carrying their state.
+    let v2 = std::fs::read(sg_host::bundled::STREAMGUARD_V2.built_at).unwrap();
+    let next = std::fs::read(env!("SG_TEST_GUEST_FEATURES_NEXT")).unwrap();
+    produce(&brokers, "majors", &lines[..5_500], dir.path());
+    let log = dir.path().join("stderr");
+    let show = || std::fs::read_to_string(&log).unwrap_or_default();
+    wait_for(&format!("the first window ({})", show()), 60, || !windows(&out).is_empty());
+    let (code, body) = upload(&admin, &v2, Some(TOKEN));
+    assert_eq!((code, body.contains("streamguard@0.2.0")), (200, true), "{body}");
+    produce(&brokers, "majors", &lines[5_500..10_500], dir.path());
+    std::thread::sleep(Duration::from_millis(1500));
+    let (code, body) = upload(&admin, &next, Some(TOKEN));
+    assert_eq!((code, body.contains("streamguard@0.2.1")), (200, true), "{body}");
+    produce(&brokers, "majors", &lines[10_500..], dir.path());
+    let mut tick: Value = serde_json::from_str(lines.last().unwrap()).unwrap();
+    tick["timestamp"] = (tick["timestamp"].as_i64().unwrap() + 3_600_000).into();
+    // An event an hour later for every user (so on both partitions) closes every window.
+    let users: std::collections::BTreeSet<String> =
+        lines.iter().filter_map(|l| serde_json::from_str::<Value>(l).unwrap()["user"].as_str().map(String::from)).collect();
+    let ticks: Vec<String> = users
+        .iter()
+        .map(|u| {
+            tick["user"] = u.as_str().into();
+            tick.to_string()
+        })
+        .collect();
+    produce(&brokers, "majors", &ticks, dir.path());
+    let expected_windows: std::collections::BTreeSet<i64> =
+        lines.iter().map(|l| serde_json::from_str::<Value>(l).unwrap()["timestamp"].as_i64().unwrap().div_euclid(10_000)).collect();
+    wait_for("every window", 90, || windows(&out).len() == expected_windows.len());
+    let (_, status) = http(&admin, "GET", "/components", None, b"");
+    assert!(std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap().success());
+    assert!(child.wait().unwrap().success());
+
+    let written = windows(&out);
+    let total: u64 = written.iter().map(|(_, _, n)| n).sum();
+    let dead = std::fs::read_to_string(out.join("_dead_letters.jsonl")).unwrap_or_default().lines().count();
+    assert_eq!((total, dead), (15_000, 0), "every event in exactly one window, none refused");
+    let labels: std::collections::BTreeSet<&str> = written.iter().map(|(_, l, _)| l.as_str()).collect();
+    assert!(labels.is_subset(&["streamguard@0.1.0", "streamguard@0.2.0", "streamguard@0.2.1"].into()), "{labels:?}");
+    assert!(labels.contains("streamguard@0.2.1"), "{labels:?}");
+    let stderr = std::fs::read_to_string(dir.path().join("stderr")).unwrap();
+    let moved = |how: &str| stderr.lines().filter(|l| l.contains(" moved from ") && l.contains(how)).count();
+    assert!(moved("from streamguard@0.1.0 to streamguard@0.2.0") >= 1 && moved("events replayed") >= 1, "{stderr}");
+    assert!(moved("from streamguard@0.2.0 to streamguard@0.2.1") >= 1 && moved("state carried") >= 1, "{stderr}");
+    let status: Value = serde_json::from_str(&status).unwrap();
+    assert_eq!(status["features"]["current"]["contract"], "streamguard:features@2.0.0");
+    assert_eq!(status["features"]["previous"]["label"], "streamguard@0.2.0");
 }
