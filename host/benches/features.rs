@@ -48,7 +48,7 @@ fn features(c: &mut Criterion) {
                 for batch in &batches {
                     agg.push(batch).unwrap();
                 }
-                agg.take().unwrap()
+                agg.take().unwrap().table
             })
         });
         // One instance reused (as consecutive windows of a stream use it): `take` resets the
@@ -59,7 +59,7 @@ fn features(c: &mut Criterion) {
                 for batch in &batches {
                     warm.push(batch).unwrap();
                 }
-                warm.take().unwrap()
+                warm.take().unwrap().table
             })
         });
     }

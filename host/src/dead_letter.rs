@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use serde::Serialize;
 
-use crate::component::features::FailedEvent;
+use crate::component::features::{BatchFailures, FailedEvent};
 use crate::events::EventBatch;
 use crate::source::Position;
 
@@ -95,6 +95,20 @@ impl DeadLetters {
         for f in failed {
             let stage = Stage::Component(component.to_string());
             self.write(&DeadLetter::new(batch.positions[f.index], stage, f.reason.clone(), raw(f.index)))?;
+        }
+        Ok(())
+    }
+
+    /// Dead-letters events found failing after their batch was processed (at `take`, or when a
+    /// window moved to another version): by input position, without the original message (the
+    /// chunk is gone; the position says where to re-read it); `note` is added to each reason.
+    pub fn write_batch_failures(&mut self, component: &str, failures: &BatchFailures, note: &str) -> Result<()> {
+        for (batch, failed) in failures {
+            crate::metrics::METRICS.dead(component, failed.len());
+            for f in failed {
+                let stage = Stage::Component(component.to_string());
+                self.write(&DeadLetter::new(batch.positions[f.index], stage, format!("{}{note}", f.reason), b""))?;
+            }
         }
         Ok(())
     }

@@ -116,3 +116,36 @@ fn a_component_timing_out_on_every_event_is_quarantined_quickly() {
     // Three batches, each: one deadline, then a bisection bounded by four deadlines.
     assert!(started.elapsed() < std::time::Duration::from_secs(30), "took {:?}", started.elapsed());
 }
+
+#[test]
+fn a_table_the_host_refuses_is_traced_to_its_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let marks = [(700, "hostile_nan"), (6_000, "hostile_short"), (12_000, "hostile_huge"), (12_001, "hostile_nan")];
+    let (marked, clean) = inputs(dir.path(), 15_000, &marks);
+    let out = dir.path().join("hostile");
+    let o = run(HOSTILE, &marked, &out, &[]);
+    assert!(o.status.success(), "the host must survive: {}", String::from_utf8_lossy(&o.stderr));
+    let letters = dead_letters(&out);
+    let mut lines: Vec<u64> = letters.iter().map(|l| l["line"].as_u64().unwrap()).collect();
+    lines.sort_unstable();
+    assert_eq!(lines, marks.iter().map(|(i, _)| *i as u64 + 1).collect::<Vec<_>>(), "exactly the marked events");
+    let reason = |line: usize| {
+        letters.iter().find(|l| l["line"] == line as u64 + 1).unwrap()["reason"].as_str().unwrap().to_string()
+    };
+    assert!(reason(700).contains("model input `avg_threat_score` is NaN"), "{}", reason(700));
+    assert!(reason(6_000).contains("column `total_events` has"), "{}", reason(6_000));
+    assert!(reason(12_000).contains("memory cap exceeded"), "{}", reason(12_000));
+    for l in &letters {
+        assert!(l["reason"].as_str().unwrap().ends_with("(at take)"));
+        assert_eq!(l["stage"], "component:streamguard@0.1.0");
+    }
+    let clean_out = dir.path().join("clean");
+    let o = sg_host().args(["run", "-q", "--input"]).arg(&clean).arg("--out").arg(&clean_out).output().unwrap();
+    assert!(o.status.success());
+    let a = python_json("inspect_parquet.py", &[out.to_str().unwrap()]);
+    let b = python_json("inspect_parquet.py", &[clean_out.to_str().unwrap()]);
+    assert_eq!(a["rows"], b["rows"], "the other events give exactly the clean run's output");
+    let report: Value = serde_json::from_slice(&std::fs::read(out.join("anomaly_report.json")).unwrap()).unwrap();
+    assert_eq!(report["lineage"]["dead_lettered"], marks.len());
+    assert_eq!(report["lineage"]["events"], 15_000 - marks.len() as u64);
+}

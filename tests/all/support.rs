@@ -41,7 +41,7 @@ pub fn features(component: &'static Builtin, lines: &[String]) -> BTreeMap<Strin
     let decoded = decode_chunk(chunk, 1 << 20);
     assert!(decoded.dead.is_empty(), "test input rejected: {:?}", decoded.dead);
     assert!(agg.push(&std::sync::Arc::new(decoded.batch)).unwrap().is_empty());
-    let table = agg.take().unwrap();
+    let table = agg.take().unwrap().table;
     let d = c.descriptor();
     let mut rows = BTreeMap::new();
     let ColumnData::Utf8(keys) = &table.columns[d.key_index()] else { panic!("key is not utf8") };

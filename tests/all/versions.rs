@@ -89,7 +89,7 @@ fn a_window_refuses_events_outside_it() {
     let outside: Vec<usize> = (0..b.len()).filter(|&i| b.timestamp_ms[i] >= window.end_ms).collect();
     assert_eq!(failed.iter().map(|f| f.index).collect::<Vec<_>>(), outside);
     assert!(failed[0].reason.contains("is outside the window"), "{}", failed[0].reason);
-    let table = agg.take().unwrap();
+    let table = agg.take().unwrap().table;
     let total: i64 = match &by_name(&c2, &table)["total_events"] {
         ColumnData::Int64(v) => v.iter().sum(),
         _ => panic!(),
@@ -114,7 +114,7 @@ fn an_upgrade_carries_state_between_v2_versions_and_replays_from_v1() {
     // The reference: every event in one aggregation of 0.2.1.
     let mut whole = next.aggregation(&runtime).unwrap();
     assert!(whole.push(&all).unwrap().is_empty());
-    let expected = by_name(&next, &whole.take().unwrap());
+    let expected = by_name(&next, &whole.take().unwrap().table);
 
     // 0.1 (features@1) → 0.2 (features@2): no common state, so the batches are replayed.
     let mut agg = v1.aggregation(&runtime).unwrap();
@@ -129,11 +129,30 @@ fn an_upgrade_carries_state_between_v2_versions_and_replays_from_v1() {
     let mut agg = moved.aggregation;
     assert_eq!(agg.component().label(), "streamguard@0.2.1");
     assert!(agg.push(&second).unwrap().is_empty());
-    let got = by_name(&next, &agg.take().unwrap());
+    let got = by_name(&next, &agg.take().unwrap().table);
     assert_eq!(got, expected, "the window holds every event, as if one version had seen them all");
 
     // A 0.2 → 0.1 downgrade cannot take the state: replayed.
     let mut agg = v2.aggregation(&runtime).unwrap();
     agg.push(&first).unwrap();
     assert!(matches!(agg.migrate(&v1).unwrap().unwrap().how, Carried::Replayed { .. }));
+}
+
+#[test]
+fn a_windows_share_of_a_batch_has_rows_only_for_its_users() {
+    // A stream routes each window its rows of a batch, sharing the batch's dictionaries; users
+    // with no event in the window must not become rows (they once made `take` trap).
+    let b = batch(&generated(3_000));
+    let first_user = b.user.codes[0];
+    let rows: Vec<usize> = (0..b.len()).filter(|&i| b.user.codes[i] == first_user).collect();
+    let share = Arc::new(b.select(&rows));
+    let runtime = Runtime::new(Limits::default()).unwrap();
+    for builtin in [&STREAMGUARD, &STREAMGUARD_V2, &sg_host::bundled::SPARK_COMPAT] {
+        let c = load(ComponentSource::Builtin(builtin), &runtime);
+        let mut agg = c.aggregation(&runtime).unwrap();
+        assert!(agg.push(&share).unwrap().is_empty());
+        let taken = agg.take().unwrap();
+        assert!(taken.failed.is_empty());
+        assert_eq!(taken.table.rows, 1, "{}", c.label());
+    }
 }

@@ -132,9 +132,20 @@ impl Aggregator {
     /// Folds a batch in. Fails (touching nothing) when the batch is malformed.
     pub fn push(&mut self, batch: &EventColumns<'_>) -> Result<(), String> {
         batch.validate()?;
-        // State index of every user slot of this batch: dictionary codes, then "absent".
+        // State index of every user slot of this batch: dictionary codes, then "absent". Only
+        // users with events here get a state: a dictionary may be shared with other rows (a
+        // window's share of a batch), and a user without events has no row.
+        let mut used = vec![false; batch.user.entries()];
+        for &c in batch.user.codes {
+            if c != ABSENT {
+                used[c as usize] = true;
+            }
+        }
         let mut slot_state: Vec<usize> = (0..batch.user.entries())
             .map(|k| {
+                if !used[k] {
+                    return usize::MAX;
+                }
                 let id = self.users.id(batch.user.entry(k)) as usize;
                 if id == self.user_state.len() {
                     self.user_state.push(self.states.len());
@@ -486,6 +497,31 @@ mod tests {
         assert_eq!(rare, &vec![n as i64 / 2, n as i64 / 2]);
         let ColumnData::Int64(dns) = table.column(schema, "dns_query").unwrap() else { panic!() };
         assert_eq!(dns, &vec![n as i64 / 2, n as i64 / 2]);
+    }
+
+    #[test]
+    fn dictionary_entries_without_events_make_no_rows() {
+        // A window's share of a batch keeps the batch's dictionaries: "b" has no event here.
+        let user = OwnedDict { dict_bytes: b"ab".to_vec(), dict_offsets: vec![0, 1, 2], codes: vec![0, 0] };
+        let absent = OwnedDict { dict_bytes: Vec::new(), dict_offsets: vec![0], codes: vec![ABSENT; 2] };
+        let (ts, scores) = ([1_000i64, 2_000], [0.1, 0.2]);
+        let batch = EventColumns {
+            timestamp_ms: &ts,
+            event_type: absent.view(),
+            user: user.view(),
+            source_ip: absent.view(),
+            status: absent.view(),
+            threat_score: &scores,
+            location: absent.view(),
+            geo_location: absent.view(),
+            destination_ip: None,
+        };
+        for flavor in [Flavor::SparkCompat, Flavor::Streamguard, Flavor::Streamguard2] {
+            let mut agg = Aggregator::new(flavor);
+            agg.push(&batch).unwrap();
+            let table = agg.take();
+            assert_eq!(table.rows, 1, "{flavor:?}");
+        }
     }
 
     #[test]

@@ -146,7 +146,10 @@ pub fn run(job: &AnomalyJob) -> Result<RunSummary> {
         Ok(reader.join().expect("the reader thread does not panic"))
     })?;
     bar.finish_and_clear();
-    let table = aggregation.take()?;
+    let taken = aggregation.take()?;
+    dead.write_batch_failures(&features.label(), &taken.failed, " (at take)")?;
+    events -= taken.failed.iter().map(|(_, f)| f.len() as u64).sum::<u64>();
+    let table = taken.table;
     let dead_lettered = dead.count();
     steps.note(&format!("{events} events, {dead_lettered} dead-lettered, {} users", table.rows));
     if aggregation.restarts() > 0 {

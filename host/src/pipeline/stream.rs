@@ -334,7 +334,11 @@ pub fn run(job: &StreamJob, stop: &AtomicBool) -> Result<StreamSummary> {
         let closing: Vec<i64> = windows.keys().copied().filter(|&w| w + job.window_ms <= watermark).collect();
         for w in closing {
             let mut window = windows.remove(&w).expect("listed above");
-            let table = window.aggregation.take()?;
+            let taken = window.aggregation.take()?;
+            let label = window.aggregation.component().label();
+            dead.write_batch_failures(&label, &taken.failed, " (at take)")?;
+            window.events -= taken.failed.iter().map(|(_, f)| f.len() as u64).sum::<u64>();
+            let table = taken.table;
             if table.rows > 0 {
                 let dir = job.out.join(format!("window={}", iso_utc(w)));
                 let staged = StagedDir::new(&dir)?;
@@ -404,13 +408,8 @@ fn move_window(w: i64, window: &mut OpenWindow<'_>, to: &Arc<FeatureComponent>, 
     let how = match &moved.how {
         Carried::State { bytes } => format!("state carried, {bytes} bytes"),
         Carried::Replayed { events, failed } => {
-            for (sub, f) in failed {
-                for e in f {
-                    let reason = format!("{} (after the upgrade from {from} to {})", e.reason, to.label());
-                    dead.write(&DeadLetter::new(sub.positions[e.index], Stage::Component(to.label()), reason, b""))?;
-                }
-                window.events -= f.len() as u64;
-            }
+            dead.write_batch_failures(&to.label(), failed, &format!(" (after the upgrade from {from} to {})", to.label()))?;
+            window.events -= failed.iter().map(|(_, f)| f.len() as u64).sum::<u64>();
             format!("{events} events replayed")
         }
     };

@@ -15,7 +15,6 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::{Result, bail};
 use serde::Serialize;
-use sg_features_core::columns::ColumnData;
 
 use crate::component::ComponentSource;
 use crate::component::features::FeatureComponent;
@@ -188,14 +187,11 @@ pub fn validate(current: &FeatureComponent, candidate: &Arc<FeatureComponent>, b
     if failed.len() == sample.len() {
         bail!("failed on every event of the sample batch: {}", failed[0].reason);
     }
-    let table = aggregation.take()?;
-    let d = candidate.descriptor();
-    for i in d.model_inputs() {
-        if let ColumnData::Float64(v) = &table.columns[i]
-            && let Some(bad) = v.iter().find(|x| !x.is_finite())
-        {
-            bail!("model input `{}` is {bad} on the sample batch", d.columns[i].name);
-        }
+    // `take` checks the table (arity, types, finite model inputs); a candidate that needs
+    // events left out to answer is not fit to serve.
+    let taken = aggregation.take()?;
+    if let Some((_, failed)) = taken.failed.first() {
+        bail!("take fails on the sample batch: {}", failed[0].reason);
     }
     Ok(())
 }

@@ -2,6 +2,10 @@
 //! instance. The host then starts a fresh instance, replays the batches already accepted, finds
 //! the events that fail by bisecting the batch on throwaway instances, and pushes the rest —
 //! so the failing events are dead-lettered with the trap message and everything else counts.
+//! A `take` that faults or answers a table the host refuses (wrong lengths or types, NaN or
+//! infinite model inputs, more rows than events) is bisected the same way over the events
+//! accepted since the last `take`, and the table is computed again without the events that
+//! cause it.
 //!
 //! The journal shares the caller's batches (`Arc`, no copy) and is bounded by
 //! [`Limits::journal_bytes`](crate::runtime::Limits): past it, the journal is dropped and a later
@@ -27,6 +31,13 @@ const MIN_PROBE_TICKS: u64 = 5;
 
 /// Probes one batch's bisection may make; enough to isolate ~16 bad events in 8192.
 const MAX_PROBES: usize = 512;
+
+/// Call deadlines a push's bisection may take (its probes push parts of one batch).
+const PUSH_BISECTION_DEADLINES: u32 = 4;
+
+/// Call deadlines a take's bisection may take (its probes replay parts of every batch since
+/// the last take, then take).
+const TAKE_BISECTION_DEADLINES: u32 = 32;
 
 /// What a batch's bisection may still spend: probes, and wall time (four call deadlines).
 struct Budget {
@@ -128,10 +139,10 @@ impl<'r> FeatureAggregation<'r> {
         };
         self.restart()?;
         let mut failed = Vec::new();
-        let mut budget =
-            Budget { probes: MAX_PROBES, until: std::time::Instant::now() + 4 * self.runtime.limits().call_deadline };
+        let mut budget = self.budget(PUSH_BISECTION_DEADLINES);
         // Bisection visits left halves first, so `failed` comes out in index order.
-        self.bisect(batch, (0..batch.len()).collect(), fault, &mut budget, &mut failed)?;
+        bisect((0..batch.len()).collect(), fault, &mut budget, &mut |rows| self.probe(batch, rows), &mut failed)?;
+        let mut failed: Vec<FailedEvent> = failed.into_iter().map(|(index, reason)| FailedEvent { index, reason }).collect();
         if failed.len() == batch.len() {
             self.all_failed_streak += 1;
             if self.all_failed_streak >= QUARANTINE_AFTER {
@@ -165,6 +176,11 @@ impl<'r> FeatureAggregation<'r> {
         Ok(failed)
     }
 
+    /// What one bisection may spend: [`MAX_PROBES`] probes and `deadlines` call deadlines.
+    fn budget(&self, deadlines: u32) -> Budget {
+        Budget { probes: MAX_PROBES, until: std::time::Instant::now() + deadlines * self.runtime.limits().call_deadline }
+    }
+
     /// Replaces the poisoned instance and replays the journal into the new one.
     fn restart(&mut self) -> Result<()> {
         self.restarts += 1;
@@ -188,32 +204,6 @@ impl<'r> FeatureAggregation<'r> {
         Ok(())
     }
 
-    /// Finds the events of `rows` (known to fail with `fault`) on which the component fails,
-    /// on throwaway instances with deadlines scaled to the probe's size. When the budget is
-    /// spent, the rows still undivided fail together with the fault that contains them.
-    fn bisect(
-        &self,
-        batch: &EventBatch,
-        rows: Vec<usize>,
-        fault: String,
-        budget: &mut Budget,
-        failed: &mut Vec<FailedEvent>,
-    ) -> Result<()> {
-        if rows.len() == 1 || budget.spent() {
-            let reason = if rows.len() == 1 { fault } else { format!("{fault} (in a group of {} not isolated further)", rows.len()) };
-            failed.extend(rows.into_iter().map(|index| FailedEvent { index, reason: reason.clone() }));
-            return Ok(());
-        }
-        let (left, right) = rows.split_at(rows.len() / 2);
-        for half in [left, right] {
-            budget.probes = budget.probes.saturating_sub(1);
-            if let Some(fault) = self.probe(batch, half)? {
-                self.bisect(batch, half.to_vec(), fault, budget, failed)?;
-            }
-        }
-        Ok(())
-    }
-
     /// Pushes `rows` of `batch` into a fresh instance; the fault message if it fails.
     fn probe(&self, batch: &EventBatch, rows: &[usize]) -> Result<Option<String>> {
         let (mut store, instance) = self.component.instantiate(self.runtime, self.window)?;
@@ -226,20 +216,84 @@ impl<'r> FeatureAggregation<'r> {
         })
     }
 
-    /// The per-key table over everything pushed, checked against the descriptor; resets.
-    pub fn take(&mut self) -> Result<FeatureTable> {
+    /// The per-key table over everything pushed, checked (see [`Descriptor::check_table`]);
+    /// resets. A fault or a refused table is bisected over the events accepted since the last
+    /// take: the events that cause it come back in [`Taken::failed`] and the table is computed
+    /// without them. Fails when that is not possible (journal over budget, or every event
+    /// causes it).
+    pub fn take(&mut self) -> Result<Taken> {
         self.store.set_epoch_deadline(self.runtime.limits().deadline_ticks());
-        let origin = self.component.origin();
-        let table = self
-            .instance
-            .take(&mut self.store)
-            .map_err(|e| call_error(origin, "take", e, self.store.data().stderr()))?;
+        let accepted = self.journal.as_ref().map(|j| j.iter().map(|b| b.len()).sum());
+        let answer = take_checked(&self.component, &mut self.store, &self.instance, accepted);
+        let taken = match answer {
+            Ok(table) => Ok(Taken { table, failed: Vec::new() }),
+            Err(fault) => self.recover_take(fault),
+        };
         self.journal = Some(Vec::new());
         self.journal_bytes = 0;
-        if let Err(e) = self.component.descriptor.check_table(&table) {
-            bail!("{origin} returned a table that does not match its descriptor: {e}");
+        taken
+    }
+
+    /// Isolates the events that make `take` fail and takes again without them.
+    fn recover_take(&mut self, fault: String) -> Result<Taken> {
+        let origin = self.component.origin().to_string();
+        let Some(journal) = self.journal.take() else {
+            bail!("{fault}; more than {} bytes of events since the last take: too many to isolate the cause", self.runtime.limits().journal_bytes);
+        };
+        let rows: Vec<(usize, usize)> =
+            journal.iter().enumerate().flat_map(|(b, batch)| (0..batch.len()).map(move |r| (b, r))).collect();
+        let mut bad = Vec::new();
+        let mut budget = self.budget(TAKE_BISECTION_DEADLINES);
+        bisect(rows.clone(), fault.clone(), &mut budget, &mut |probe| self.probe_take(&journal, probe), &mut bad)?;
+        if bad.len() == rows.len() {
+            bail!("{fault} (whatever events it is given)");
         }
-        Ok(table)
+        let mut failed: Vec<(Arc<EventBatch>, Vec<FailedEvent>)> = Vec::new();
+        let mut keep: Vec<Vec<usize>> = journal.iter().map(|b| (0..b.len()).collect()).collect();
+        for ((b, r), reason) in bad {
+            keep[b].retain(|&k| k != r);
+            match failed.last_mut() {
+                Some((batch, events)) if Arc::ptr_eq(batch, &journal[b]) => events.push(FailedEvent { index: r, reason }),
+                _ => failed.push((journal[b].clone(), vec![FailedEvent { index: r, reason }])),
+            }
+        }
+        let (mut store, instance) = self.component.instantiate(self.runtime, self.window)?;
+        let ticks = self.runtime.limits().deadline_ticks();
+        let mut accepted = 0;
+        for (batch, rows) in journal.iter().zip(&keep) {
+            store.set_epoch_deadline(ticks);
+            let sub = batch.select(rows);
+            accepted += sub.len();
+            if let Err(e) = instance.push(&mut store, &sub) {
+                bail!("{:#}", call_error(&origin, "push (again, without the events that failed take)", e, store.data().stderr()));
+            }
+        }
+        store.set_epoch_deadline(ticks);
+        let table = take_checked(&self.component, &mut store, &instance, Some(accepted))
+            .map_err(|e| anyhow::anyhow!("{e} (again, without the events that failed it)"))?;
+        self.restarts += 1;
+        self.store = store;
+        self.instance = instance;
+        Ok(Taken { table, failed })
+    }
+
+    /// Pushes the `rows` of the journal into a fresh instance and takes; the fault, if any.
+    fn probe_take(&self, journal: &[Arc<EventBatch>], rows: &[(usize, usize)]) -> Result<Option<String>> {
+        let (mut store, instance) = self.component.instantiate(self.runtime, self.window)?;
+        let ticks = self.runtime.limits().deadline_ticks();
+        let mut start = 0;
+        while start < rows.len() {
+            let b = rows[start].0;
+            let end = start + rows[start..].iter().take_while(|(x, _)| *x == b).count();
+            let picked: Vec<usize> = rows[start..end].iter().map(|&(_, r)| r).collect();
+            store.set_epoch_deadline(ticks);
+            if let Err(e) = instance.push(&mut store, &journal[b].select(&picked)) {
+                return Ok(Some(format!("{:#}", call_error(self.component.origin(), "push", e, store.data().stderr()))));
+            }
+            start = end;
+        }
+        store.set_epoch_deadline(ticks);
+        Ok(take_checked(&self.component, &mut store, &instance, Some(rows.len())).err())
     }
 
     /// The component version this aggregation runs.
@@ -314,6 +368,61 @@ impl<'r> FeatureAggregation<'r> {
     }
 }
 
+/// Calls `take` and checks the answer against the descriptor and `accepted` events (when
+/// known): the fault or the refusal as a message.
+fn take_checked(
+    component: &FeatureComponent,
+    store: &mut Store<Sandbox>,
+    instance: &Instance,
+    accepted: Option<usize>,
+) -> Result<FeatureTable, String> {
+    let origin = component.origin();
+    let table = instance.take(store).map_err(|e| format!("{:#}", call_error(origin, "take", e, store.data().stderr())))?;
+    if let Some(n) = accepted
+        && table.rows > n
+    {
+        return Err(format!("{origin}: take answered {} rows for {n} events", table.rows));
+    }
+    component.descriptor.check_table(&table).map_err(|e| format!("{origin}: take answered a table the host refuses: {e}"))?;
+    Ok(table)
+}
+
+/// Finds the rows of `rows` (known to fail with `fault`) on which `probe` fails, halving; rows
+/// come out in order with their fault. When the budget is spent, the rows still undivided fail
+/// together with the fault that contains them.
+fn bisect<R: Copy>(
+    rows: Vec<R>,
+    fault: String,
+    budget: &mut Budget,
+    probe: &mut impl FnMut(&[R]) -> Result<Option<String>>,
+    failed: &mut Vec<(R, String)>,
+) -> Result<()> {
+    if rows.len() == 1 || budget.spent() {
+        let reason = if rows.len() == 1 { fault } else { format!("{fault} (in a group of {} not isolated further)", rows.len()) };
+        failed.extend(rows.into_iter().map(|r| (r, reason.clone())));
+        return Ok(());
+    }
+    let (left, right) = rows.split_at(rows.len() / 2);
+    for half in [left, right] {
+        budget.probes = budget.probes.saturating_sub(1);
+        if let Some(fault) = probe(half)? {
+            bisect(half.to_vec(), fault, budget, probe, failed)?;
+        }
+    }
+    Ok(())
+}
+
+/// Per batch, the events that failed (`take` and migrations report these).
+pub type BatchFailures = Vec<(Arc<EventBatch>, Vec<FailedEvent>)>;
+
+/// The table of a [`FeatureAggregation::take`], and the events left out of it.
+pub struct Taken {
+    /// The per-key table.
+    pub table: FeatureTable,
+    /// Events whose presence made `take` fail, with the reason; the table is without them.
+    pub failed: BatchFailures,
+}
+
 /// An aggregation moved to another component version.
 pub struct Migrated<'r> {
     /// The aggregation, now under the new version.
@@ -334,6 +443,6 @@ pub enum Carried {
         /// Events replayed.
         events: usize,
         /// Per batch, the events the new version failed on.
-        failed: Vec<(Arc<EventBatch>, Vec<FailedEvent>)>,
+        failed: BatchFailures,
     },
 }

@@ -56,7 +56,7 @@ mod aggregation;
 mod v1;
 mod v2;
 
-pub use aggregation::{Carried, FailedEvent, FeatureAggregation, Migrated};
+pub use aggregation::{BatchFailures, Carried, FailedEvent, FeatureAggregation, Migrated, Taken};
 
 use std::sync::Arc;
 
@@ -179,7 +179,8 @@ impl Descriptor {
         Ok(())
     }
 
-    /// Checks a table against this description: column count, types, lengths.
+    /// Checks a table against this description: column count, types, lengths, and finite
+    /// model inputs (the detector cannot rank NaN or infinity).
     pub fn check_table(&self, table: &FeatureTable) -> Result<(), String> {
         if table.columns.len() != self.columns.len() {
             return Err(format!("{} columns, the descriptor lists {}", table.columns.len(), self.columns.len()));
@@ -201,6 +202,12 @@ impl Descriptor {
             }
             if len != table.rows {
                 return Err(format!("column `{}` has {len} values for {} rows", spec.name, table.rows));
+            }
+            if spec.role == ColumnRole::ModelInput
+                && let ColumnData::Float64(v) = data
+                && let Some(row) = v.iter().position(|x| !x.is_finite())
+            {
+                return Err(format!("model input `{}` is {} in row {row}", spec.name, v[row]));
             }
         }
         Ok(())

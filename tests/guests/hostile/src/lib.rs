@@ -6,6 +6,12 @@
 //! - `hostile_recurse`: recurses until the stack is exhausted;
 //! - `hostile_snoop`: reads a file, the environment and the network, and panics with what it got
 //!   (the host grants none of them, so the message must show nothing was obtained).
+//!
+//! and, at `take`, when a marked event was pushed since the last one:
+//! - `hostile_nan`: answers NaN for `avg_threat_score` of the marked event's user;
+//! - `hostile_short`: answers one value too few in `total_events` (wrong output length);
+//! - `hostile_huge`: tries to answer a key column of 512 MiB (a huge output; the memory cap
+//!   stops it).
 
 use sg_features_core::Flavor;
 use sg_features_core::component::bindings::exports::streamguard::features::extractor::{Guest, GuestAggregation};
@@ -28,7 +34,15 @@ impl Guest for Hostile {
     }
 }
 
-struct HostileAggregation(Aggregation<Inner>);
+struct HostileAggregation {
+    inner: Aggregation<Inner>,
+    /// Take-level misbehaviour asked for since the last take: (kind, user of the marked event).
+    marked: std::cell::RefCell<Vec<(&'static str, Vec<u8>)>>,
+}
+
+fn entry<'a>(d: &'a wire::DictColumn, code: u32) -> &'a [u8] {
+    if code == u32::MAX { b"" } else { &d.dict_bytes[d.dict_offsets[code as usize] as usize..d.dict_offsets[code as usize + 1] as usize] }
+}
 
 #[inline(never)]
 fn recurse(depth: u64, sink: &mut [u64; 64]) -> u64 {
@@ -72,22 +86,47 @@ fn misbehave(kind: &[u8]) {
 
 impl GuestAggregation for HostileAggregation {
     fn new() -> Self {
-        HostileAggregation(<Aggregation<Inner> as GuestAggregation>::new())
+        HostileAggregation { inner: <Aggregation<Inner> as GuestAggregation>::new(), marked: Default::default() }
     }
 
     fn push(&self, batch: wire::EventBatch) -> Vec<wire::RejectedEvent> {
-        let types = &batch.event_type;
-        for &code in &types.codes {
-            if code != u32::MAX {
-                let k = code as usize;
-                misbehave(&types.dict_bytes[types.dict_offsets[k] as usize..types.dict_offsets[k + 1] as usize]);
+        for (i, &code) in batch.event_type.codes.iter().enumerate() {
+            let kind = entry(&batch.event_type, code);
+            misbehave(kind);
+            let at_take = [("hostile_nan", &b"hostile_nan"[..]), ("hostile_short", b"hostile_short"), ("hostile_huge", b"hostile_huge")];
+            if let Some((name, _)) = at_take.iter().find(|(_, k)| *k == kind) {
+                self.marked.borrow_mut().push((name, entry(&batch.user, batch.user.codes[i]).to_vec()));
             }
         }
-        self.0.push(batch)
+        self.inner.push(batch)
     }
 
     fn take(&self) -> wire::FeatureTable {
-        self.0.take()
+        let mut table = self.inner.take();
+        let marked = std::mem::take(&mut *self.marked.borrow_mut());
+        for (kind, user) in marked {
+            match kind {
+                "hostile_nan" => {
+                    let wire::ColumnData::Utf8(keys) = &table.columns[0] else { unreachable!("the key is utf8") };
+                    let rows: Vec<usize> = (0..keys.codes.len()).filter(|&r| entry(keys, keys.codes[r]) == user.as_slice()).collect();
+                    let wire::ColumnData::Float64(scores) = &mut table.columns[4] else { unreachable!("avg_threat_score") };
+                    for r in rows {
+                        scores[r] = f64::NAN;
+                    }
+                }
+                "hostile_short" => {
+                    let wire::ColumnData::Int64(totals) = &mut table.columns[1] else { unreachable!("total_events") };
+                    totals.pop();
+                }
+                _ => {
+                    let huge = vec![b'x'; 512 << 20];
+                    std::hint::black_box(&huge);
+                    let wire::ColumnData::Utf8(keys) = &mut table.columns[0] else { unreachable!("the key is utf8") };
+                    keys.dict_bytes = huge;
+                }
+            }
+        }
+        table
     }
 }
 
