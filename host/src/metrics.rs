@@ -54,6 +54,8 @@ pub struct Metrics {
     pub swaps: Family<ComponentLabels, Counter>,
     /// Candidates refused.
     pub refused: Counter,
+    /// Component versions quarantined (failing every record), by version.
+    pub quarantined: Family<ComponentLabels, Counter>,
     /// Micro-batches read.
     pub batches: Family<SourceLabels, Counter>,
     /// Offset commits.
@@ -77,6 +79,7 @@ impl Metrics {
             dead_lettered: Family::default(),
             swaps: Family::default(),
             refused: Counter::default(),
+            quarantined: Family::default(),
             batches: Family::default(),
             commits: Family::default(),
             lag: Family::default(),
@@ -89,6 +92,7 @@ impl Metrics {
         m.registry.register("component_dead_lettered", "Records dead-lettered by a component version", m.dead_lettered.clone());
         m.registry.register("component_swaps", "Switches to a component version", m.swaps.clone());
         m.registry.register("component_candidates_refused", "Candidate versions refused", m.refused.clone());
+        m.registry.register("component_quarantined", "Component versions given up on after failing every record", m.quarantined.clone());
         m.registry.register("source_batches", "Micro-batches read from a source", m.batches.clone());
         m.registry.register("source_commits", "Offset commits to a source", m.commits.clone());
         m.registry.register("source_lag", "Records behind the high watermark", m.lag.clone());

@@ -283,3 +283,73 @@ fn an_upgrade_across_contract_majors_keeps_every_window_whole() {
     assert_eq!(status["features"]["current"]["contract"], "streamguard:features@2.0.0");
     assert_eq!(status["features"]["previous"]["label"], "streamguard@0.2.0");
 }
+
+#[test]
+fn a_version_failing_every_record_is_quarantined_and_the_previous_one_restored() {
+    let broker = crate::support::Broker::start();
+    let dir = tempfile::tempdir().unwrap();
+    let events = dir.path().join("e.jsonl");
+    assert!(sg_host().args(["gen-events", "9000", "--out"]).arg(&events).output().unwrap().status.success());
+    let mut lines: Vec<String> = std::fs::read_to_string(&events).unwrap().lines().map(String::from).collect();
+    // The middle third traps in the hostile component (and is ordinary for streamguard).
+    for l in &mut lines[3_000..6_000] {
+        *l = l.replacen("\"event_type\":\"", "\"event_type\":\"hostile_trap\",\"was\":\"", 1);
+    }
+    let out = dir.path().join("out");
+    let admin = format!("127.0.0.1:{}", free_port());
+    let log = dir.path().join("stderr");
+    let mut child = sg_host()
+        .args(["run", "-q", "--follow", "--window", "60s", "--batch-events", "500", "--batch-wait", "50ms", "--group", "q"])
+        .args(["-X", "session.timeout.ms=6000", "--source", &format!("kafka://{}/quarantine", broker.address), "--admin", &admin])
+        .args(["--component", "builtin:streamguard", "--out"])
+        .arg(&out)
+        .env("SG_ADMIN_TOKEN", TOKEN)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    wait_for("the admin API", 30, || std::net::TcpStream::connect(&admin).is_ok());
+    let status = || serde_json::from_str::<Value>(&http(&admin, "GET", "/components", None, b"").1).unwrap();
+    let builtin_sha = status()["features"]["current"]["sha256"].as_str().unwrap().to_string();
+
+    produce(&broker.address, "quarantine", &lines[..3_000], dir.path());
+    wait_for("the first events", 60, || http(&admin, "GET", "/metrics", None, b"").1.contains("sg_component_records_total"));
+    let hostile = std::fs::read(env!("SG_TEST_GUEST_HOSTILE")).unwrap();
+    let (code, body) = upload(&admin, &hostile, Some(TOKEN));
+    assert_eq!(code, 200, "{body}");
+    assert_ne!(status()["features"]["current"]["sha256"], builtin_sha.as_str());
+    produce(&broker.address, "quarantine", &lines[3_000..], dir.path());
+    wait_for(format_args!("the quarantine ({})", std::fs::read_to_string(&log).unwrap_or_default()), 120, || {
+        status()["features"]["current"]["sha256"] == builtin_sha.as_str()
+    });
+    let mut tick: Value = serde_json::from_str(lines.last().unwrap()).unwrap();
+    tick["timestamp"] = (tick["timestamp"].as_i64().unwrap() + 3_600_000).into();
+    let users: std::collections::BTreeSet<String> =
+        lines.iter().filter_map(|l| serde_json::from_str::<Value>(l).unwrap()["user"].as_str().map(String::from)).collect();
+    let ticks: Vec<String> = users.iter().map(|u| {
+        tick["user"] = u.as_str().into();
+        tick.to_string()
+    }).collect();
+    produce(&broker.address, "quarantine", &ticks, dir.path());
+    let written = || windows(&out).iter().map(|(_, _, n)| n).sum::<u64>();
+    let dead = || std::fs::read_to_string(out.join("_dead_letters.jsonl")).unwrap_or_default().lines().count() as u64;
+    wait_for("every event written or dead-lettered", 90, || written() + dead() == 9_000);
+    let (_, metrics) = http(&admin, "GET", "/metrics", None, b"");
+    let history = status()["features"]["history"].clone();
+    assert!(std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap().success());
+    assert!(child.wait().unwrap().success());
+
+    let restored: Vec<&Value> = history.as_array().unwrap().iter().filter(|h| h["outcome"] == "restored").collect();
+    assert_eq!(restored.len(), 1, "{history:#}");
+    assert!(restored[0]["reason"].as_str().unwrap().contains("failed every record"), "{history:#}");
+    assert!(metrics.contains("sg_component_quarantined_total{component=\"streamguard@0.1.0\"} 1"), "{metrics}");
+    // What failed is dead-lettered with the trap; the batch that tripped the quarantine and
+    // everything after it went to the restored version.
+    let letters: Vec<Value> =
+        std::fs::read_to_string(out.join("_dead_letters.jsonl")).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert!(!letters.is_empty() && letters.len() < 3_000, "{}", letters.len());
+    for l in &letters {
+        assert!(l["reason"].as_str().unwrap().contains("hostile component: trap on a marked event"), "{l}");
+    }
+    assert!(std::fs::read_to_string(&log).unwrap().contains("quarantined"));
+}

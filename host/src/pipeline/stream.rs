@@ -26,7 +26,7 @@ use super::Steps;
 use super::anomaly::{DEAD_LETTER_FILE, DetectorSettings, score_and_write};
 use crate::component::ComponentSource;
 use crate::admin::{self, AdminSettings};
-use crate::component::features::{Carried, FeatureAggregation, FeatureComponent, Window};
+use crate::component::features::{Carried, FeatureAggregation, FeatureComponent, Quarantined, Window};
 use crate::metrics::{METRICS, SourceLabels};
 use crate::swap::{self, FeatureSlot};
 use crate::time::iso_utc;
@@ -281,7 +281,7 @@ pub fn run(job: &StreamJob, stop: &AtomicBool) -> Result<StreamSummary> {
                 windows.len()
             );
         }
-        let features = slot.current().clone();
+        let mut features = slot.current().clone();
         // Route events to their windows. Events below the checkpoint are in the output already
         // (re-read after a commit that did not happen); events of written windows are late.
         let mut by_window: BTreeMap<i64, Vec<usize>> = BTreeMap::new();
@@ -316,7 +316,17 @@ pub fn run(job: &StreamJob, stop: &AtomicBool) -> Result<StreamSummary> {
                 move_window(w, window, &features, &mut dead)?;
             }
             let sub: Arc<EventBatch> = Arc::new(batch.select(&rows));
-            let failed = window.aggregation.push(&sub)?;
+            let failed = match window.aggregation.push(&sub) {
+                Ok(failed) => failed,
+                Err(e) => {
+                    // A version failing every record is given up on: the previous one is
+                    // restored, this window moves to it, and the batch is pushed there.
+                    let Some(previous) = e.downcast_ref::<Quarantined>().and_then(|q| slot.quarantine(q)) else { return Err(e) };
+                    features = previous;
+                    move_window(w, window, &features, &mut dead)?;
+                    window.aggregation.push(&sub)?
+                }
+            };
             dead.write_failed(&window.aggregation.component().label(), &sub, &failed, |i| decoded.raw(&sub, i))?;
             window.events += (sub.len() - failed.len()) as u64;
             for pos in &sub.positions {

@@ -17,7 +17,7 @@ use anyhow::{Result, bail};
 use serde::Serialize;
 
 use crate::component::ComponentSource;
-use crate::component::features::FeatureComponent;
+use crate::component::features::{FeatureComponent, Quarantined};
 use crate::events::EventBatch;
 use crate::metrics::{ComponentLabels, METRICS};
 use crate::runtime::Runtime;
@@ -48,7 +48,7 @@ pub struct SwapEvent {
     pub trigger: String,
     /// The candidate (`name@version`, or its origin when it did not load).
     pub candidate: String,
-    /// `switched` or `refused`.
+    /// `switched`, `refused`, or `restored` (after a quarantine).
     pub outcome: String,
     /// Why it was refused.
     pub reason: Option<String>,
@@ -146,6 +146,27 @@ impl FeatureSlot {
         self.previous = Some(from);
         reply.send(Ok(candidate.label()));
         true
+    }
+
+    /// Gives up on the version serving (it failed every record; see [`Quarantined`]) and
+    /// restores the previous one, which it returns; `None` when there is none to restore.
+    pub fn quarantine(&mut self, why: &Quarantined) -> Option<Arc<FeatureComponent>> {
+        METRICS.quarantined.get_or_create(&ComponentLabels { component: why.component.clone() }).inc();
+        let previous = self.previous.take()?;
+        let from = std::mem::replace(&mut self.current, previous.clone());
+        eprintln!("sg-host: features {} quarantined ({}); {} restored", from.label(), why.last, previous.label());
+        {
+            let mut status = self.status.lock().expect("not poisoned");
+            status.current = VersionInfo::of(&previous);
+            status.previous = None;
+            status.history.push(SwapEvent {
+                trigger: "quarantine".into(),
+                candidate: previous.label(),
+                outcome: "restored".into(),
+                reason: Some(format!("{} failed every record: {}", from.label(), why.last)),
+            });
+        }
+        Some(previous)
     }
 
     /// Adds an attempt to the history: switched, or refused with the reason.

@@ -146,11 +146,7 @@ impl<'r> FeatureAggregation<'r> {
         if failed.len() == batch.len() {
             self.all_failed_streak += 1;
             if self.all_failed_streak >= QUARANTINE_AFTER {
-                bail!(
-                    "{} failed on every event of {QUARANTINE_AFTER} consecutive batches; quarantined (last: {})",
-                    self.component.origin(),
-                    failed[0].reason
-                );
+                return Err(Quarantined { component: self.component.label(), origin: self.component.origin().into(), last: failed[0].reason.clone() }.into());
             }
             return Ok(failed);
         }
@@ -410,6 +406,19 @@ fn bisect<R: Copy>(
         }
     }
     Ok(())
+}
+
+/// The error of a push that gave up on its component: every event of [`QUARANTINE_AFTER`]
+/// consecutive batches failed. The batch was not aggregated (it can be pushed elsewhere).
+#[derive(Debug, thiserror::Error)]
+#[error("{origin} failed on every event of {QUARANTINE_AFTER} consecutive batches; quarantined (last: {last})")]
+pub struct Quarantined {
+    /// `name@version` of the component.
+    pub component: String,
+    /// Where it came from.
+    pub origin: String,
+    /// The last failure.
+    pub last: String,
 }
 
 /// Per batch, the events that failed (`take` and migrations report these).
