@@ -1,17 +1,19 @@
-//! The admin HTTP API on a loopback address: `GET /healthz`, `GET /components` (versions serving,
-//! previous, upgrade history), `GET /metrics` (Prometheus), and — with the bearer token —
-//! `POST /components/features?sha256=HEX` (upload a candidate; the digest the caller states must
-//! match) and `POST /rollback`. Changes answer once the pipeline switched or refused.
+//! The admin HTTP API on a loopback address: `GET /healthz`, `GET /components` (per role —
+//! features, detector, model — the version serving, the previous one, the upgrade history),
+//! `GET /metrics` (Prometheus), and — with the bearer token — `POST /components/ROLE?sha256=HEX`
+//! (upload a candidate component or model; the digest the caller states must match) and
+//! `POST /rollback?role=ROLE` (features when not given). Changes answer once the pipeline
+//! switched or refused.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -20,7 +22,7 @@ use sha2::{Digest, Sha256};
 
 use crate::component::ComponentSource;
 use crate::metrics::METRICS;
-use crate::swap::{Requests, SlotStatus, Trigger};
+use crate::swap::{Requests, Role, StatusBoard, Trigger};
 
 /// How long a change waits for the pipeline to switch or refuse.
 const ANSWER_WITHIN: Duration = Duration::from_secs(120);
@@ -38,7 +40,7 @@ pub struct AdminSettings {
 
 #[derive(Clone)]
 struct AppState {
-    status: Arc<Mutex<SlotStatus>>,
+    status: StatusBoard,
     requests: Requests,
     token: Option<String>,
     uploads: PathBuf,
@@ -47,6 +49,18 @@ struct AppState {
 #[derive(Deserialize)]
 struct UploadQuery {
     sha256: String,
+}
+
+#[derive(Deserialize)]
+struct RollbackQuery {
+    role: Option<String>,
+}
+
+fn role(name: &str) -> Result<Role, Response> {
+    Role::parse(name).ok_or_else(|| {
+        let roles: Vec<&str> = Role::ALL.iter().map(|r| r.name()).collect();
+        json(StatusCode::NOT_FOUND, serde_json::json!({"error": format!("no role {name:?}; roles: {}", roles.join(", "))}))
+    })
 }
 
 fn json(code: StatusCode, value: serde_json::Value) -> Response {
@@ -73,41 +87,59 @@ fn outcome(result: Result<String, String>) -> Response {
     }
 }
 
-async fn upload(State(state): State<AppState>, headers: HeaderMap, Query(q): Query<UploadQuery>, body: Bytes) -> Response {
+async fn upload(
+    State(state): State<AppState>,
+    Path(role_name): Path<String>,
+    headers: HeaderMap,
+    Query(q): Query<UploadQuery>,
+    body: Bytes,
+) -> Response {
     if let Some(r) = refusal(&state, &headers) {
         return r;
     }
+    let role = match role(&role_name) {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
     let found = hex::encode(Sha256::digest(&body));
     if found != q.sha256.to_ascii_lowercase() {
         return json(StatusCode::BAD_REQUEST, serde_json::json!({"error": format!("sha256 of the upload is {found}, the request states {}", q.sha256)}));
     }
-    let path = state.uploads.join(format!("{found}.wasm"));
+    let path = state.uploads.join(format!("{found}.{}", if role == Role::Model { "model" } else { "wasm" }));
     if let Err(e) = std::fs::create_dir_all(&state.uploads).and_then(|_| std::fs::write(&path, &body)) {
         return json(StatusCode::INTERNAL_SERVER_ERROR, serde_json::json!({"error": format!("storing the upload: {e}")}));
     }
     let requests = state.requests.clone();
     let answer = tokio::task::spawn_blocking(move || {
-        requests.load_and_wait(ComponentSource::File(path), Trigger::Admin, ANSWER_WITHIN)
+        requests.load_and_wait(role, ComponentSource::File(path), Trigger::Admin, ANSWER_WITHIN)
     })
     .await
     .unwrap_or_else(|e| Err(e.to_string()));
     outcome(answer)
 }
 
-async fn rollback(State(state): State<AppState>, headers: HeaderMap) -> Response {
+async fn rollback(State(state): State<AppState>, headers: HeaderMap, Query(q): Query<RollbackQuery>) -> Response {
     if let Some(r) = refusal(&state, &headers) {
         return r;
     }
+    let role = match role(q.role.as_deref().unwrap_or("features")) {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
     let requests = state.requests.clone();
-    let answer = tokio::task::spawn_blocking(move || requests.rollback_and_wait(ANSWER_WITHIN))
+    let answer = tokio::task::spawn_blocking(move || requests.rollback_and_wait(role, ANSWER_WITHIN))
         .await
         .unwrap_or_else(|e| Err(e.to_string()));
     outcome(answer)
 }
 
 async fn components(State(state): State<AppState>) -> Response {
-    let status = state.status.lock().expect("not poisoned").clone();
-    json(StatusCode::OK, serde_json::json!({ "features": status }))
+    let board: serde_json::Map<String, serde_json::Value> = state
+        .status
+        .iter()
+        .map(|(role, s)| ((*role).to_string(), serde_json::to_value(&*s.lock().expect("not poisoned")).expect("serializable")))
+        .collect();
+    json(StatusCode::OK, serde_json::Value::Object(board))
 }
 
 async fn metrics() -> Response {
@@ -115,7 +147,7 @@ async fn metrics() -> Response {
 }
 
 /// Starts the admin API on its own thread; returns the address it listens on.
-pub fn serve(settings: AdminSettings, status: Arc<Mutex<SlotStatus>>, requests: Requests) -> Result<SocketAddr> {
+pub fn serve(settings: AdminSettings, status: StatusBoard, requests: Requests) -> Result<SocketAddr> {
     if !settings.address.ip().is_loopback() {
         bail!("the admin API listens on loopback addresses only, not {}", settings.address);
     }
@@ -127,7 +159,7 @@ pub fn serve(settings: AdminSettings, status: Arc<Mutex<SlotStatus>>, requests: 
     let app = Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/components", get(components))
-        .route("/components/features", post(upload))
+        .route("/components/{role}", post(upload))
         .route("/rollback", post(rollback))
         .route("/metrics", get(metrics))
         .layer(axum::extract::DefaultBodyLimit::max(64 << 20))

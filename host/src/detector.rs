@@ -56,59 +56,130 @@ pub struct Detection {
     pub score_seconds: f64,
 }
 
-fn read_model(path: &Path) -> Result<(Model, Vec<u8>)> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read model {}", path.display()))?;
-    let model = Model::from_bytes(&bytes).with_context(|| format!("loading model {}", path.display()))?;
-    Ok((model, bytes))
+/// Where the Isolation Forest runs, loaded (a component compiled once).
+pub enum DetectorEngine {
+    /// `sg-iforest` linked into the host.
+    Native,
+    /// A `streamguard:detector` component.
+    Component(DetectorComponent),
+}
+
+impl DetectorEngine {
+    /// Loads what `choice` names.
+    pub fn load(runtime: &Runtime, choice: &DetectorChoice) -> Result<DetectorEngine> {
+        Ok(match choice {
+            DetectorChoice::Native => DetectorEngine::Native,
+            DetectorChoice::Component(src) => DetectorEngine::Component(DetectorComponent::load(runtime, src)?),
+        })
+    }
+
+    /// `native` or the component's origin.
+    pub fn label(&self) -> String {
+        match self {
+            DetectorEngine::Native => "native".into(),
+            DetectorEngine::Component(c) => c.origin().into(),
+        }
+    }
+
+    /// sha256 of the component (`native` has none).
+    pub fn digest(&self) -> Option<&str> {
+        match self {
+            DetectorEngine::Native => None,
+            DetectorEngine::Component(c) => Some(c.digest()),
+        }
+    }
+}
+
+/// A saved model artefact, read and parsed.
+pub struct SavedModel {
+    /// The model.
+    pub model: Model,
+    /// Its bytes (what a component scores with).
+    pub bytes: Vec<u8>,
+    /// Where it was read from.
+    pub path: PathBuf,
+    /// sha256 of the bytes.
+    pub sha256: String,
+}
+
+impl SavedModel {
+    /// Reads and parses a model artefact.
+    pub fn load(path: &Path) -> Result<SavedModel> {
+        let bytes = std::fs::read(path).with_context(|| format!("cannot read model {}", path.display()))?;
+        let model = Model::from_bytes(&bytes).with_context(|| format!("loading model {}", path.display()))?;
+        Ok(SavedModel { model, sha256: crate::bundle::sha256_hex(&bytes), bytes, path: path.to_path_buf() })
+    }
+}
+
+/// The model a detector scores with: trained on each input, or a saved one.
+pub enum ModelChoice {
+    /// Train on each input with these parameters.
+    Train(Params),
+    /// Score with this model.
+    Saved(SavedModel),
+}
+
+impl ModelChoice {
+    /// Loads what `source` names.
+    pub fn load(source: &ModelSource) -> Result<ModelChoice> {
+        Ok(match source {
+            ModelSource::Train(p) => ModelChoice::Train(*p),
+            ModelSource::Load(path) => ModelChoice::Saved(SavedModel::load(path)?),
+        })
+    }
+
+    /// `trained per input` or the model file and digest.
+    pub fn label(&self) -> String {
+        match self {
+            ModelChoice::Train(_) => "trained per input".into(),
+            ModelChoice::Saved(m) => format!("{} ({}…)", m.path.display(), &m.sha256[..12]),
+        }
+    }
+}
+
+/// Loads the detector and the model, then runs them once (the `detect` command).
+pub fn detect(runtime: &Runtime, choice: &DetectorChoice, source: &ModelSource, values: &[f32], names: &[String]) -> Result<Detection> {
+    run(runtime, &DetectorEngine::load(runtime, choice)?, &ModelChoice::load(source)?, values, names)
 }
 
 /// Runs the detector on a row-major matrix whose columns are `names`.
-pub fn detect(
-    runtime: &Runtime,
-    choice: &DetectorChoice,
-    source: &ModelSource,
-    values: &[f32],
-    names: &[String],
-) -> Result<Detection> {
+pub fn run(runtime: &Runtime, engine: &DetectorEngine, choice: &ModelChoice, values: &[f32], names: &[String]) -> Result<Detection> {
     let cols = names.len();
     let rows = values.len().checked_div(cols).unwrap_or(0);
     let x = Matrix::new(values, rows, cols)?;
-    let model_file = match source {
-        ModelSource::Load(p) => Some(p.display().to_string()),
-        ModelSource::Train(_) => None,
+    let model_file = match choice {
+        ModelChoice::Saved(m) => Some(m.path.display().to_string()),
+        ModelChoice::Train(_) => None,
     };
     let started = Instant::now();
     let mut fit_seconds = 0.0;
-    let (model, model_bytes, score_samples, component) = match choice {
-        DetectorChoice::Native => {
-            let (model, bytes) = match source {
-                ModelSource::Train(params) => {
+    let (model, model_bytes, score_samples, component) = match engine {
+        DetectorEngine::Native => {
+            let (model, bytes) = match choice {
+                ModelChoice::Train(params) => {
                     let model = sg_iforest::fit(&x, names, params)?;
                     fit_seconds = started.elapsed().as_secs_f64();
                     let bytes = model.to_bytes();
                     (model, bytes)
                 }
-                ModelSource::Load(path) => {
-                    let (model, bytes) = read_model(path)?;
-                    model.check_features(names)?;
-                    (model, bytes)
+                ModelChoice::Saved(m) => {
+                    m.model.check_features(names)?;
+                    (m.model.clone(), m.bytes.clone())
                 }
             };
             let scores = model.score_samples(&x)?;
             (model, bytes, scores, None)
         }
-        DetectorChoice::Component(src) => {
-            let c = DetectorComponent::load(runtime, src)?;
-            let bytes = match source {
-                ModelSource::Train(params) => {
+        DetectorEngine::Component(c) => {
+            let bytes = match choice {
+                ModelChoice::Train(params) => {
                     let bytes = c.train(runtime, (values, rows, cols), names, params)?;
                     fit_seconds = started.elapsed().as_secs_f64();
                     bytes
                 }
-                ModelSource::Load(path) => {
-                    let (model, bytes) = read_model(path)?;
-                    model.check_features(names)?;
-                    bytes
+                ModelChoice::Saved(m) => {
+                    m.model.check_features(names)?;
+                    m.bytes.clone()
                 }
             };
             let model = Model::from_bytes(&bytes).context("the detector component returned an unreadable model")?;
@@ -124,15 +195,16 @@ pub fn detect(
         }
     };
     let lineage = DetectorLineage {
-        kind: match choice {
-            DetectorChoice::Native => "native".into(),
-            DetectorChoice::Component(s) => s.origin(),
-        },
+        kind: engine.label(),
         component,
         params: *model.params(),
         n_train: model.n_train(),
         offset: model.offset(),
         model_file,
+        model_sha256: match choice {
+            ModelChoice::Saved(m) => Some(m.sha256.clone()),
+            ModelChoice::Train(_) => None,
+        },
     };
     let score_seconds = started.elapsed().as_secs_f64() - fit_seconds;
     Ok(Detection { score_samples, offset: model.offset(), model_bytes, lineage, fit_seconds, score_seconds })

@@ -34,6 +34,9 @@ pub struct DetectorLineage {
     /// Model file it was loaded from, when not trained in this run.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub model_file: Option<String>,
+    /// sha256 of that model file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model_sha256: Option<String>,
 }
 
 /// Everything that produced one output.

@@ -353,3 +353,92 @@ fn a_version_failing_every_record_is_quarantined_and_the_previous_one_restored()
     }
     assert!(std::fs::read_to_string(&log).unwrap().contains("quarantined"));
 }
+
+#[test]
+fn the_detector_and_its_model_are_upgraded_live() {
+    let broker = crate::support::Broker::start();
+    let dir = tempfile::tempdir().unwrap();
+    let events = dir.path().join("e.jsonl");
+    assert!(sg_host().args(["gen-events", "12000", "--compromised", "1", "--out"]).arg(&events).output().unwrap().status.success());
+    let lines: Vec<String> = std::fs::read_to_string(&events).unwrap().lines().map(String::from).collect();
+    // A model trained on these features by a bounded run, and one the features cannot feed.
+    let model = dir.path().join("features.model");
+    let o = sg_host().args(["run", "-q", "--input"]).arg(&events).arg("--out").arg(dir.path().join("bounded")).arg("--save-model").arg(&model).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let table = dir.path().join("other.csv");
+    let rows: String = (0..64).map(|i| format!("{},{},{}\n", i % 7, i * 3 % 11, i % 5)).collect();
+    std::fs::write(&table, format!("a,b,c\n{rows}")).unwrap();
+    let other = dir.path().join("other.model");
+    let o = sg_host().args(["detect", "--input"]).arg(&table).arg("--save-model").arg(&other).arg("--out").arg(dir.path().join("s.csv")).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+
+    let out = dir.path().join("out");
+    let admin = format!("127.0.0.1:{}", free_port());
+    let mut child = sg_host()
+        .args(["run", "-q", "--follow", "--window", "10s", "--batch-events", "500", "--batch-wait", "50ms", "--group", "d"])
+        .args(["-X", "session.timeout.ms=6000", "--source", &format!("kafka://{}/detector", broker.address), "--admin", &admin])
+        .arg("--out")
+        .arg(&out)
+        .env("SG_ADMIN_TOKEN", TOKEN)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(dir.path().join("stderr")).unwrap())
+        .spawn()
+        .unwrap();
+    wait_for("the admin API", 30, || std::net::TcpStream::connect(&admin).is_ok());
+    let post = |path: &str, bytes: &[u8]| {
+        let sha = sg_host::bundle::sha256_hex(bytes);
+        http(&admin, "POST", &format!("{path}?sha256={sha}"), Some(TOKEN), bytes)
+    };
+
+    produce(&broker.address, "detector", &lines[..4_000], dir.path());
+    wait_for("the first window", 60, || !windows(&out).is_empty());
+    let model_bytes = std::fs::read(&model).unwrap();
+    let (code, body) = post("/components/model", &model_bytes);
+    assert_eq!(code, 200, "{body}");
+    let (code, body) = post("/components/model", &std::fs::read(&other).unwrap());
+    assert_eq!(code, 409, "a model for other features is refused: {body}");
+    produce(&broker.address, "detector", &lines[4_000..8_000], dir.path());
+    std::thread::sleep(Duration::from_millis(1500));
+    let (code, body) = post("/components/detector", &std::fs::read(sg_host::bundled::IFOREST.built_at).unwrap());
+    assert_eq!(code, 200, "{body}");
+    let (code, body) = post("/components/detector", b"not a component");
+    assert_eq!(code, 409, "{body}");
+    produce(&broker.address, "detector", &lines[8_000..], dir.path());
+    let mut tick: Value = serde_json::from_str(lines.last().unwrap()).unwrap();
+    tick["timestamp"] = (tick["timestamp"].as_i64().unwrap() + 3_600_000).into();
+    let users: std::collections::BTreeSet<String> =
+        lines.iter().filter_map(|l| serde_json::from_str::<Value>(l).unwrap()["user"].as_str().map(String::from)).collect();
+    let ticks: Vec<String> = users.iter().map(|u| {
+        tick["user"] = u.as_str().into();
+        tick.to_string()
+    }).collect();
+    produce(&broker.address, "detector", &ticks, dir.path());
+    let expected: std::collections::BTreeSet<i64> =
+        lines.iter().map(|l| serde_json::from_str::<Value>(l).unwrap()["timestamp"].as_i64().unwrap().div_euclid(10_000)).collect();
+    wait_for("every window", 90, || windows(&out).len() == expected.len());
+    let (code, body) = http(&admin, "POST", "/rollback?role=model", Some(TOKEN), b"");
+    assert_eq!(code, 200, "{body}");
+    let status: Value = serde_json::from_str(&http(&admin, "GET", "/components", None, b"").1).unwrap();
+    assert!(std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap().success());
+    assert!(child.wait().unwrap().success());
+
+    // Each window names the detector and model that scored it.
+    let sha = sg_host::bundle::sha256_hex(&model_bytes);
+    let scored: Vec<(String, Option<String>)> = crate::support::written_windows(&out)
+        .iter()
+        .map(|(_, r)| {
+            let d = &r["lineage"]["detector"];
+            (d["kind"].as_str().unwrap().to_string(), d["model_sha256"].as_str().map(String::from))
+        })
+        .collect();
+    assert_eq!(scored[0], ("native".to_string(), None), "{scored:?}");
+    assert!(scored.iter().any(|(k, m)| k == "native" && m.as_deref() == Some(sha.as_str())), "{scored:?}");
+    assert!(scored.iter().any(|(k, m)| k.ends_with(".wasm") && m.as_deref() == Some(sha.as_str())), "{scored:?}");
+    let outcomes = |role: &str| -> Vec<String> {
+        status[role]["history"].as_array().unwrap().iter().map(|h| h["outcome"].as_str().unwrap().to_string()).collect()
+    };
+    assert_eq!(outcomes("model"), ["switched", "refused", "switched"], "{status:#}");
+    assert_eq!(outcomes("detector"), ["switched", "refused"], "{status:#}");
+    assert_eq!(status["model"]["current"]["label"], "trained per window");
+    assert!(status["model"]["history"][1]["reason"].as_str().unwrap().contains("features"), "{status:#}");
+}

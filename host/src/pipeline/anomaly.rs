@@ -12,7 +12,7 @@ use super::Steps;
 use crate::component::ComponentSource;
 use crate::component::features::FeatureComponent;
 use crate::dead_letter::{DeadLetterFile, DeadLetterTopic, DeadLetters};
-use crate::detector::{self, DetectorChoice, ModelSource};
+use crate::detector::{self, DetectorChoice, DetectorEngine, ModelChoice, ModelSource};
 use crate::events::{DecodedChunk, decode_chunk};
 use crate::lineage::{ComponentLineage, Lineage};
 use crate::output::{AnomalyReport, ScoredTable, StagedDir, write_partitioned};
@@ -160,7 +160,8 @@ pub fn run(job: &AnomalyJob) -> Result<RunSummary> {
     }
 
     steps.step(&format!("Detecting anomalies (Isolation Forest); writing Parquet and report to {}", job.out.display()));
-    let settings = DetectorSettings { choice: &job.detector, model: &job.model, save_model: job.save_model.as_deref() };
+    let (engine, model) = (DetectorEngine::load(&runtime, &job.detector)?, ModelChoice::load(&job.model)?);
+    let settings = DetectorSettings { engine: &engine, model: &model, save_model: job.save_model.as_deref() };
     let (report, scored_rows, anomalies) =
         score_and_write(&runtime, &features, table, &settings, staged.path(), source_name, events, dead_lettered, &steps)?;
     dead.finish()?;
@@ -193,9 +194,9 @@ pub fn run(job: &AnomalyJob) -> Result<RunSummary> {
 /// How the detector runs for a pipeline.
 pub struct DetectorSettings<'a> {
     /// Native or a component.
-    pub choice: &'a DetectorChoice,
-    /// Train or load.
-    pub model: &'a ModelSource,
+    pub engine: &'a DetectorEngine,
+    /// Train, or a saved model.
+    pub model: &'a ModelChoice,
     /// Save the trained model here.
     pub save_model: Option<&'a std::path::Path>,
 }
@@ -230,7 +231,7 @@ pub fn score_and_write(
 ) -> Result<(AnomalyReport, usize, usize)> {
     let d = features.descriptor();
     let matrix = model_matrix(d, &table);
-    let detection = detector::detect(runtime, settings.choice, settings.model, &matrix, &d.model_input_names())?;
+    let detection = detector::run(runtime, settings.engine, settings.model, &matrix, &d.model_input_names())?;
     if let Some(path) = settings.save_model {
         detector::save_model(path, &detection.model_bytes)?;
         steps.note(&format!("model saved to {}", path.display()));

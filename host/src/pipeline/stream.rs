@@ -28,7 +28,7 @@ use crate::component::ComponentSource;
 use crate::admin::{self, AdminSettings};
 use crate::component::features::{Carried, FeatureAggregation, FeatureComponent, Quarantined, Window};
 use crate::metrics::{METRICS, SourceLabels};
-use crate::swap::{self, FeatureSlot};
+use crate::swap::{self, Origins, Role, Upgrades};
 use crate::time::iso_utc;
 use crate::dead_letter::{DeadLetter, DeadLetterFile, DeadLetterTopic, DeadLetters, Stage};
 use crate::detector::{DetectorChoice, ModelSource};
@@ -194,10 +194,11 @@ pub fn run(job: &StreamJob, stop: &AtomicBool) -> Result<StreamSummary> {
     let mut steps = Steps::new(2, job.quiet);
     let runtime = Arc::new(Runtime::new(job.limits)?);
     steps.step(&format!("Loading features component {}", job.component.origin()));
-    let mut slot = FeatureSlot::new(runtime.clone(), FeatureComponent::load(&runtime, &job.component)?, &job.component);
-    swap::reload_on_sighup(slot.requests(), &job.component);
+    let origins = Origins { features: job.component.clone(), detector: job.detector.clone(), model: job.model.clone() };
+    let mut upgrades = Upgrades::load(runtime.clone(), &origins)?;
+    upgrades.reload_on_sighup(&origins);
     if let Some(admin) = &job.admin {
-        let address = admin::serve(admin.clone(), slot.status(), slot.requests())?;
+        let address = admin::serve(admin.clone(), upgrades.status(), upgrades.requests())?;
         steps.note(&format!("admin API on http://{address}"));
     }
     std::fs::create_dir_all(&job.out).with_context(|| format!("creating {}", job.out.display()))?;
@@ -225,7 +226,6 @@ pub fn run(job: &StreamJob, stop: &AtomicBool) -> Result<StreamSummary> {
     consumer.subscribe(&[&topic]).with_context(|| format!("subscribing to {name}"))?;
     steps.step(&format!("Following {name} as group {} in windows of {} s", job.kafka.group, job.window_ms / 1000));
 
-    let settings = DetectorSettings { choice: &job.detector, model: &job.model, save_model: None };
     let mut windows: BTreeMap<i64, OpenWindow<'_>> = BTreeMap::new();
     let mut next: BTreeMap<i32, i64> = BTreeMap::new();
     let mut checkpoint = read_checkpoint(&job.out)?;
@@ -272,7 +272,7 @@ pub fn run(job: &StreamJob, stop: &AtomicBool) -> Result<StreamSummary> {
         // Between batches: a validated candidate becomes the version serving; open windows move
         // to it as they take their next events (see `move_window`).
         let pause = Instant::now();
-        if slot.poll(&batch, &runtime) {
+        if upgrades.poll(&batch, &runtime) == Some(Role::Features) {
             summary.swaps += 1;
             eprintln!(
                 "sg-host: switch pause {:.2} ms (candidate checked on {} events; {} open windows move to it as they next receive events)",
@@ -281,7 +281,7 @@ pub fn run(job: &StreamJob, stop: &AtomicBool) -> Result<StreamSummary> {
                 windows.len()
             );
         }
-        let mut features = slot.current().clone();
+        let mut features = upgrades.features.current().clone();
         // Route events to their windows. Events below the checkpoint are in the output already
         // (re-read after a commit that did not happen); events of written windows are late.
         let mut by_window: BTreeMap<i64, Vec<usize>> = BTreeMap::new();
@@ -321,7 +321,7 @@ pub fn run(job: &StreamJob, stop: &AtomicBool) -> Result<StreamSummary> {
                 Err(e) => {
                     // A version failing every record is given up on: the previous one is
                     // restored, this window moves to it, and the batch is pushed there.
-                    let Some(previous) = e.downcast_ref::<Quarantined>().and_then(|q| slot.quarantine(q)) else { return Err(e) };
+                    let Some(previous) = e.downcast_ref::<Quarantined>().and_then(|q| upgrades.quarantine(q)) else { return Err(e) };
                     features = previous;
                     move_window(w, window, &features, &mut dead)?;
                     window.aggregation.push(&sub)?
@@ -354,6 +354,11 @@ pub fn run(job: &StreamJob, stop: &AtomicBool) -> Result<StreamSummary> {
                 let staged = StagedDir::new(&dir)?;
                 let input = format!("{name} [{}, {})", iso_utc(w), iso_utc(w + job.window_ms));
                 let version = window.aggregation.component().clone();
+                let settings = DetectorSettings {
+                    engine: upgrades.detector.current(),
+                    model: upgrades.model.current(),
+                    save_model: None,
+                };
                 let (report, _, anomalies) = score_and_write(
                     &runtime, &version, table, &settings, staged.path(), input, window.events, dead.count(), &steps,
                 )?;

@@ -1,4 +1,5 @@
-//! The loader thread: compiles, links and describes candidates off the hot path.
+//! The loader thread: compiles, links and describes candidates (and reads models) off the hot
+//! path.
 
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, Sender, SyncSender, channel, sync_channel};
@@ -8,7 +9,63 @@ use anyhow::Result;
 
 use crate::component::ComponentSource;
 use crate::component::features::FeatureComponent;
+use crate::detector::{DetectorChoice, DetectorEngine, ModelChoice, SavedModel};
 use crate::runtime::Runtime;
+
+/// What a candidate is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// The features component.
+    Features,
+    /// The detector component (or `native`).
+    Detector,
+    /// The saved model the detector scores with.
+    Model,
+}
+
+impl Role {
+    /// Every role.
+    pub const ALL: [Role; 3] = [Role::Features, Role::Detector, Role::Model];
+
+    /// Name in logs and in the admin API's paths.
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Features => "features",
+            Role::Detector => "detector",
+            Role::Model => "model",
+        }
+    }
+
+    /// The role called `name`.
+    pub fn parse(name: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|r| r.name() == name)
+    }
+}
+
+/// A loaded candidate, by role.
+pub enum Candidate {
+    /// A features component.
+    Features(Arc<FeatureComponent>),
+    /// A detector component.
+    Detector(Arc<DetectorEngine>),
+    /// A saved model.
+    Model(Arc<ModelChoice>),
+}
+
+impl Candidate {
+    /// Reads, compiles and checks `source` for `role` (a model is a file of `sg-host`'s model
+    /// format).
+    fn load(runtime: &Runtime, role: Role, source: &ComponentSource) -> Result<Candidate> {
+        Ok(match role {
+            Role::Features => Candidate::Features(FeatureComponent::load(runtime, source)?),
+            Role::Detector => Candidate::Detector(Arc::new(DetectorEngine::load(runtime, &DetectorChoice::Component(source.clone()))?)),
+            Role::Model => match source {
+                ComponentSource::File(path) => Candidate::Model(Arc::new(ModelChoice::Saved(SavedModel::load(path)?))),
+                other => anyhow::bail!("a model is a file, not {}", other.origin()),
+            },
+        })
+    }
+}
 
 /// What asked for a candidate.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -48,18 +105,20 @@ impl Reply {
 }
 
 enum Request {
-    Load(ComponentSource, Trigger, Reply),
-    Rollback(Reply),
+    Load(Role, ComponentSource, Trigger, Reply),
+    Rollback(Role, Reply),
 }
 
 /// A loaded candidate (`Ok(None)`: roll back to the previous version).
 pub struct Loaded {
+    /// What it is for.
+    pub role: Role,
     /// What asked.
     pub trigger: Trigger,
     /// Where it came from.
     pub origin: String,
-    /// The component, or why it did not load.
-    pub result: Result<Option<Arc<FeatureComponent>>>,
+    /// The candidate, or why it did not load.
+    pub result: Result<Option<Candidate>>,
     /// Who waits for the outcome.
     pub reply: Reply,
 }
@@ -69,22 +128,22 @@ pub struct Loaded {
 pub struct Requests(Sender<Request>);
 
 impl Requests {
-    /// Asks for `source` to be loaded as a candidate; nobody waits.
-    pub fn load(&self, source: ComponentSource, trigger: Trigger) {
-        let _ = self.0.send(Request::Load(source, trigger, Reply(None)));
+    /// Asks for `source` to be loaded as a candidate for `role`; nobody waits.
+    pub fn load(&self, role: Role, source: ComponentSource, trigger: Trigger) {
+        let _ = self.0.send(Request::Load(role, source, trigger, Reply(None)));
     }
 
     /// Asks for `source` and waits until it serves or is refused.
-    pub fn load_and_wait(&self, source: ComponentSource, trigger: Trigger, timeout: Duration) -> Result<String, String> {
+    pub fn load_and_wait(&self, role: Role, source: ComponentSource, trigger: Trigger, timeout: Duration) -> Result<String, String> {
         let (tx, rx) = sync_channel(1);
-        self.0.send(Request::Load(source, trigger, Reply(Some(tx)))).map_err(|_| "the pipeline has stopped".to_string())?;
+        self.0.send(Request::Load(role, source, trigger, Reply(Some(tx)))).map_err(|_| "the pipeline has stopped".to_string())?;
         rx.recv_timeout(timeout).map_err(|_| "no answer from the pipeline in time".to_string())?
     }
 
-    /// Asks for the previous version back and waits for the outcome.
-    pub fn rollback_and_wait(&self, timeout: Duration) -> Result<String, String> {
+    /// Asks for the previous version of `role` back and waits for the outcome.
+    pub fn rollback_and_wait(&self, role: Role, timeout: Duration) -> Result<String, String> {
         let (tx, rx) = sync_channel(1);
-        self.0.send(Request::Rollback(Reply(Some(tx)))).map_err(|_| "the pipeline has stopped".to_string())?;
+        self.0.send(Request::Rollback(role, Reply(Some(tx)))).map_err(|_| "the pipeline has stopped".to_string())?;
         rx.recv_timeout(timeout).map_err(|_| "no answer from the pipeline in time".to_string())?
     }
 }
@@ -105,13 +164,14 @@ impl Loader {
             .spawn(move || {
                 for request in inbox {
                     let loaded = match request {
-                        Request::Rollback(reply) => {
-                            Loaded { trigger: Trigger::Rollback, origin: "previous".into(), result: Ok(None), reply }
+                        Request::Rollback(role, reply) => {
+                            Loaded { role, trigger: Trigger::Rollback, origin: "previous".into(), result: Ok(None), reply }
                         }
-                        Request::Load(source, trigger, reply) => Loaded {
+                        Request::Load(role, source, trigger, reply) => Loaded {
+                            role,
                             trigger,
                             origin: source.origin(),
-                            result: FeatureComponent::load(&runtime, &source).map(Some),
+                            result: Candidate::load(&runtime, role, &source).map(Some),
                             reply,
                         },
                     };

@@ -1,102 +1,103 @@
-//! Live upgrades of the features component of a running stream. A candidate comes from a change
-//! of the component file, `SIGHUP`, or the admin API; it is compiled and type-checked on a
-//! loader thread (off the hot path), then validated between batches on a recent sample batch
-//! (right arity and types, model inputs unchanged, no NaN/inf in them) and only then switched
-//! in. A refused candidate leaves the current version serving, with the reason logged and kept
-//! for the admin API. The previous version is kept for rollback.
+//! Live upgrades of a running stream: its features component, its detector component and the
+//! model it scores with. A candidate comes from a change of its file, `SIGHUP` (every file is
+//! loaded again), or the admin API; it is compiled, type-checked or parsed on a loader thread
+//! (off the hot path), then validated between batches and only then switched in — a batch never
+//! straddles two versions. A refused candidate leaves the current version serving, with the
+//! reason logged and kept for the admin API. The previous version is kept for rollback.
 
 mod loader;
+mod slot;
 mod watch;
 
-pub use loader::{Loader, Requests, Trigger};
+pub use loader::{Candidate, Loader, Requests, Role, Trigger};
+pub use slot::{Slot, SlotStatus, SwapEvent, VersionInfo, Versioned};
 pub use watch::FileWatch;
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use anyhow::{Result, bail};
-use serde::Serialize;
 
 use crate::component::ComponentSource;
 use crate::component::features::{FeatureComponent, Quarantined};
+use crate::detector::{self, DetectorChoice, DetectorEngine, ModelChoice, ModelSource};
 use crate::events::EventBatch;
-use crate::metrics::{ComponentLabels, METRICS};
 use crate::runtime::Runtime;
 
-/// One component version as the admin API lists it.
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
-pub struct VersionInfo {
-    /// `name@version`.
-    pub label: String,
-    /// sha256 of the component.
-    pub sha256: String,
-    /// Contract it is bound as.
-    pub contract: String,
-    /// Where it came from.
-    pub origin: String,
-}
-
-impl VersionInfo {
-    fn of(c: &FeatureComponent) -> VersionInfo {
-        VersionInfo { label: c.label(), sha256: c.digest().into(), contract: c.contract().to_string(), origin: c.origin().into() }
-    }
-}
-
-/// An entry of the upgrade history.
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
-pub struct SwapEvent {
-    /// What asked.
-    pub trigger: String,
-    /// The candidate (`name@version`, or its origin when it did not load).
-    pub candidate: String,
-    /// `switched`, `refused`, or `restored` (after a quarantine).
-    pub outcome: String,
-    /// Why it was refused.
-    pub reason: Option<String>,
-}
-
-/// What the admin API shows of the features slot.
-#[derive(Clone, Debug, Serialize)]
-pub struct SlotStatus {
-    /// The version serving.
-    pub current: VersionInfo,
-    /// The version a rollback returns to.
-    pub previous: Option<VersionInfo>,
-    /// Every upgrade attempt, oldest first.
-    pub history: Vec<SwapEvent>,
-}
-
-/// Events of the batch in hand a candidate is checked on before it is switched in (enough to see
-/// its arity, types and values; more would only lengthen the pause).
+/// Events of the batch in hand a features candidate is checked on before it is switched in
+/// (enough to see its arity, types and values; more would only lengthen the pause).
 pub const SAMPLE_EVENTS: usize = 1024;
 
-/// The features component of a stream and its upgrades.
-pub struct FeatureSlot {
-    current: Arc<FeatureComponent>,
-    previous: Option<Arc<FeatureComponent>>,
-    loader: Loader,
-    watch: Option<FileWatch>,
-    status: Arc<Mutex<SlotStatus>>,
+/// Rows of the synthetic matrix a detector or model candidate is checked on.
+const PROBE_ROWS: usize = 256;
+
+/// The status of every slot, by role name, for the admin API.
+pub type StatusBoard = BTreeMap<&'static str, Arc<Mutex<SlotStatus>>>;
+
+/// Where a stream's swappable parts came from (their files are watched and reloaded).
+#[derive(Clone, Debug)]
+pub struct Origins {
+    /// The features component.
+    pub features: ComponentSource,
+    /// The detector.
+    pub detector: DetectorChoice,
+    /// The model.
+    pub model: ModelSource,
 }
 
-impl FeatureSlot {
-    /// The slot serving `current` (loaded from `source`); a file source is watched for changes.
-    pub fn new(runtime: Arc<Runtime>, current: Arc<FeatureComponent>, source: &ComponentSource) -> FeatureSlot {
-        let watch = match source {
-            ComponentSource::File(path) => Some(FileWatch::new(path.clone())),
-            _ => None,
-        };
-        let status = Arc::new(Mutex::new(SlotStatus { current: VersionInfo::of(&current), previous: None, history: Vec::new() }));
-        FeatureSlot { current, previous: None, loader: Loader::start(runtime), watch, status }
+impl Origins {
+    /// The file behind each role, where there is one.
+    fn files(&self) -> Vec<(Role, ComponentSource)> {
+        let mut files = Vec::new();
+        if let ComponentSource::File(_) = &self.features {
+            files.push((Role::Features, self.features.clone()));
+        }
+        if let DetectorChoice::Component(s @ ComponentSource::File(_)) = &self.detector {
+            files.push((Role::Detector, s.clone()));
+        }
+        if let ModelSource::Load(path) = &self.model {
+            files.push((Role::Model, ComponentSource::File(path.clone())));
+        }
+        files
+    }
+}
+
+/// The features, detector and model of a stream, and their upgrades.
+pub struct Upgrades {
+    /// The features component.
+    pub features: Slot<FeatureComponent>,
+    /// Where the detector runs.
+    pub detector: Slot<DetectorEngine>,
+    /// The model it scores with.
+    pub model: Slot<ModelChoice>,
+    loader: Loader,
+    watches: Vec<(Role, FileWatch)>,
+}
+
+impl Upgrades {
+    /// Loads what `origins` names; the files among them are watched for changes.
+    pub fn load(runtime: Arc<Runtime>, origins: &Origins) -> Result<Upgrades> {
+        let features = Slot::new(FeatureComponent::load(&runtime, &origins.features)?);
+        let detector = Slot::new(Arc::new(DetectorEngine::load(&runtime, &origins.detector)?));
+        let model = Slot::new(Arc::new(ModelChoice::load(&origins.model)?));
+        let watches = origins
+            .files()
+            .into_iter()
+            .filter_map(|(role, source)| match source {
+                ComponentSource::File(path) => Some((role, FileWatch::new(path))),
+                _ => None,
+            })
+            .collect();
+        Ok(Upgrades { features, detector, model, loader: Loader::start(runtime), watches })
     }
 
-    /// The version serving.
-    pub fn current(&self) -> &Arc<FeatureComponent> {
-        &self.current
-    }
-
-    /// Shared status for the admin API.
-    pub fn status(&self) -> Arc<Mutex<SlotStatus>> {
-        self.status.clone()
+    /// Shared status of every slot, for the admin API.
+    pub fn status(&self) -> StatusBoard {
+        BTreeMap::from([
+            (Role::Features.name(), self.features.status()),
+            (Role::Detector.name(), self.detector.status()),
+            (Role::Model.name(), self.model.status()),
+        ])
     }
 
     /// Where requests for candidates go (the admin API and signal handlers hold a copy).
@@ -104,85 +105,120 @@ impl FeatureSlot {
         self.loader.requests()
     }
 
-    /// Between batches: starts loading a candidate if the watched file changed, and switches to
-    /// a loaded candidate that passes validation on the first events of `batch` (the batch about
-    /// to be processed). Returns whether it switched; nothing is copied when no candidate waits.
-    pub fn poll(&mut self, batch: &EventBatch, runtime: &Runtime) -> bool {
-        if let Some(w) = &mut self.watch
-            && let Some(path) = w.changed()
-        {
-            self.loader.requests().load(ComponentSource::File(path), Trigger::FileChanged);
-        }
-        let Some(loaded) = self.loader.try_next() else { return false };
-        let (trigger, reply) = (loaded.trigger, loaded.reply);
-        let checked = match loaded.result {
-            Ok(Some(c)) => match validate(&self.current, &c, batch, runtime) {
-                Ok(()) => Ok(c),
-                Err(e) => Err((c.label(), e)),
-            },
-            Ok(None) => self.previous.clone().ok_or_else(|| (loaded.origin, anyhow::anyhow!("no previous version to roll back to"))),
-            Err(e) => Err((loaded.origin, e)),
-        };
-        let candidate = match checked {
-            Ok(c) => c,
-            Err((candidate, e)) => {
-                let reason = format!("{e:#}");
-                eprintln!("sg-host: features candidate {candidate} refused ({}): {reason}; {} keeps serving", trigger.name(), self.current.label());
-                METRICS.refused.inc();
-                self.record(trigger, candidate, Some(reason.clone()));
-                reply.send(Err(reason));
-                return false;
+    /// Between batches: starts loading the files that changed, and switches to a loaded
+    /// candidate that passes validation (a features candidate on the first events of `batch`,
+    /// the batch about to be processed). Returns the role switched, if any; nothing is copied
+    /// when no candidate waits.
+    pub fn poll(&mut self, batch: &EventBatch, runtime: &Runtime) -> Option<Role> {
+        for (role, watch) in &mut self.watches {
+            if let Some(path) = watch.changed() {
+                self.loader.requests().load(*role, ComponentSource::File(path), Trigger::FileChanged);
             }
+        }
+        let loaded = self.loader.try_next()?;
+        let (role, trigger, reply) = (loaded.role, loaded.trigger, loaded.reply);
+        let outcome = match loaded.result {
+            Err(e) => Err((loaded.origin, format!("{e:#}"))),
+            Ok(None) => self.rollback(role, trigger),
+            Ok(Some(candidate)) => self.offer(candidate, trigger, batch, runtime),
         };
-        let from = std::mem::replace(&mut self.current, candidate.clone());
-        eprintln!("sg-host: features {} → {} ({})", from.label(), candidate.label(), trigger.name());
-        METRICS.swaps.get_or_create(&ComponentLabels { component: candidate.label() }).inc();
-        {
-            let mut status = self.status.lock().expect("not poisoned");
-            status.current = VersionInfo::of(&candidate);
-            status.previous = Some(VersionInfo::of(&from));
+        match outcome {
+            Ok(label) => {
+                reply.send(Ok(label));
+                Some(role)
+            }
+            Err((candidate, reason)) => {
+                match role {
+                    Role::Features => self.features.refuse(trigger, candidate, &reason),
+                    Role::Detector => self.detector.refuse(trigger, candidate, &reason),
+                    Role::Model => self.model.refuse(trigger, candidate, &reason),
+                }
+                reply.send(Err(reason));
+                None
+            }
         }
-        self.record(trigger, candidate.label(), None);
-        self.previous = Some(from);
-        reply.send(Ok(candidate.label()));
-        true
     }
 
-    /// Gives up on the version serving (it failed every record; see [`Quarantined`]) and
-    /// restores the previous one, which it returns; `None` when there is none to restore.
+    /// Validates a candidate and switches to it; its label, or (candidate, reason).
+    fn offer(&mut self, candidate: Candidate, trigger: Trigger, batch: &EventBatch, runtime: &Runtime) -> Result<String, (String, String)> {
+        let refused = |label: String, e: anyhow::Error| (label, format!("{e:#}"));
+        match candidate {
+            Candidate::Features(c) => {
+                validate(&self.features.current().clone(), &c, batch, runtime).map_err(|e| refused(c.label(), e))?;
+                self.features.switch(c.clone(), trigger);
+                Ok(c.label())
+            }
+            Candidate::Detector(d) => {
+                let names = self.features.current().descriptor().model_input_names();
+                probe_detector(runtime, &d, self.model.current(), &names).map_err(|e| refused(d.label(), e))?;
+                self.detector.switch(d.clone(), trigger);
+                Ok(d.label())
+            }
+            Candidate::Model(m) => {
+                let names = self.features.current().descriptor().model_input_names();
+                probe_detector(runtime, self.detector.current(), &m, &names).map_err(|e| refused(m.label(), e))?;
+                self.model.switch(m.clone(), trigger);
+                Ok(m.label())
+            }
+        }
+    }
+
+    /// Switches `role` back to its previous version.
+    fn rollback(&mut self, role: Role, trigger: Trigger) -> Result<String, (String, String)> {
+        let none = || ("previous".to_string(), "no previous version to roll back to".to_string());
+        match role {
+            Role::Features => {
+                let previous = self.features.previous().cloned().ok_or_else(none)?;
+                self.features.switch(previous.clone(), trigger);
+                Ok(previous.label())
+            }
+            Role::Detector => {
+                let previous = self.detector.previous().cloned().ok_or_else(none)?;
+                self.detector.switch(previous.clone(), trigger);
+                Ok(previous.label())
+            }
+            Role::Model => {
+                let previous = self.model.previous().cloned().ok_or_else(none)?;
+                self.model.switch(previous.clone(), trigger);
+                Ok(previous.label())
+            }
+        }
+    }
+
+    /// Gives up on the features version serving (it failed every record) and restores the
+    /// previous one, which it returns; `None` when there is none.
     pub fn quarantine(&mut self, why: &Quarantined) -> Option<Arc<FeatureComponent>> {
-        METRICS.quarantined.get_or_create(&ComponentLabels { component: why.component.clone() }).inc();
-        let previous = self.previous.take()?;
-        let from = std::mem::replace(&mut self.current, previous.clone());
-        eprintln!("sg-host: features {} quarantined ({}); {} restored", from.label(), why.last, previous.label());
-        {
-            let mut status = self.status.lock().expect("not poisoned");
-            status.current = VersionInfo::of(&previous);
-            status.previous = None;
-            status.history.push(SwapEvent {
-                trigger: "quarantine".into(),
-                candidate: previous.label(),
-                outcome: "restored".into(),
-                reason: Some(format!("{} failed every record: {}", from.label(), why.last)),
-            });
-        }
-        Some(previous)
+        crate::metrics::METRICS.quarantined.get_or_create(&crate::metrics::ComponentLabels { component: why.component.clone() }).inc();
+        self.features.restore_previous(format!("quarantined: {} failed every record: {}", why.component, why.last))
     }
 
-    /// Adds an attempt to the history: switched, or refused with the reason.
-    fn record(&self, trigger: Trigger, candidate: String, refused: Option<String>) {
-        self.status.lock().expect("not poisoned").history.push(SwapEvent {
-            trigger: trigger.name().into(),
-            candidate,
-            outcome: if refused.is_some() { "refused" } else { "switched" }.into(),
-            reason: refused,
+    /// On `SIGHUP`, asks for every file among `origins` to be loaded again as a candidate.
+    pub fn reload_on_sighup(&self, origins: &Origins) {
+        let (requests, files) = (self.requests(), origins.files());
+        let spawned = std::thread::Builder::new().name("sg-sighup".into()).spawn(move || {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+            runtime.block_on(async move {
+                let Ok(mut hangup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else { return };
+                while hangup.recv().await.is_some() {
+                    if files.is_empty() {
+                        eprintln!("sg-host: SIGHUP: nothing is loaded from a file; nothing to reload");
+                    }
+                    for (role, source) in &files {
+                        requests.load(*role, source.clone(), Trigger::Signal);
+                    }
+                }
+            });
         });
+        if let Err(e) = spawned {
+            eprintln!("sg-host: no SIGHUP reloads: {e}");
+        }
     }
 }
 
-/// The self-check of a candidate against the version serving, on the first events of `batch`:
-/// the same model-input names in the same order, a table that matches its own descriptor, and
-/// finite values in every model input. An empty batch checks the schema only.
+/// The self-check of a features candidate against the version serving, on the first events of
+/// `batch`: the same model-input names in the same order, and a table that `take` accepts (its
+/// descriptor's arity and types, finite model inputs) without leaving events out. An empty
+/// batch checks the schema only.
 pub fn validate(current: &FeatureComponent, candidate: &Arc<FeatureComponent>, batch: &EventBatch, runtime: &Runtime) -> Result<()> {
     // The model reads the inputs by position as f32: names and order must match; int64 and
     // float64 are interchangeable (a descriptor only admits those two for model inputs).
@@ -208,8 +244,6 @@ pub fn validate(current: &FeatureComponent, candidate: &Arc<FeatureComponent>, b
     if failed.len() == sample.len() {
         bail!("failed on every event of the sample batch: {}", failed[0].reason);
     }
-    // `take` checks the table (arity, types, finite model inputs); a candidate that needs
-    // events left out to answer is not fit to serve.
     let taken = aggregation.take()?;
     if let Some((_, failed)) = taken.failed.first() {
         bail!("take fails on the sample batch: {}", failed[0].reason);
@@ -217,23 +251,26 @@ pub fn validate(current: &FeatureComponent, candidate: &Arc<FeatureComponent>, b
     Ok(())
 }
 
-/// On `SIGHUP`, asks for the component file to be loaded again as a candidate (a builtin has no
-/// file: the signal is then only logged).
-pub fn reload_on_sighup(requests: Requests, source: &ComponentSource) {
-    let source = source.clone();
-    let spawned = std::thread::Builder::new().name("sg-sighup".into()).spawn(move || {
-        let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
-        runtime.block_on(async move {
-            let Ok(mut hangup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else { return };
-            while hangup.recv().await.is_some() {
-                match &source {
-                    ComponentSource::Builtin(b) => eprintln!("sg-host: SIGHUP: builtin:{} has no file to reload", b.name),
-                    _ => requests.load(source.clone(), Trigger::Signal),
-                }
-            }
-        });
-    });
-    if let Err(e) = spawned {
-        eprintln!("sg-host: no SIGHUP reloads: {e}");
+/// The self-check of a detector or model: trains (or loads) and scores a synthetic matrix with
+/// the features' model inputs; the model must accept those inputs and every score be finite.
+fn probe_detector(runtime: &Runtime, engine: &DetectorEngine, model: &ModelChoice, names: &[String]) -> Result<()> {
+    // A fixed, varied matrix: a splitmix64 sequence scaled to [0, 100).
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let values: Vec<f32> = (0..PROBE_ROWS * names.len())
+        .map(|_| {
+            state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            ((z ^ (z >> 31)) >> 40) as f32 / (1u64 << 24) as f32 * 100.0
+        })
+        .collect();
+    let d = detector::run(runtime, engine, model, &values, names)?;
+    if d.score_samples.len() != PROBE_ROWS {
+        bail!("{} scores for {PROBE_ROWS} rows", d.score_samples.len());
     }
+    if let Some(bad) = d.score_samples.iter().find(|s| !s.is_finite()) {
+        bail!("a score of {bad} on the probe matrix");
+    }
+    Ok(())
 }
