@@ -1,20 +1,30 @@
-//! Instantiation with the pooling allocator against on-demand allocation: a fresh sandboxed
-//! instance of the `streamguard` features component with its aggregation resource (what a
-//! stream does per window and per fault), and one push of a 1-event batch into it.
+//! What the sandbox costs.
+//! - `instantiate`: a fresh sandboxed instance of the `streamguard` features component with its
+//!   aggregation resource (what a stream does per window and per fault), with the pooling
+//!   allocator against on-demand allocation, and with one push of a 1-event batch.
+//! - `containment`: one push into a warm aggregation (1 event: the per-call overhead; 8,192
+//!   events: a real batch) with every containment setting (pooling, call deadline compiled in as
+//!   epoch checks, memory cap) against none (no epoch checks, no limiter, on demand).
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use sg_host::bundled::STREAMGUARD;
 use sg_host::component::ComponentSource;
 use sg_host::component::features::FeatureComponent;
-use sg_host::events::decode_chunk;
+use sg_host::events::{EventBatch, decode_chunk};
 use sg_host::runtime::{Limits, Runtime};
 use sg_host::source::Chunk;
+use sg_host::synthetic::{GenSettings, generate};
 
-fn runtime(c: &mut Criterion) {
+fn batch_of(lines: &[u8]) -> Arc<EventBatch> {
+    Arc::new(decode_chunk(Chunk::from_lines(lines.to_vec(), 1), 1 << 20).batch)
+}
+
+fn instantiate(c: &mut Criterion) {
     let event = br#"{"event_id":"e1","timestamp":1700000000000,"event_type":"login","user":"alice","source_ip":"10.0.0.1","status":"success","threat_score":0.1}"#;
-    let batch = Arc::new(decode_chunk(Chunk::from_lines(event.to_vec(), 1), 1 << 20).batch);
+    let batch = batch_of(event);
     let mut group = c.benchmark_group("instantiate");
     for (name, runtime) in [
         ("pooling", Runtime::new(Limits::default()).unwrap()),
@@ -32,5 +42,38 @@ fn runtime(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, runtime);
+fn containment(c: &mut Criterion) {
+    let one = batch_of(br#"{"event_id":"e1","timestamp":1700000000000,"event_type":"login","user":"alice","source_ip":"10.0.0.1","status":"success","threat_score":0.1}"#);
+    let mut lines = Vec::new();
+    generate(&GenSettings { events: 8192, ..GenSettings::default() }, &mut lines).unwrap();
+    let full = batch_of(&lines);
+    let mut group = c.benchmark_group("containment");
+    for (name, runtime) in [
+        ("contained", Runtime::new(Limits::default()).unwrap()),
+        ("uncontained", Runtime::uncontained(Limits::default()).unwrap()),
+    ] {
+        let component = FeatureComponent::load(&runtime, &ComponentSource::Builtin(&STREAMGUARD)).unwrap();
+        for (size, batch) in [("push-1", &one), ("push-8192", &full)] {
+            group.bench_function(format!("{name}/{size}"), |b| {
+                // A warm aggregation, emptied (untimed) every 64 pushes so its state stays small.
+                let mut a = component.aggregation(&runtime).unwrap();
+                b.iter_custom(|iters| {
+                    let mut spent = Duration::ZERO;
+                    for i in 0..iters {
+                        let started = Instant::now();
+                        std::hint::black_box(a.push(batch).unwrap());
+                        spent += started.elapsed();
+                        if i % 64 == 63 {
+                            a.take().unwrap();
+                        }
+                    }
+                    spent
+                })
+            });
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, instantiate, containment);
 criterion_main!(benches);

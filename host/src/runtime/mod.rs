@@ -99,6 +99,7 @@ pub struct Runtime {
     engine: Engine,
     limits: Limits,
     allocator: Allocator,
+    contained: bool,
     stop: Arc<AtomicBool>,
     ticker: Option<JoinHandle<()>>,
 }
@@ -106,6 +107,11 @@ pub struct Runtime {
 fn base_config() -> Config {
     let mut config = Config::new();
     config.epoch_interruption(true);
+    uncontained_config(config)
+}
+
+/// The settings every engine shares, without the deadline's epoch checks.
+fn uncontained_config(mut config: Config) -> Config {
     // Synchronous calls only: the concurrent component model costs ~3× per call.
     config.concurrency_support(false);
     config.wasm_component_model(true);
@@ -157,6 +163,18 @@ impl Runtime {
         Runtime::with_engine(engine, limits, Allocator::OnDemand)
     }
 
+    /// A runtime with no call deadline (no epoch checks compiled in) and no memory cap, on
+    /// demand: only for measuring what containment costs (`cargo bench --bench runtime`).
+    /// Pipelines never run on it.
+    pub fn uncontained(limits: Limits) -> Result<Runtime> {
+        let engine = Engine::new(&uncontained_config(Config::new()))
+            .map_err(anyhow::Error::from)
+            .context("creating the wasmtime engine")?;
+        let mut runtime = Runtime::with_engine(engine, limits, Allocator::OnDemand)?;
+        runtime.contained = false;
+        Ok(runtime)
+    }
+
     fn with_engine(engine: Engine, limits: Limits, allocator: Allocator) -> Result<Runtime> {
         let stop = Arc::new(AtomicBool::new(false));
         let ticker = {
@@ -171,7 +189,7 @@ impl Runtime {
                 })
                 .context("starting the epoch ticker")?
         };
-        Ok(Runtime { engine, limits, allocator, stop, ticker: Some(ticker) })
+        Ok(Runtime { engine, limits, allocator, contained: true, stop, ticker: Some(ticker) })
     }
 
     /// The engine.
@@ -212,9 +230,11 @@ impl Runtime {
     /// A fresh store with no capabilities, the memory cap, and the call deadline armed.
     pub fn store(&self) -> Store<Sandbox> {
         let mut store = Store::new(&self.engine, Sandbox::new(&self.limits));
-        store.limiter(|s| s.limiter());
-        store.epoch_deadline_trap();
-        store.set_epoch_deadline(self.limits.deadline_ticks());
+        if self.contained {
+            store.limiter(|s| s.limiter());
+            store.epoch_deadline_trap();
+            store.set_epoch_deadline(self.limits.deadline_ticks());
+        }
         store
     }
 }
