@@ -95,7 +95,7 @@ impl Metrics {
         m.registry.register("component_quarantined", "Component versions given up on after failing every record", m.quarantined.clone());
         m.registry.register("source_batches", "Micro-batches read from a source", m.batches.clone());
         m.registry.register("source_commits", "Offset commits to a source", m.commits.clone());
-        m.registry.register("source_lag", "Records behind the high watermark", m.lag.clone());
+        m.registry.register("source_lag", "Records of a partition behind its high watermark, from the group's committed offset (what a restart would re-read)", m.lag.clone());
         m
     }
 

@@ -419,8 +419,10 @@ fn the_detector_and_its_model_are_upgraded_live() {
     let (code, body) = http(&admin, "POST", "/rollback?role=model", Some(TOKEN), b"");
     assert_eq!(code, 200, "{body}");
     let status: Value = serde_json::from_str(&http(&admin, "GET", "/components", None, b"").1).unwrap();
+    let (_, metrics) = http(&admin, "GET", "/metrics", None, b"");
     assert!(std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap().success());
     assert!(child.wait().unwrap().success());
+    assert!(metrics.contains(&format!("sg_source_lag{{source=\"kafka://{}/detector\",partition=\"0\"}}", broker.address)), "{metrics}");
 
     // Each window names the detector and model that scored it.
     let sha = sg_host::bundle::sha256_hex(&model_bytes);

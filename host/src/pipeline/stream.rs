@@ -27,7 +27,7 @@ use super::anomaly::{DEAD_LETTER_FILE, DetectorSettings, score_and_write};
 use crate::component::ComponentSource;
 use crate::admin::{self, AdminSettings};
 use crate::component::features::{Carried, FeatureAggregation, FeatureComponent, Quarantined, Window};
-use crate::metrics::{METRICS, SourceLabels};
+use crate::metrics::{METRICS, PartitionLabels, SourceLabels};
 use crate::swap::{self, Origins, Role, Upgrades};
 use crate::time::iso_utc;
 use crate::dead_letter::{DeadLetter, DeadLetterFile, DeadLetterTopic, DeadLetters, Stage};
@@ -104,13 +104,27 @@ struct Shared {
     revoked: AtomicBool,
 }
 
-/// Commits what is safe when partitions are taken away, and tells the loop to drop its state.
+/// Commits what is safe when partitions are taken away, tells the loop to drop its state, and
+/// feeds the lag gauge from librdkafka's statistics.
 struct GroupContext {
     shared: Arc<Shared>,
     topic: String,
+    /// The source's name in metrics.
+    source: String,
 }
 
-impl ClientContext for GroupContext {}
+impl ClientContext for GroupContext {
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        let Some(topic) = statistics.topics.get(&self.topic) else { return };
+        for (&partition, p) in &topic.partitions {
+            // librdkafka reports -1 for the internal partition and for lags it does not know.
+            if partition >= 0 && p.consumer_lag >= 0 {
+                let labels = PartitionLabels { source: self.source.clone(), partition: partition.into() };
+                METRICS.lag.get_or_create(&labels).set(p.consumer_lag);
+            }
+        }
+    }
+}
 
 impl ConsumerContext for GroupContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
@@ -216,12 +230,17 @@ pub fn run(job: &StreamJob, stop: &AtomicBool) -> Result<StreamSummary> {
         crate::source::kafka::StartAt::Latest => "latest",
         _ => "earliest",
     };
-    let consumer: BaseConsumer<GroupContext> = client_config(&job.kafka.topic, &job.kafka.properties)
+    let mut config = client_config(&job.kafka.topic, &job.kafka.properties);
+    if !job.kafka.properties.iter().any(|(k, _)| k == "statistics.interval.ms") {
+        // Feeds `sg_source_lag` once a second.
+        config.set("statistics.interval.ms", "1000");
+    }
+    let consumer: BaseConsumer<GroupContext> = config
         .set("group.id", &job.kafka.group)
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", reset)
-        .create_with_context(GroupContext { shared: shared.clone(), topic: topic.clone() })
+        .create_with_context(GroupContext { shared: shared.clone(), topic: topic.clone(), source: name.clone() })
         .with_context(|| format!("creating a Kafka consumer for {name}"))?;
     consumer.subscribe(&[&topic]).with_context(|| format!("subscribing to {name}"))?;
     steps.step(&format!("Following {name} as group {} in windows of {} s", job.kafka.group, job.window_ms / 1000));
