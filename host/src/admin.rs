@@ -1,9 +1,9 @@
-//! The admin HTTP API on a loopback address: `GET /healthz`, `GET /components` (per role —
-//! features, detector, model — the version serving, the previous one, the upgrade history),
-//! `GET /metrics` (Prometheus), and — with the bearer token — `POST /components/ROLE?sha256=HEX`
-//! (upload a candidate component or model; the digest the caller states must match) and
-//! `POST /rollback?role=ROLE` (features when not given). Changes answer once the pipeline
-//! switched or refused.
+//! The admin HTTP API on a loopback address: `GET /healthz`, `GET /components` (per role the
+//! pipeline has — features, detector, model for an anomaly stream; policy for a dedup stream —
+//! the version serving, the previous one, the upgrade history), `GET /metrics` (Prometheus),
+//! and — with the bearer token — `POST /components/ROLE?sha256=HEX` (upload a candidate
+//! component or model; the digest the caller states must match) and `POST /rollback?role=ROLE`
+//! (features or policy when not given). Changes answer once the pipeline switched or refused.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -56,10 +56,11 @@ struct RollbackQuery {
     role: Option<String>,
 }
 
-fn role(name: &str) -> Result<Role, Response> {
-    Role::parse(name).ok_or_else(|| {
-        let roles: Vec<&str> = Role::ALL.iter().map(|r| r.name()).collect();
-        json(StatusCode::NOT_FOUND, serde_json::json!({"error": format!("no role {name:?}; roles: {}", roles.join(", "))}))
+/// The role called `name`, if this pipeline has it.
+fn role(state: &AppState, name: &str) -> Result<Role, Box<Response>> {
+    Role::parse(name).filter(|r| state.status.contains_key(r.name())).ok_or_else(|| {
+        let roles: Vec<&str> = state.status.keys().copied().collect();
+        Box::new(json(StatusCode::NOT_FOUND, serde_json::json!({"error": format!("this pipeline has no {name:?} to upgrade; it has: {}", roles.join(", "))})))
     })
 }
 
@@ -97,9 +98,9 @@ async fn upload(
     if let Some(r) = refusal(&state, &headers) {
         return r;
     }
-    let role = match role(&role_name) {
+    let role = match role(&state, &role_name) {
         Ok(r) => r,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let found = hex::encode(Sha256::digest(&body));
     if found != q.sha256.to_ascii_lowercase() {
@@ -122,9 +123,10 @@ async fn rollback(State(state): State<AppState>, headers: HeaderMap, Query(q): Q
     if let Some(r) = refusal(&state, &headers) {
         return r;
     }
-    let role = match role(q.role.as_deref().unwrap_or("features")) {
+    let default = if state.status.contains_key(Role::Policy.name()) { "policy" } else { "features" };
+    let role = match role(&state, q.role.as_deref().unwrap_or(default)) {
         Ok(r) => r,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let requests = state.requests.clone();
     let answer = tokio::task::spawn_blocking(move || requests.rollback_and_wait(role, ANSWER_WITHIN))

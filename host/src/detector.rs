@@ -61,7 +61,7 @@ pub enum DetectorEngine {
     /// `sg-iforest` linked into the host.
     Native,
     /// A `streamguard:detector` component.
-    Component(DetectorComponent),
+    Component(Box<DetectorComponent>),
 }
 
 impl DetectorEngine {
@@ -69,7 +69,7 @@ impl DetectorEngine {
     pub fn load(runtime: &Runtime, choice: &DetectorChoice) -> Result<DetectorEngine> {
         Ok(match choice {
             DetectorChoice::Native => DetectorEngine::Native,
-            DetectorChoice::Component(src) => DetectorEngine::Component(DetectorComponent::load(runtime, src)?),
+            DetectorChoice::Component(src) => DetectorEngine::Component(Box::new(DetectorComponent::load(runtime, src)?)),
         })
     }
 

@@ -365,3 +365,76 @@ fn a_kafka_topic_of_logs_is_deduplicated_and_committed_batch_by_batch() {
     let dead = std::fs::read_to_string(dir.path().join("dead.jsonl")).unwrap();
     assert!(dead.contains("\"partition\"") && dead.contains("{not json"), "{dead}");
 }
+
+#[test]
+fn the_policy_of_a_followed_topic_is_upgraded_live() {
+    use crate::support::{free_port, http, wait_for};
+    const TOKEN: &str = "dedup-token";
+    let broker = crate::support::Broker::start();
+    let server = EmbedServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let lines = sample_lines();
+    produce(&broker.address, "live", &lines[..1000], dir.path());
+    let admin = format!("127.0.0.1:{}", free_port());
+    let child = sg_host()
+        .args(["dedup", "--follow", "--source", &format!("kafka://{}/live", broker.address), "--policy", "builtin:template"])
+        .args(["--embedder", &server.url(), "--batch-records", "500", "--batch-wait", "200ms", "--admin", &admin, "-q"])
+        .arg("--store")
+        .arg(dir.path().join("store"))
+        .arg("--dead-letters")
+        .arg(dir.path().join("dead.jsonl"))
+        .arg("--admin-uploads")
+        .arg(dir.path().join("uploads"))
+        .env("SG_ADMIN_TOKEN", TOKEN)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(dir.path().join("stderr")).unwrap())
+        .spawn()
+        .unwrap();
+    wait_for("the admin API", 30, || std::net::TcpStream::connect(&admin).is_ok());
+    let metrics = || http(&admin, "GET", "/metrics", None, b"").1;
+    let records_of = |label: &str| -> u64 {
+        let m = metrics();
+        let key = format!("sg_component_records_total{{component=\"{label}\"}} ");
+        m.lines().find_map(|l| l.strip_prefix(key.as_str())).map_or(0, |v| v.trim().parse().unwrap())
+    };
+    let template = format!("template@{}", env!("CARGO_PKG_VERSION"));
+    let exact = format!("exact@{}", env!("CARGO_PKG_VERSION"));
+    wait_for("the first batches", 60, || records_of(&template) >= 1000);
+
+    let post = |path: &str, bytes: &[u8]| {
+        let sha = sg_host::bundle::sha256_hex(bytes);
+        http(&admin, "POST", &format!("{path}?sha256={sha}"), Some(TOKEN), bytes)
+    };
+    // Another kind of component, and a role a dedup stream does not have: refused.
+    let (code, body) = post("/components/policy", &std::fs::read(bundled::STREAMGUARD.built_at).unwrap());
+    assert_eq!(code, 409, "{body}");
+    assert!(body.contains("streamguard:dedup"), "{body}");
+    assert_eq!(post("/components/features", b"x").0, 404);
+    let (code, body) = post("/components/policy", &std::fs::read(bundled::DEDUP_EXACT.built_at).unwrap());
+    assert_eq!((code, body.contains(&exact)), (200, true), "{body}");
+    produce(&broker.address, "live", &lines[1000..1300], dir.path());
+    wait_for("the batch under the new policy", 60, || records_of(&exact) >= 300);
+    let (code, body) = http(&admin, "POST", "/rollback", Some(TOKEN), b"");
+    assert_eq!((code, body.contains(&template)), (200, true), "{body}");
+    let status: Value = serde_json::from_str(&http(&admin, "GET", "/components", None, b"").1).unwrap();
+    assert!(std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap().success());
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", std::fs::read_to_string(dir.path().join("stderr")).unwrap());
+
+    // Every point names the policy that decided it: the first 1,000 lines by template, the
+    // next 300 exactly (one point per distinct line not already stored).
+    let points = stored(dir.path());
+    let by_policy = |label: &str| points.values().filter(|p| p["policy"] == label).count();
+    let first = texts(&lines[..1000]).iter().map(|t| normalize::template(t)).collect::<BTreeSet<_>>();
+    let second: BTreeSet<String> = texts(&lines[1000..1300]).into_iter().collect();
+    assert_eq!(by_policy(&template), first.len());
+    assert_eq!(by_policy(&exact), second.len());
+    for p in points.values().filter(|p| p["policy"] == exact.as_str()) {
+        assert_eq!(p["dedup_key"], p["text"], "exact keys are the line");
+    }
+    let outcomes: Vec<&str> = status["policy"]["history"].as_array().unwrap().iter().map(|h| h["outcome"].as_str().unwrap()).collect();
+    assert_eq!(outcomes, ["refused", "switched", "switched"], "{status:#}");
+    assert_eq!(status["policy"]["current"]["label"], template.as_str());
+    let summary = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(count(&summary, "records in"), 1300, "{summary}");
+}

@@ -2,9 +2,8 @@
 //! component is swapped 20 times between two versions (admin uploads, a file change, SIGHUP)
 //! and offered two broken candidates.
 
-use std::io::{Read, Write};
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rdkafka::ClientConfig;
 use rdkafka::mocking::MockCluster;
@@ -12,37 +11,13 @@ use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedPr
 use serde_json::Value;
 use sg_host::bundled::{SPARK_COMPAT, STREAMGUARD};
 
-use crate::support::sg_host;
+use crate::support::{free_port, http, sg_host, wait_for};
 
 const TOKEN: &str = "test-token";
-
-/// One HTTP request to the admin API; returns (status, body).
-fn http(address: &str, method: &str, path: &str, token: Option<&str>, body: &[u8]) -> (u16, String) {
-    let mut s = std::net::TcpStream::connect(address).unwrap();
-    let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
-    write!(s, "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{auth}Content-Length: {}\r\n\r\n", body.len()).unwrap();
-    s.write_all(body).unwrap();
-    let mut reply = String::new();
-    s.read_to_string(&mut reply).unwrap();
-    let status = reply.split(' ').nth(1).unwrap().parse().unwrap();
-    (status, reply.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default())
-}
 
 fn upload(address: &str, bytes: &[u8], token: Option<&str>) -> (u16, String) {
     let sha = sg_host::bundle::sha256_hex(bytes);
     http(address, "POST", &format!("/components/features?sha256={sha}"), token, bytes)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-fn wait_for(what: impl std::fmt::Display, secs: u64, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 /// (window, features label, events) of every written window.
@@ -240,7 +215,7 @@ fn an_upgrade_across_contract_majors_keeps_every_window_whole() {
     produce(&brokers, "majors", &lines[..5_500], dir.path());
     let log = dir.path().join("stderr");
     let show = || std::fs::read_to_string(&log).unwrap_or_default();
-    wait_for(&format!("the first window ({})", show()), 60, || !windows(&out).is_empty());
+    wait_for(format!("the first window ({})", show()), 60, || !windows(&out).is_empty());
     let (code, body) = upload(&admin, &v2, Some(TOKEN));
     assert_eq!((code, body.contains("streamguard@0.2.0")), (200, true), "{body}");
     produce(&brokers, "majors", &lines[5_500..10_500], dir.path());

@@ -8,6 +8,7 @@ use clap::Args;
 use sg_dedup_core::InputFormat;
 
 use super::{parse_duration, parse_properties, parse_size};
+use crate::admin::AdminSettings;
 use crate::bundle::{Bundle, Role};
 use crate::component::ComponentSource;
 use crate::dedup::{self, DedupJob, EmbedderChoice, StoreChoice};
@@ -104,6 +105,24 @@ pub(super) struct DedupArgs {
     /// Print nothing but errors and the summary.
     #[arg(long, short)]
     quiet: bool,
+    /// With `--source`: keep reading past the end of the topic (a stream; stop with Ctrl-C or
+    /// SIGTERM, which finishes the batch in hand and commits). The policy can then be upgraded
+    /// live: by a change of its file, SIGHUP, or the admin API.
+    #[arg(long, requires = "source")]
+    follow: bool,
+    /// With `--follow`: a batch is processed once full or after this long.
+    #[arg(long, default_value = "500ms", value_parser = parse_duration)]
+    batch_wait: Duration,
+    /// With `--follow`: serve the admin API (policy, upload, rollback, /metrics) on this
+    /// loopback address.
+    #[arg(long, requires = "follow")]
+    admin: Option<std::net::SocketAddr>,
+    /// File holding the bearer token the admin API requires for changes (or `SG_ADMIN_TOKEN`).
+    #[arg(long, requires = "admin")]
+    admin_token_file: Option<PathBuf>,
+    /// Where uploaded candidates are kept.
+    #[arg(long, default_value = "sg-components")]
+    admin_uploads: PathBuf,
 }
 
 impl DedupArgs {
@@ -125,6 +144,7 @@ impl DedupArgs {
                     to_time: None,
                     max_events: None,
                     chunk_messages: self.batch_records,
+                    follow: self.follow.then_some(self.batch_wait),
                 };
                 (Input::Kafka(kafka), InputFormat::Json)
             }
@@ -169,6 +189,14 @@ impl DedupArgs {
             batch_bytes: self.batch_bytes,
             max_message_bytes: self.max_message_bytes,
             quiet: self.quiet,
+            admin: match self.admin {
+                Some(address) => Some(AdminSettings {
+                    address,
+                    token: super::admin_token(self.admin_token_file.as_deref())?,
+                    uploads: self.admin_uploads.clone(),
+                }),
+                None => None,
+            },
         })
     }
 }
@@ -180,7 +208,11 @@ pub(super) fn dedup(args: DedupArgs) -> Result<()> {
         dedup::plan(&args.job()?, &mut std::io::BufWriter::new(stdout.lock()))?;
         return Ok(());
     }
-    let s = dedup::run(&args.job()?)?;
+    let stop = match args.follow {
+        true => super::stop_on_signal(),
+        false => Default::default(),
+    };
+    let s = dedup::run(&args.job()?, &stop)?;
     let t = s.totals;
     println!(
         "{} records in {} batches with {}: {} duplicates skipped, {} new, {} embedded, {} inserted, {} filtered, {} dead-lettered; {} points stored; {:.2}s ({:.0} records/s)",

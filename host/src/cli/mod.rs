@@ -252,6 +252,7 @@ impl KafkaArgs {
             to_time: self.to_time.as_deref().map(parse_time).transpose()?,
             max_events: self.max_events,
             chunk_messages: 8192,
+            follow: None,
         })))
     }
 }
@@ -414,6 +415,14 @@ fn run(args: RunArgs) -> Result<()> {
     Ok(())
 }
 
+/// The admin API's bearer token: from `file`, else `SG_ADMIN_TOKEN`, else none (changes off).
+fn admin_token(file: Option<&std::path::Path>) -> Result<Option<String>> {
+    Ok(match file {
+        Some(f) => Some(std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?.trim().to_string()),
+        None => std::env::var("SG_ADMIN_TOKEN").ok(),
+    })
+}
+
 /// Sets `stop` on Ctrl-C or SIGTERM.
 fn stop_on_signal() -> Arc<AtomicBool> {
     let stop = Arc::new(AtomicBool::new(false));
@@ -464,13 +473,7 @@ fn components(args: &RunArgs) -> Result<(ComponentSource, DetectorChoice, ModelS
 fn follow(args: RunArgs, kafka: KafkaOptions, dead_letter_topic: Option<String>, limits: Limits) -> Result<()> {
     let (component, detector, model) = components(&args)?;
     let admin = match args.admin {
-        Some(address) => {
-            let token = match &args.admin_token_file {
-                Some(f) => Some(std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?.trim().to_string()),
-                None => std::env::var("SG_ADMIN_TOKEN").ok(),
-            };
-            Some(AdminSettings { address, token, uploads: args.out.join("_components") })
-        }
+        Some(address) => Some(AdminSettings { address, token: admin_token(args.admin_token_file.as_deref())?, uploads: args.out.join("_components") }),
         None => None,
     };
     let job = StreamJob {

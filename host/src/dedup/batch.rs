@@ -55,6 +55,13 @@ pub struct Lineage {
     pub contract: String,
 }
 
+impl Lineage {
+    /// The lineage of points decided by `policy`.
+    pub fn of(policy: &PolicyComponent) -> Lineage {
+        Lineage { policy: policy.label(), policy_digest: policy.digest().to_string(), contract: policy.contract().to_string() }
+    }
+}
+
 /// The dedup step with its policy, store and embedder.
 pub struct Deduper<'a> {
     /// The policy component.

@@ -1,7 +1,10 @@
 //! `sg-host dedup`: log lines in, each distinct key embedded once and stored as a Qdrant point
 //! with a stable id. Per batch: decode (dead letters) → policy component → ids → existence
 //! check → embed only new texts → upsert → (Kafka) store synced, dead letters synced, offsets
-//! committed — a position is acknowledged only after its points are stored.
+//! committed — a position is acknowledged only after its points are stored. Between batches the
+//! policy can be upgraded (its file changed; with `--follow` also SIGHUP and the admin API): a
+//! candidate is checked on the batch in hand, a batch is decided by one version, and every point
+//! names the version that produced it.
 
 mod batch;
 pub mod point_id;
@@ -12,12 +15,16 @@ pub use point_id::point_id;
 pub use records::LogRecords;
 
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use anyhow::{Context, Result};
 use sg_dedup_core::InputFormat;
 
+use crate::admin::{self, AdminSettings};
 use crate::component::ComponentSource;
+use crate::swap::{self, DedupSlots, Role, Upgrades};
 use crate::component::policy::PolicyComponent;
 use crate::dead_letter::{DeadLetter, DeadLetterFile, DeadLetterTopic, DeadLetters, Stage};
 use crate::pipeline::steps::Steps;
@@ -71,6 +78,8 @@ pub struct DedupJob {
     pub max_message_bytes: usize,
     /// Print nothing but errors.
     pub quiet: bool,
+    /// The admin API (policy, upload, rollback, metrics), if wanted.
+    pub admin: Option<AdminSettings>,
 }
 
 /// What a run did.
@@ -102,11 +111,20 @@ fn open_embedder(job: &DedupJob) -> Result<Box<dyn Embedder>> {
     })
 }
 
-/// Runs a dedup job to the end of its input.
-pub fn run(job: &DedupJob) -> Result<DedupSummary> {
+/// Runs a dedup job to the end of its input, or (following a topic) until `stop` is set: the
+/// batch in hand is finished and committed.
+pub fn run(job: &DedupJob, stop: &AtomicBool) -> Result<DedupSummary> {
     let started = Instant::now();
-    let runtime = Runtime::new(job.limits)?;
-    let mut policy = PolicyComponent::load(&runtime, &job.policy)?;
+    let runtime = Arc::new(Runtime::new(job.limits)?);
+    let policy = PolicyComponent::load(&runtime, &job.policy)?;
+    let mut upgrades = Upgrades::new(runtime.clone(), DedupSlots::new(policy), swap::files((Role::Policy, &job.policy), None, None));
+    if let Some(admin) = &job.admin {
+        upgrades.reload_on_sighup();
+        let address = admin::serve(admin.clone(), upgrades.status(), upgrades.requests())?;
+        if !job.quiet {
+            eprintln!("dedup: admin API on http://{address}");
+        }
+    }
     let mut store = open_store(job)?;
     let mut embedder = open_embedder(job)?;
     let mut source = Source::open(&job.input, job.batch_bytes)?;
@@ -117,31 +135,33 @@ pub fn run(job: &DedupJob) -> Result<DedupSummary> {
     let file = DeadLetterFile::append(&job.dead_letters, &source.name())
         .with_context(|| format!("dead-letter file {}", job.dead_letters.display()))?;
     let mut dead_letters = DeadLetters::new(file, topic);
-    let lineage = Lineage {
-        policy: policy.label(),
-        policy_digest: policy.digest().to_string(),
-        contract: policy.contract().to_string(),
-    };
     let say = |line: String| {
         if !job.quiet {
             eprintln!("{line}");
         }
     };
-    say(format!(
-        "dedup: {} ({}) → {}; embeddings: {}",
-        policy.label(),
-        policy.origin(),
-        store.describe(),
-        embedder.describe()
-    ));
+    {
+        let serving = upgrades.slots.policy.current().lock().expect("not poisoned");
+        say(format!("dedup: {} ({}) → {}; embeddings: {}", serving.label(), serving.origin(), store.describe(), embedder.describe()));
+    }
     let bar = Steps::new(0, job.quiet).progress(source.total_bytes());
     let progress = source.progress();
-    let mut deduper = Deduper { policy: &mut policy, store: store.as_mut(), embedder: embedder.as_mut(), lineage };
     let mut totals = BatchCounts::default();
     let mut batches = 0u64;
-    while let Some(chunk) = source.next_chunk()? {
+    while !stop.load(Ordering::SeqCst)
+        && let Some(chunk) = source.next_chunk()?
+    {
         let mut dead = Vec::new();
         let records = LogRecords::decode(&chunk, job.format, job.max_message_bytes, &mut dead);
+        // Between batches: a validated candidate becomes the policy serving this batch.
+        upgrades.poll(&records, &runtime);
+        if chunk.is_empty() {
+            continue;
+        }
+        let policy = upgrades.slots.policy.current().clone();
+        let mut policy = policy.lock().expect("not poisoned");
+        let lineage = Lineage::of(&policy);
+        let mut deduper = Deduper { policy: &mut policy, store: store.as_mut(), embedder: embedder.as_mut(), lineage };
         let (mut counts, failed) = deduper.process(&runtime, &records)?;
         crate::metrics::METRICS.dead(&deduper.lineage.policy, failed.len());
         for f in &failed {
@@ -175,10 +195,11 @@ pub fn run(job: &DedupJob) -> Result<DedupSummary> {
         bar.suspend(|| say(line));
     }
     bar.finish_and_clear();
-    deduper.store.sync()?;
+    store.sync()?;
     dead_letters.finish()?;
     let points = store.count()?;
-    Ok(DedupSummary { totals, batches, points, seconds: started.elapsed().as_secs_f64(), policy: policy.label() })
+    let policy = upgrades.slots.policy.current().lock().expect("not poisoned").label();
+    Ok(DedupSummary { totals, batches, points, seconds: started.elapsed().as_secs_f64(), policy })
 }
 
 /// Dry run: what the policy decides for every record, one JSON line each to `out` —

@@ -28,7 +28,7 @@ use crate::component::ComponentSource;
 use crate::admin::{self, AdminSettings};
 use crate::component::features::{Carried, FeatureAggregation, FeatureComponent, Quarantined, Window};
 use crate::metrics::{METRICS, PartitionLabels, SourceLabels};
-use crate::swap::{self, Origins, Role, Upgrades};
+use crate::swap::{self, AnomalySlots, Role, Upgrades};
 use crate::time::iso_utc;
 use crate::dead_letter::{DeadLetter, DeadLetterFile, DeadLetterTopic, DeadLetters, Stage};
 use crate::detector::{DetectorChoice, ModelSource};
@@ -208,9 +208,10 @@ pub fn run(job: &StreamJob, stop: &AtomicBool) -> Result<StreamSummary> {
     let mut steps = Steps::new(2, job.quiet);
     let runtime = Arc::new(Runtime::new(job.limits)?);
     steps.step(&format!("Loading features component {}", job.component.origin()));
-    let origins = Origins { features: job.component.clone(), detector: job.detector.clone(), model: job.model.clone() };
-    let mut upgrades = Upgrades::load(runtime.clone(), &origins)?;
-    upgrades.reload_on_sighup(&origins);
+    let slots = AnomalySlots::load(&runtime, &job.component, &job.detector, &job.model)?;
+    let files = swap::files((Role::Features, &job.component), Some(&job.detector), Some(&job.model));
+    let mut upgrades = Upgrades::new(runtime.clone(), slots, files);
+    upgrades.reload_on_sighup();
     if let Some(admin) = &job.admin {
         let address = admin::serve(admin.clone(), upgrades.status(), upgrades.requests())?;
         steps.note(&format!("admin API on http://{address}"));
@@ -296,11 +297,11 @@ pub fn run(job: &StreamJob, stop: &AtomicBool) -> Result<StreamSummary> {
             eprintln!(
                 "sg-host: switch pause {:.2} ms (candidate checked on {} events; {} open windows move to it as they next receive events)",
                 pause.elapsed().as_secs_f64() * 1e3,
-                batch.len().min(swap::SAMPLE_EVENTS),
+                batch.len().min(swap::SAMPLE_RECORDS),
                 windows.len()
             );
         }
-        let mut features = upgrades.features.current().clone();
+        let mut features = upgrades.slots.features.current().clone();
         // Route events to their windows. Events below the checkpoint are in the output already
         // (re-read after a commit that did not happen); events of written windows are late.
         let mut by_window: BTreeMap<i64, Vec<usize>> = BTreeMap::new();
@@ -340,7 +341,7 @@ pub fn run(job: &StreamJob, stop: &AtomicBool) -> Result<StreamSummary> {
                 Err(e) => {
                     // A version failing every record is given up on: the previous one is
                     // restored, this window moves to it, and the batch is pushed there.
-                    let Some(previous) = e.downcast_ref::<Quarantined>().and_then(|q| upgrades.quarantine(q)) else { return Err(e) };
+                    let Some(previous) = e.downcast_ref::<Quarantined>().and_then(|q| upgrades.slots.quarantine(q)) else { return Err(e) };
                     features = previous;
                     move_window(w, window, &features, &mut dead)?;
                     window.aggregation.push(&sub)?
@@ -374,8 +375,8 @@ pub fn run(job: &StreamJob, stop: &AtomicBool) -> Result<StreamSummary> {
                 let input = format!("{name} [{}, {})", iso_utc(w), iso_utc(w + job.window_ms));
                 let version = window.aggregation.component().clone();
                 let settings = DetectorSettings {
-                    engine: upgrades.detector.current(),
-                    model: upgrades.model.current(),
+                    engine: upgrades.slots.detector.current(),
+                    model: upgrades.slots.model.current(),
                     save_model: None,
                 };
                 let (report, _, anomalies) = score_and_write(

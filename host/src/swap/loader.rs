@@ -1,7 +1,7 @@
 //! The loader thread: compiles, links and describes candidates (and reads models) off the hot
 //! path.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::sync::mpsc::{Receiver, Sender, SyncSender, channel, sync_channel};
 use std::time::Duration;
 
@@ -9,6 +9,7 @@ use anyhow::Result;
 
 use crate::component::ComponentSource;
 use crate::component::features::FeatureComponent;
+use crate::component::policy::PolicyComponent;
 use crate::detector::{DetectorChoice, DetectorEngine, ModelChoice, SavedModel};
 use crate::runtime::Runtime;
 
@@ -21,11 +22,13 @@ pub enum Role {
     Detector,
     /// The saved model the detector scores with.
     Model,
+    /// The dedup policy component.
+    Policy,
 }
 
 impl Role {
     /// Every role.
-    pub const ALL: [Role; 3] = [Role::Features, Role::Detector, Role::Model];
+    pub const ALL: [Role; 4] = [Role::Features, Role::Detector, Role::Model, Role::Policy];
 
     /// Name in logs and in the admin API's paths.
     pub fn name(self) -> &'static str {
@@ -33,6 +36,7 @@ impl Role {
             Role::Features => "features",
             Role::Detector => "detector",
             Role::Model => "model",
+            Role::Policy => "policy",
         }
     }
 
@@ -50,6 +54,8 @@ pub enum Candidate {
     Detector(Arc<DetectorEngine>),
     /// A saved model.
     Model(Arc<ModelChoice>),
+    /// A dedup policy (it keeps a live instance: used under its lock).
+    Policy(Arc<Mutex<PolicyComponent>>),
 }
 
 impl Candidate {
@@ -63,6 +69,7 @@ impl Candidate {
                 ComponentSource::File(path) => Candidate::Model(Arc::new(ModelChoice::Saved(SavedModel::load(path)?))),
                 other => anyhow::bail!("a model is a file, not {}", other.origin()),
             },
+            Role::Policy => Candidate::Policy(Arc::new(Mutex::new(PolicyComponent::load(runtime, source)?))),
         })
     }
 }

@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use super::Trigger;
 use crate::component::features::FeatureComponent;
+use crate::component::policy::PolicyComponent;
 use crate::detector::{DetectorEngine, ModelChoice};
 use crate::metrics::{ComponentLabels, METRICS};
 
@@ -36,6 +37,18 @@ impl Versioned for FeatureComponent {
             sha256: Some(self.digest().into()),
             contract: Some(self.contract().to_string()),
             origin: self.origin().into(),
+        }
+    }
+}
+
+impl Versioned for std::sync::Mutex<PolicyComponent> {
+    fn info(&self) -> VersionInfo {
+        let p = self.lock().expect("not poisoned");
+        VersionInfo {
+            label: p.label(),
+            sha256: Some(p.digest().into()),
+            contract: Some(p.contract().to_string()),
+            origin: p.origin().into(),
         }
     }
 }
@@ -136,6 +149,15 @@ impl<T: Versioned> Slot<T> {
         status.previous = Some(from_info);
         status.history.push(SwapEvent { trigger: trigger.name().into(), candidate: to_info.label, outcome: "switched".into(), reason: None });
         self.previous = Some(from);
+    }
+
+    /// Switches back to the previous version; its label, or why not.
+    pub fn rollback(&mut self, trigger: Trigger) -> Result<String, super::Refusal> {
+        let none = || ("previous".to_string(), "no previous version to roll back to".to_string());
+        let previous = self.previous.clone().ok_or_else(none)?;
+        let label = previous.info().label;
+        self.switch(previous, trigger);
+        Ok(label)
     }
 
     /// Records a refused candidate; the version serving stays.

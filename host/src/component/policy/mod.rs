@@ -169,7 +169,7 @@ fn instantiate(binding: &Binding, origin: &str, runtime: &Runtime) -> Result<(St
 }
 
 /// Rows `start..end` of a batch: the same buffers, a window of offsets.
-fn slice<'a>(batch: &LogBatch<'a>, start: usize, end: usize) -> LogBatch<'a> {
+pub(crate) fn slice<'a>(batch: &LogBatch<'a>, start: usize, end: usize) -> LogBatch<'a> {
     let cut = |c: TextColumn<'a>| TextColumn { bytes: c.bytes, offsets: &c.offsets[start..=end] };
     LogBatch {
         format: batch.format,
