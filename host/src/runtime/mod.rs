@@ -16,6 +16,10 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 /// The target triple this host was built for (and its engine compiles for).
 pub const HOST_TARGET: &str = env!("SG_HOST_TARGET");
 
+/// Bytes of a pooled linear memory kept mapped (zeroed, not released) when its instance ends:
+/// the next instance in the slot does not page-fault them in again.
+const KEEP_RESIDENT: usize = 16 << 20;
+
 /// How often the epoch advances; deadlines are counted in these ticks.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 
@@ -110,8 +114,16 @@ fn base_config() -> Config {
     uncontained_config(config)
 }
 
-/// The settings every engine shares, without the deadline's epoch checks.
+/// The settings every engine shares, without the deadline's epoch checks. With
+/// `SG_WASM_PERFMAP` set, compiled guest code is named in `/tmp/perf-PID.map` for `perf`.
 fn uncontained_config(mut config: Config) -> Config {
+    if std::env::var_os("SG_WASM_PERFMAP").is_some() {
+        config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+    }
+    shared_config(config)
+}
+
+fn shared_config(mut config: Config) -> Config {
     // Synchronous calls only: the concurrent component model costs ~3× per call.
     config.concurrency_support(false);
     config.wasm_component_model(true);
@@ -132,7 +144,8 @@ impl Runtime {
                 .total_core_instances(limits.max_instances * 4)
                 .total_memories(limits.max_instances)
                 .total_tables(limits.max_instances * 4)
-                .max_memory_size(limits.memory_bytes);
+                .max_memory_size(limits.memory_bytes)
+                .linear_memory_keep_resident(KEEP_RESIDENT);
             let mut config = base_config();
             if small_reservation {
                 config.memory_reservation(limits.memory_bytes as u64);
