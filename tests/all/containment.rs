@@ -46,6 +46,13 @@ fn run(component: &str, input: &Path, out: &Path, extra: &[&str]) -> std::proces
         .unwrap()
 }
 
+/// A counter of the component `streamguard@0.1.0` in the metrics a run wrote (0 when absent).
+fn counter(metrics: &Path, name: &str) -> u64 {
+    let text = std::fs::read_to_string(metrics).unwrap();
+    let key = format!("sg_component_{name}_total{{component=\"streamguard@0.1.0\"}} ");
+    text.lines().find_map(|l| l.strip_prefix(key.as_str())).map_or(0, |v| v.trim().parse().unwrap())
+}
+
 fn dead_letters(out: &Path) -> Vec<Value> {
     std::fs::read_to_string(out.join("_dead_letters.jsonl")).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
 }
@@ -63,8 +70,12 @@ fn faulting_events_are_isolated_and_the_rest_is_a_clean_run() {
     ];
     let (marked, clean) = inputs(dir.path(), 20_000, &marks);
     let out = dir.path().join("hostile");
-    let o = run(HOSTILE, &marked, &out, &[]);
+    let metrics = dir.path().join("metrics.prom");
+    let o = run(HOSTILE, &marked, &out, &["--metrics-out", metrics.to_str().unwrap()]);
     assert!(o.status.success(), "the host must survive: {}", String::from_utf8_lossy(&o.stderr));
+    // The metrics count it: calls that trapped or hit the deadline, records dead-lettered.
+    assert!(counter(&metrics, "traps") >= 1 && counter(&metrics, "timeouts") >= 1);
+    assert_eq!(counter(&metrics, "dead_lettered"), marks.len() as u64);
     let letters = dead_letters(&out);
     let lines: Vec<u64> = letters.iter().map(|l| l["line"].as_u64().unwrap()).collect();
     assert_eq!(lines, marks.iter().map(|(i, _)| *i as u64 + 1).collect::<Vec<_>>(), "exactly the marked events");
@@ -97,8 +108,10 @@ fn a_component_failing_every_event_is_quarantined() {
     let marks: Vec<(usize, &str)> = (0..400).map(|i| (i, "hostile_trap")).collect();
     let (marked, _) = inputs(dir.path(), 400, &marks);
     let out = dir.path().join("out");
-    let o = run(HOSTILE, &marked, &out, &["--batch-bytes", "8KiB"]);
+    let metrics = dir.path().join("metrics.prom");
+    let o = run(HOSTILE, &marked, &out, &["--batch-bytes", "8KiB", "--metrics-out", metrics.to_str().unwrap()]);
     assert!(!o.status.success());
+    assert!(counter(&metrics, "traps") >= 3, "three batches failed");
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("failed on every event of 3 consecutive batches; quarantined"), "{err}");
     assert!(!out.exists(), "nothing is written for a quarantined run");
@@ -123,8 +136,11 @@ fn a_table_the_host_refuses_is_traced_to_its_events() {
     let marks = [(700, "hostile_nan"), (6_000, "hostile_short"), (12_000, "hostile_huge"), (12_001, "hostile_nan")];
     let (marked, clean) = inputs(dir.path(), 15_000, &marks);
     let out = dir.path().join("hostile");
-    let o = run(HOSTILE, &marked, &out, &[]);
+    let metrics = dir.path().join("metrics.prom");
+    let o = run(HOSTILE, &marked, &out, &["--metrics-out", metrics.to_str().unwrap()]);
     assert!(o.status.success(), "the host must survive: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(counter(&metrics, "traps") >= 1, "the refused take counts as a fault");
+    assert_eq!(counter(&metrics, "dead_lettered"), marks.len() as u64);
     let letters = dead_letters(&out);
     let mut lines: Vec<u64> = letters.iter().map(|l| l["line"].as_u64().unwrap()).collect();
     lines.sort_unstable();

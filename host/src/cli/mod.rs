@@ -179,6 +179,10 @@ struct RunArgs {
     /// File holding the bearer token the admin API requires for changes (or `SG_ADMIN_TOKEN`).
     #[arg(long, requires = "admin")]
     admin_token_file: Option<PathBuf>,
+    /// Write the run's metrics (Prometheus text, as `/metrics` serves them) to this file at the
+    /// end — also when the run fails.
+    #[arg(long)]
+    metrics_out: Option<PathBuf>,
 }
 
 #[derive(Args, Debug, Default)]
@@ -401,7 +405,11 @@ fn run(args: RunArgs) -> Result<()> {
         max_message_bytes: args.max_message_bytes,
         quiet: args.quiet,
     };
-    let s = anomaly::run(&job)?;
+    let ran = anomaly::run(&job);
+    if let Some(path) = &args.metrics_out {
+        std::fs::write(path, crate::metrics::METRICS.render()).with_context(|| format!("writing {}", path.display()))?;
+    }
+    let s = ran?;
     println!(
         "{} events ({} dead-lettered) → {} users, {} anomalous → {} in {:.2}s ({:.0} events/s)",
         s.events,
@@ -596,6 +604,7 @@ fn demo(events: u64, dir: PathBuf) -> Result<()> {
         quiet: false,
         admin: None,
         admin_token_file: None,
+        metrics_out: None,
     })?;
     let report = std::fs::read_to_string(out.join(anomaly::REPORT_FILE))?;
     println!("{report}");

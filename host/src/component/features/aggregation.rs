@@ -206,10 +206,14 @@ impl<'r> FeatureAggregation<'r> {
         let full = self.runtime.limits().deadline_ticks();
         store.set_epoch_deadline((full * rows.len() as u64 / batch.len().max(1) as u64).max(MIN_PROBE_TICKS.min(full)));
         let sub = batch.select(rows);
-        Ok(match instance.push(&mut store, &sub) {
+        let started = std::time::Instant::now();
+        let fault = match instance.push(&mut store, &sub) {
             Ok(_) => None,
             Err(e) => Some(format!("{:#}", call_error(self.component.origin(), "push", e, store.data().stderr()))),
-        })
+        };
+        // Probes are calls too: their faults show in the trap and timeout counters.
+        METRICS.call(&self.component.label(), sub.len(), started.elapsed(), fault.as_deref());
+        Ok(fault)
     }
 
     /// The per-key table over everything pushed, checked (see [`Descriptor::check_table`]);
@@ -220,7 +224,9 @@ impl<'r> FeatureAggregation<'r> {
     pub fn take(&mut self) -> Result<Taken> {
         self.store.set_epoch_deadline(self.runtime.limits().deadline_ticks());
         let accepted = self.journal.as_ref().map(|j| j.iter().map(|b| b.len()).sum());
+        let started = std::time::Instant::now();
         let answer = take_checked(&self.component, &mut self.store, &self.instance, accepted);
+        METRICS.call(&self.component.label(), 0, started.elapsed(), answer.as_ref().err().map(String::as_str));
         let taken = match answer {
             Ok(table) => Ok(Taken { table, failed: Vec::new() }),
             Err(fault) => self.recover_take(fault),
