@@ -2,7 +2,7 @@
 # The pause a live upgrade causes in a running stream (goal <= 5 ms): a real broker (nisshi,
 # memory storage) on loopback, EVENTS generated events (default 200,000) in 4 partitions, a
 # `sg-host run --follow` with the admin API, and 20 uploads alternating streamguard and
-# spark-compat while it consumes. Prints each switch's pause (the candidate's check on the next
+# spark-compat while it consumes (a slice of the events is produced just before each upload). Prints each switch's pause (the candidate's check on the next
 # batch) and each open window's move to the new version (its events replayed, done when the
 # window next receives events), with their distributions. Usage: scripts/bench-swap.sh [EVENTS]
 set -euo pipefail
@@ -22,15 +22,25 @@ broker=$!
 trap 'kill $broker 2>/dev/null || true; kill $follower 2>/dev/null || true' EXIT
 until python3 -c "import socket; socket.create_connection(('127.0.0.1',$port),1)" 2>/dev/null; do sleep 0.2; done
 "$bin" gen-events "$events" --compromised 2 --out "$work/events.jsonl" > /dev/null
-"$bin" produce --brokers "$addr" --topic swap --key none --create-partitions 4 --input "$work/events.jsonl" > /dev/null
+# 21 slices: the first before the stream starts, one more just before each upload, so every
+# candidate meets a stream with events in hand.
+python3 - "$work" <<'PY'
+import sys
+work = sys.argv[1]
+lines = open(f"{work}/events.jsonl").read().splitlines(keepends=True)
+n = len(lines) // 21 + 1
+for i in range(21):
+    open(f"{work}/slice-{i}.jsonl", "w").writelines(lines[i * n:(i + 1) * n])
+PY
+"$bin" produce --brokers "$addr" --topic swap --key none --create-partitions 4 --input "$work/slice-0.jsonl" > /dev/null
 guests=target/guests/wasm32-wasip2/guest
 SG_ADMIN_TOKEN=bench "$bin" run -q --follow --source "kafka://$addr/swap" --window 60s --batch-events 8192 \
     --batch-wait 100ms -X session.timeout.ms=6000 --component builtin:streamguard --admin "127.0.0.1:$admin_port" \
     --no-dead-letter-topic --out "$work/out" 2> "$work/stderr" > /dev/null &
 follower=$!
-.venv/bin/python - "$admin_port" "$guests" <<'PY'
-import hashlib, sys, time, urllib.request
-port, guests = sys.argv[1], sys.argv[2]
+.venv/bin/python - "$admin_port" "$guests" "$bin" "$addr" "$work" <<'PY'
+import hashlib, subprocess, sys, time, urllib.request
+port, guests, sg_host, addr, work = sys.argv[1:6]
 versions = [open(f"{guests}/sg_features_spark_compat.wasm", "rb").read(), open(f"{guests}/sg_features_streamguard.wasm", "rb").read()]
 def get(path):
     return urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5).read().decode()
@@ -40,6 +50,8 @@ while True:
     except OSError: pass
     time.sleep(0.2)
 for i in range(20):
+    subprocess.run([sg_host, "produce", "--brokers", addr, "--topic", "swap", "--key", "none", "--input", f"{work}/slice-{i + 1}.jsonl"],
+                   check=True, stdout=subprocess.DEVNULL)
     body = versions[i % 2]
     req = urllib.request.Request(f"http://127.0.0.1:{port}/components/features?sha256={hashlib.sha256(body).hexdigest()}",
                                  data=body, method="POST", headers={"Authorization": "Bearer bench"})
