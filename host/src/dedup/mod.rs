@@ -118,8 +118,10 @@ pub fn run(job: &DedupJob, stop: &AtomicBool) -> Result<DedupSummary> {
     let runtime = Arc::new(Runtime::new(job.limits)?);
     let policy = PolicyComponent::load(&runtime, &job.policy)?;
     let mut upgrades = Upgrades::new(runtime.clone(), DedupSlots::new(policy), swap::files((Role::Policy, &job.policy), None, None));
-    if let Some(admin) = &job.admin {
+    if matches!(&job.input, Input::Kafka(k) if k.follow.is_some()) {
         upgrades.reload_on_sighup();
+    }
+    if let Some(admin) = &job.admin {
         let address = admin::serve(admin.clone(), upgrades.status(), upgrades.requests())?;
         if !job.quiet {
             eprintln!("dedup: admin API on http://{address}");
