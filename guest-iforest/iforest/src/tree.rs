@@ -45,7 +45,9 @@ enum Layout {
     Unpacked,
     /// Complete binary tree in heap order: the children of `i` are `2i + 1` (x <= threshold) and
     /// `2i + 2`; a leaf shallower than the tree is repeated down to the bottom level, so every
-    /// walk is `depth` steps of one 8-byte load, and `bottom[i - (2^depth − 1)]` is the answer.
+    /// walk is `depth` steps with no leaf test, and `bottom[i - (2^depth − 1)]` is the answer.
+    /// Features and thresholds are separate arrays (interleaving them for one 8-byte load per
+    /// step measured 4 % slower here).
     Implicit { feature: Vec<u32>, threshold: Vec<f32>, bottom: Vec<f64> },
     /// Linked nodes (deep trees, where 2^depth would be too large).
     Linked(Vec<Node>),
