@@ -244,6 +244,9 @@ impl<'r> FeatureAggregation<'r> {
         };
         let rows: Vec<(usize, usize)> =
             journal.iter().enumerate().flat_map(|(b, batch)| (0..batch.len()).map(move |r| (b, r))).collect();
+        if rows.is_empty() {
+            bail!("{fault} (with no events pushed)");
+        }
         let mut bad = Vec::new();
         let mut budget = self.budget(TAKE_BISECTION_DEADLINES);
         bisect(rows.clone(), fault.clone(), &mut budget, &mut |probe| self.probe_take(&journal, probe), &mut bad)?;
@@ -399,6 +402,9 @@ fn bisect<R: Copy>(
     probe: &mut impl FnMut(&[R]) -> Result<Option<String>>,
     failed: &mut Vec<(R, String)>,
 ) -> Result<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
     if rows.len() == 1 || budget.spent() {
         let reason = if rows.len() == 1 { fault } else { format!("{fault} (in a group of {} not isolated further)", rows.len()) };
         failed.extend(rows.into_iter().map(|r| (r, reason.clone())));
