@@ -316,7 +316,7 @@ fn a_version_failing_every_record_is_quarantined_and_the_previous_one_restored()
 
     let restored: Vec<&Value> = history.as_array().unwrap().iter().filter(|h| h["outcome"] == "restored").collect();
     assert_eq!(restored.len(), 1, "{history:#}");
-    assert!(restored[0]["reason"].as_str().unwrap().contains("failed every record"), "{history:#}");
+    assert!(restored[0]["reason"].as_str().unwrap().contains("failed on every event of 3 consecutive batches"), "{history:#}");
     assert!(metrics.contains("sg_component_quarantined_total{component=\"streamguard@0.1.0\"} 1"), "{metrics}");
     // What failed is dead-lettered with the trap; the batch that tripped the quarantine and
     // everything after it went to the restored version.
@@ -418,4 +418,76 @@ fn the_detector_and_its_model_are_upgraded_live() {
     assert_eq!(outcomes("detector"), ["switched", "refused"], "{status:#}");
     assert_eq!(status["model"]["current"]["label"], "trained per window");
     assert!(status["model"]["history"][1]["reason"].as_str().unwrap().contains("features"), "{status:#}");
+}
+
+#[test]
+fn a_version_whose_take_fails_whatever_it_is_given_is_replaced_at_window_close() {
+    let broker = crate::support::Broker::start();
+    let dir = tempfile::tempdir().unwrap();
+    let events = dir.path().join("e.jsonl");
+    assert!(sg_host().args(["gen-events", "6000", "--out"]).arg(&events).output().unwrap().status.success());
+    let mut lines: Vec<String> = std::fs::read_to_string(&events).unwrap().lines().map(String::from).collect();
+    let ts = |l: &str| serde_json::from_str::<Value>(l).unwrap()["timestamp"].as_i64().unwrap();
+    let start = ts(&lines[0]).div_euclid(10_000) * 10_000;
+    // Every event of the second window makes the hostile component's take answer a short
+    // column, whichever of them it is given.
+    let mut marked = 0;
+    for l in lines.iter_mut().filter(|l| (start + 10_000..start + 20_000).contains(&ts(l))) {
+        *l = l.replacen("\"event_type\":\"", "\"event_type\":\"hostile_short\",\"was\":\"", 1);
+        marked += 1;
+    }
+    let first_window = lines.iter().filter(|l| ts(l) < start + 10_000).count();
+    let out = dir.path().join("out");
+    let admin = format!("127.0.0.1:{}", free_port());
+    let log = dir.path().join("stderr");
+    let mut child = sg_host()
+        .args(["run", "-q", "--follow", "--window", "10s", "--batch-events", "500", "--batch-wait", "50ms", "--group", "t"])
+        .args(["-X", "session.timeout.ms=6000", "--source", &format!("kafka://{}/take", broker.address), "--admin", &admin])
+        .args(["--component", "builtin:streamguard", "--out"])
+        .arg(&out)
+        .env("SG_ADMIN_TOKEN", TOKEN)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    wait_for("the admin API", 30, || std::net::TcpStream::connect(&admin).is_ok());
+    let status = || serde_json::from_str::<Value>(&http(&admin, "GET", "/components", None, b"").1).unwrap();
+    let builtin_sha = status()["features"]["current"]["sha256"].as_str().unwrap().to_string();
+    let records = || {
+        let m = http(&admin, "GET", "/metrics", None, b"").1;
+        m.lines().filter_map(|l| l.strip_prefix("sg_component_records_total{component=\"streamguard@0.1.0\"} ")).map(|v| v.trim().parse::<u64>().unwrap()).sum::<u64>()
+    };
+    produce(&broker.address, "take", &lines[..first_window], dir.path());
+    wait_for("the first window's events", 60, || records() >= first_window as u64);
+    let (code, body) = upload(&admin, &std::fs::read(env!("SG_TEST_GUEST_HOSTILE")).unwrap(), Some(TOKEN));
+    assert_eq!(code, 200, "{body}");
+    produce(&broker.address, "take", &lines[first_window..], dir.path());
+    let mut tick: Value = serde_json::from_str(lines.last().unwrap()).unwrap();
+    tick["timestamp"] = (tick["timestamp"].as_i64().unwrap() + 3_600_000).into();
+    let users: std::collections::BTreeSet<String> =
+        lines.iter().filter_map(|l| serde_json::from_str::<Value>(l).unwrap()["user"].as_str().map(String::from)).collect();
+    let ticks: Vec<String> = users.iter().map(|u| {
+        tick["user"] = u.as_str().into();
+        tick.to_string()
+    }).collect();
+    produce(&broker.address, "take", &ticks, dir.path());
+    let expected: std::collections::BTreeSet<i64> = lines.iter().map(|l| ts(l).div_euclid(10_000)).collect();
+    wait_for(format_args!("every window ({})", std::fs::read_to_string(&log).unwrap_or_default()), 90, || {
+        windows(&out).len() == expected.len()
+    });
+    let history = status()["features"]["history"].clone();
+    assert!(std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap().success());
+    assert!(child.wait().unwrap().success());
+
+    let restored: Vec<&Value> = history.as_array().unwrap().iter().filter(|h| h["outcome"] == "restored").collect();
+    assert_eq!(restored.len(), 1, "{history:#}");
+    assert!(restored[0]["reason"].as_str().unwrap().contains("failed take whatever events it was given"), "{history:#}");
+    // The second window was moved, with all its events, to the restored version and written.
+    let written = crate::support::written_windows(&out);
+    let (_, second) = &written[1];
+    assert_eq!(second["lineage"]["features"]["sha256"], builtin_sha.as_str(), "{second:#}");
+    assert_eq!(second["lineage"]["events"], marked as u64);
+    let total: u64 = written.iter().map(|(_, r)| r["lineage"]["events"].as_u64().unwrap()).sum();
+    let dead = std::fs::read_to_string(out.join("_dead_letters.jsonl")).unwrap_or_default().lines().count();
+    assert_eq!((total, dead), (6_000, 0), "nothing lost, nothing dead-lettered");
 }

@@ -364,7 +364,16 @@ pub fn run(job: &StreamJob, stop: &AtomicBool) -> Result<StreamSummary> {
         let closing: Vec<i64> = windows.keys().copied().filter(|&w| w + job.window_ms <= watermark).collect();
         for w in closing {
             let mut window = windows.remove(&w).expect("listed above");
-            let taken = window.aggregation.take()?;
+            let taken = match window.aggregation.take() {
+                Ok(taken) => taken,
+                Err(e) => {
+                    // A version whose take fails whatever it is given is given up on: the
+                    // previous one is restored and the window, with its events, moves to it.
+                    let Some(previous) = e.downcast_ref::<Quarantined>().and_then(|q| upgrades.slots.quarantine(q)) else { return Err(e) };
+                    move_window(w, &mut window, &previous, &mut dead)?;
+                    window.aggregation.take()?
+                }
+            };
             let label = window.aggregation.component().label();
             dead.write_batch_failures(&label, &taken.failed, " (at take)")?;
             window.events -= taken.failed.iter().map(|(_, f)| f.len() as u64).sum::<u64>();

@@ -35,11 +35,11 @@ impl AnomalySlots {
         })
     }
 
-    /// Gives up on the features version serving (it failed every record) and restores the
-    /// previous one, which it returns; `None` when there is none.
+    /// Gives up on the features version serving (it failed every record, or every take) and
+    /// restores the previous one, which it returns; `None` when there is none.
     pub fn quarantine(&mut self, why: &Quarantined) -> Option<Arc<FeatureComponent>> {
         crate::metrics::METRICS.quarantined.get_or_create(&crate::metrics::ComponentLabels { component: why.component.clone() }).inc();
-        self.features.restore_previous(format!("quarantined: {} failed every record: {}", why.component, why.last))
+        self.features.restore_previous(format!("quarantined: {} {}: {}", why.component, why.what, why.last))
     }
 }
 

@@ -146,7 +146,7 @@ impl<'r> FeatureAggregation<'r> {
         if failed.len() == batch.len() {
             self.all_failed_streak += 1;
             if self.all_failed_streak >= QUARANTINE_AFTER {
-                return Err(Quarantined { component: self.component.label(), origin: self.component.origin().into(), last: failed[0].reason.clone() }.into());
+                return Err(self.quarantined(format!("failed on every event of {QUARANTINE_AFTER} consecutive batches"), &failed[0].reason));
             }
             return Ok(failed);
         }
@@ -228,18 +228,24 @@ impl<'r> FeatureAggregation<'r> {
         let answer = take_checked(&self.component, &mut self.store, &self.instance, accepted);
         METRICS.call(&self.component.label(), 0, started.elapsed(), answer.as_ref().err().map(String::as_str));
         let taken = match answer {
-            Ok(table) => Ok(Taken { table, failed: Vec::new() }),
-            Err(fault) => self.recover_take(fault),
+            Ok(table) => Taken { table, failed: Vec::new() },
+            // On failure the journal stays: the window can move to another version.
+            Err(fault) => self.recover_take(fault)?,
         };
         self.journal = Some(Vec::new());
         self.journal_bytes = 0;
-        taken
+        Ok(taken)
+    }
+
+    fn quarantined(&self, what: String, last: &str) -> anyhow::Error {
+        let c = &self.component;
+        Quarantined { component: c.label(), origin: c.origin().into(), what, last: last.into() }.into()
     }
 
     /// Isolates the events that make `take` fail and takes again without them.
     fn recover_take(&mut self, fault: String) -> Result<Taken> {
         let origin = self.component.origin().to_string();
-        let Some(journal) = self.journal.take() else {
+        let Some(journal) = self.journal.clone() else {
             bail!("{fault}; more than {} bytes of events since the last take: too many to isolate the cause", self.runtime.limits().journal_bytes);
         };
         let rows: Vec<(usize, usize)> =
@@ -251,7 +257,7 @@ impl<'r> FeatureAggregation<'r> {
         let mut budget = self.budget(TAKE_BISECTION_DEADLINES);
         bisect(rows.clone(), fault.clone(), &mut budget, &mut |probe| self.probe_take(&journal, probe), &mut bad)?;
         if bad.len() == rows.len() {
-            bail!("{fault} (whatever events it is given)");
+            return Err(self.quarantined("failed take whatever events it was given".into(), &fault));
         }
         let mut failed: Vec<(Arc<EventBatch>, Vec<FailedEvent>)> = Vec::new();
         let mut keep: Vec<Vec<usize>> = journal.iter().map(|b| (0..b.len()).collect()).collect();
@@ -420,15 +426,19 @@ fn bisect<R: Copy>(
     Ok(())
 }
 
-/// The error of a push that gave up on its component: every event of [`QUARANTINE_AFTER`]
-/// consecutive batches failed. The batch was not aggregated (it can be pushed elsewhere).
+/// The error of an aggregation that gave up on its component: every event of
+/// [`QUARANTINE_AFTER`] consecutive batches failed (the batch was not aggregated), or `take`
+/// failed whatever events it was given (the accepted events are kept). Either way the
+/// aggregation can be moved to another version and the call made there.
 #[derive(Debug, thiserror::Error)]
-#[error("{origin} failed on every event of {QUARANTINE_AFTER} consecutive batches; quarantined (last: {last})")]
+#[error("{origin} {what}; quarantined (last: {last})")]
 pub struct Quarantined {
     /// `name@version` of the component.
     pub component: String,
     /// Where it came from.
     pub origin: String,
+    /// What it failed on.
+    pub what: String,
     /// The last failure.
     pub last: String,
 }
