@@ -102,15 +102,18 @@ impl DeadLetters {
     /// Dead-letters events found failing after their batch was processed (at `take`, or when a
     /// window moved to another version): by input position, without the original message (the
     /// chunk is gone; the position says where to re-read it); `note` is added to each reason.
-    pub fn write_batch_failures(&mut self, component: &str, failures: &BatchFailures, note: &str) -> Result<()> {
+    /// Returns how many it wrote.
+    pub fn write_batch_failures(&mut self, component: &str, failures: &BatchFailures, note: &str) -> Result<u64> {
+        let mut written = 0;
         for (batch, failed) in failures {
+            written += failed.len() as u64;
             crate::metrics::METRICS.dead(component, failed.len());
             for f in failed {
                 let stage = Stage::Component(component.to_string());
                 self.write(&DeadLetter::new(batch.positions[f.index], stage, format!("{}{note}", f.reason), b""))?;
             }
         }
-        Ok(())
+        Ok(written)
     }
 
     /// How many so far.

@@ -80,14 +80,6 @@ impl DetectorEngine {
             DetectorEngine::Component(c) => c.origin().into(),
         }
     }
-
-    /// sha256 of the component (`native` has none).
-    pub fn digest(&self) -> Option<&str> {
-        match self {
-            DetectorEngine::Native => None,
-            DetectorEngine::Component(c) => Some(c.digest()),
-        }
-    }
 }
 
 /// A saved model artefact, read and parsed.

@@ -147,8 +147,7 @@ pub fn run(job: &AnomalyJob) -> Result<RunSummary> {
     })?;
     bar.finish_and_clear();
     let taken = aggregation.take()?;
-    dead.write_batch_failures(&features.label(), &taken.failed, " (at take)")?;
-    events -= taken.failed.iter().map(|(_, f)| f.len() as u64).sum::<u64>();
+    events -= dead.write_batch_failures(&features.label(), &taken.failed, " (at take)")?;
     let table = taken.table;
     let dead_lettered = dead.count();
     steps.note(&format!("{events} events, {dead_lettered} dead-lettered, {} users", table.rows));

@@ -339,11 +339,9 @@ pub fn run(job: &StreamJob, stop: &AtomicBool) -> Result<StreamSummary> {
             let failed = match window.aggregation.push(&sub) {
                 Ok(failed) => failed,
                 Err(e) => {
-                    // A version failing every record is given up on: the previous one is
-                    // restored, this window moves to it, and the batch is pushed there.
-                    let Some(previous) = e.downcast_ref::<Quarantined>().and_then(|q| upgrades.slots.quarantine(q)) else { return Err(e) };
-                    features = previous;
-                    move_window(w, window, &features, &mut dead)?;
+                    // A version failing every record is given up on: the batch is pushed to
+                    // the previous one (which serves from now on).
+                    features = fall_back(e, &mut upgrades.slots, w, window, &mut dead)?;
                     window.aggregation.push(&sub)?
                 }
             };
@@ -368,15 +366,13 @@ pub fn run(job: &StreamJob, stop: &AtomicBool) -> Result<StreamSummary> {
                 Ok(taken) => taken,
                 Err(e) => {
                     // A version whose take fails whatever it is given is given up on: the
-                    // previous one is restored and the window, with its events, moves to it.
-                    let Some(previous) = e.downcast_ref::<Quarantined>().and_then(|q| upgrades.slots.quarantine(q)) else { return Err(e) };
-                    move_window(w, &mut window, &previous, &mut dead)?;
+                    // window, with its events, is taken by the previous one.
+                    fall_back(e, &mut upgrades.slots, w, &mut window, &mut dead)?;
                     window.aggregation.take()?
                 }
             };
             let label = window.aggregation.component().label();
-            dead.write_batch_failures(&label, &taken.failed, " (at take)")?;
-            window.events -= taken.failed.iter().map(|(_, f)| f.len() as u64).sum::<u64>();
+            window.events -= dead.write_batch_failures(&label, &taken.failed, " (at take)")?;
             let table = taken.table;
             if table.rows > 0 {
                 let dir = job.out.join(format!("window={}", iso_utc(w)));
@@ -432,6 +428,21 @@ pub fn run(job: &StreamJob, stop: &AtomicBool) -> Result<StreamSummary> {
     Ok(summary)
 }
 
+/// After the error `e` of a window's aggregation: when it gave up on its version
+/// ([`Quarantined`]) and a previous version exists, that version serves again and the window
+/// moves to it (for the caller to repeat the call there); otherwise `e`.
+fn fall_back(
+    e: anyhow::Error,
+    slots: &mut AnomalySlots,
+    w: i64,
+    window: &mut OpenWindow<'_>,
+    dead: &mut DeadLetters,
+) -> Result<Arc<FeatureComponent>> {
+    let Some(previous) = e.downcast_ref::<Quarantined>().and_then(|q| slots.quarantine(q)) else { return Err(e) };
+    move_window(w, window, &previous, dead)?;
+    Ok(previous)
+}
+
 /// Moves an open window to the version serving before it takes more events, so each batch is
 /// processed by one version: by its exported state when both versions carry state in the same
 /// format, else by replaying its accepted batches into a fresh instance of `to`. Events `to`
@@ -452,8 +463,8 @@ fn move_window(w: i64, window: &mut OpenWindow<'_>, to: &Arc<FeatureComponent>, 
     let how = match &moved.how {
         Carried::State { bytes } => format!("state carried, {bytes} bytes"),
         Carried::Replayed { events, failed } => {
-            dead.write_batch_failures(&to.label(), failed, &format!(" (after the upgrade from {from} to {})", to.label()))?;
-            window.events -= failed.iter().map(|(_, f)| f.len() as u64).sum::<u64>();
+            let note = format!(" (after the upgrade from {from} to {})", to.label());
+            window.events -= dead.write_batch_failures(&to.label(), failed, &note)?;
             format!("{events} events replayed")
         }
     };

@@ -58,7 +58,7 @@ impl Slots for AnomalySlots {
         let refused = |label: String, e: anyhow::Error| (label, format!("{e:#}"));
         match candidate {
             Candidate::Features(c) => {
-                validate(&self.features.current().clone(), &c, batch, runtime).map_err(|e| refused(c.label(), e))?;
+                validate(self.features.current(), &c, batch, runtime).map_err(|e| refused(c.label(), e))?;
                 self.features.switch(c.clone(), trigger);
                 Ok(c.label())
             }

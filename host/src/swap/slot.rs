@@ -60,7 +60,7 @@ impl Versioned for DetectorEngine {
                 VersionInfo { label: "native".into(), sha256: None, contract: None, origin: "sg-host".into() }
             }
             DetectorEngine::Component(c) => VersionInfo {
-                label: c.origin().into(),
+                label: self.label(),
                 sha256: Some(c.digest().into()),
                 contract: Some(c.contract().to_string()),
                 origin: c.origin().into(),

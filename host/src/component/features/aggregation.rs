@@ -244,7 +244,6 @@ impl<'r> FeatureAggregation<'r> {
 
     /// Isolates the events that make `take` fail and takes again without them.
     fn recover_take(&mut self, fault: String) -> Result<Taken> {
-        let origin = self.component.origin().to_string();
         let Some(journal) = self.journal.clone() else {
             bail!("{fault}; more than {} bytes of events since the last take: too many to isolate the cause", self.runtime.limits().journal_bytes);
         };
@@ -259,28 +258,20 @@ impl<'r> FeatureAggregation<'r> {
         if bad.len() == rows.len() {
             return Err(self.quarantined("failed take whatever events it was given".into(), &fault));
         }
-        let mut failed: Vec<(Arc<EventBatch>, Vec<FailedEvent>)> = Vec::new();
-        let mut keep: Vec<Vec<usize>> = journal.iter().map(|b| (0..b.len()).collect()).collect();
+        let isolated: std::collections::HashSet<(usize, usize)> = bad.iter().map(|&(row, _)| row).collect();
+        let mut failed: BatchFailures = Vec::new();
         for ((b, r), reason) in bad {
-            keep[b].retain(|&k| k != r);
             match failed.last_mut() {
                 Some((batch, events)) if Arc::ptr_eq(batch, &journal[b]) => events.push(FailedEvent { index: r, reason }),
                 _ => failed.push((journal[b].clone(), vec![FailedEvent { index: r, reason }])),
             }
         }
-        let (mut store, instance) = self.component.instantiate(self.runtime, self.window)?;
-        let ticks = self.runtime.limits().deadline_ticks();
-        let mut accepted = 0;
-        for (batch, rows) in journal.iter().zip(&keep) {
-            store.set_epoch_deadline(ticks);
-            let sub = batch.select(rows);
-            accepted += sub.len();
-            if let Err(e) = instance.push(&mut store, &sub) {
-                bail!("{:#}", call_error(&origin, "push (again, without the events that failed take)", e, store.data().stderr()));
-            }
+        let keep: Vec<(usize, usize)> = rows.into_iter().filter(|row| !isolated.contains(row)).collect();
+        let (mut store, instance, fault) = self.replay(&journal, &keep)?;
+        if let Some(fault) = fault {
+            bail!("{fault} (again, without the events that failed take)");
         }
-        store.set_epoch_deadline(ticks);
-        let table = take_checked(&self.component, &mut store, &instance, Some(accepted))
+        let table = take_checked(&self.component, &mut store, &instance, Some(keep.len()))
             .map_err(|e| anyhow::anyhow!("{e} (again, without the events that failed it)"))?;
         self.restarts += 1;
         self.store = store;
@@ -288,22 +279,30 @@ impl<'r> FeatureAggregation<'r> {
         Ok(Taken { table, failed })
     }
 
-    /// Pushes the `rows` of the journal into a fresh instance and takes; the fault, if any.
-    fn probe_take(&self, journal: &[Arc<EventBatch>], rows: &[(usize, usize)]) -> Result<Option<String>> {
+    /// A fresh instance fed the `rows` (batch, row) of the journal, in order, one push per
+    /// batch; with the fault of the push that failed, if one did. The deadline is armed for the
+    /// next call.
+    fn replay(&self, journal: &[Arc<EventBatch>], rows: &[(usize, usize)]) -> Result<(Store<Sandbox>, Instance, Option<String>)> {
         let (mut store, instance) = self.component.instantiate(self.runtime, self.window)?;
         let ticks = self.runtime.limits().deadline_ticks();
-        let mut start = 0;
-        while start < rows.len() {
-            let b = rows[start].0;
-            let end = start + rows[start..].iter().take_while(|(x, _)| *x == b).count();
-            let picked: Vec<usize> = rows[start..end].iter().map(|&(_, r)| r).collect();
+        for group in rows.chunk_by(|a, b| a.0 == b.0) {
+            let picked: Vec<usize> = group.iter().map(|&(_, r)| r).collect();
             store.set_epoch_deadline(ticks);
-            if let Err(e) = instance.push(&mut store, &journal[b].select(&picked)) {
-                return Ok(Some(format!("{:#}", call_error(self.component.origin(), "push", e, store.data().stderr()))));
+            if let Err(e) = instance.push(&mut store, &journal[group[0].0].select(&picked)) {
+                let fault = format!("{:#}", call_error(self.component.origin(), "push", e, store.data().stderr()));
+                return Ok((store, instance, Some(fault)));
             }
-            start = end;
         }
         store.set_epoch_deadline(ticks);
+        Ok((store, instance, None))
+    }
+
+    /// Pushes the `rows` of the journal into a fresh instance and takes; the fault, if any.
+    fn probe_take(&self, journal: &[Arc<EventBatch>], rows: &[(usize, usize)]) -> Result<Option<String>> {
+        let (mut store, instance, fault) = self.replay(journal, rows)?;
+        if fault.is_some() {
+            return Ok(fault);
+        }
         Ok(take_checked(&self.component, &mut store, &instance, Some(rows.len())).err())
     }
 
