@@ -5,7 +5,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::support::{python_json, sg_host};
+use crate::support::{mark, python_json, sg_host};
 
 const HOSTILE: &str = env!("SG_TEST_GUEST_HOSTILE");
 
@@ -19,7 +19,7 @@ fn inputs(dir: &Path, n: u64, marks: &[(usize, &str)]) -> (std::path::PathBuf, s
     for (i, line) in lines.iter().enumerate() {
         match marks.iter().find(|(at, _)| *at == i) {
             Some((_, kind)) => {
-                marked.push_str(&line.replacen("\"event_type\":\"", &format!("\"event_type\":\"{kind}\",\"was\":\""), 1));
+                marked.push_str(&mark(line, kind));
             }
             None => {
                 marked.push_str(line);
@@ -48,9 +48,7 @@ fn run(component: &str, input: &Path, out: &Path, extra: &[&str]) -> std::proces
 
 /// A counter of the component `streamguard@0.1.0` in the metrics a run wrote (0 when absent).
 fn counter(metrics: &Path, name: &str) -> u64 {
-    let text = std::fs::read_to_string(metrics).unwrap();
-    let key = format!("sg_component_{name}_total{{component=\"streamguard@0.1.0\"}} ");
-    text.lines().find_map(|l| l.strip_prefix(key.as_str())).map_or(0, |v| v.trim().parse().unwrap())
+    crate::support::counter(&std::fs::read_to_string(metrics).unwrap(), name, "streamguard@0.1.0")
 }
 
 fn dead_letters(out: &Path) -> Vec<Value> {

@@ -368,7 +368,7 @@ fn a_kafka_topic_of_logs_is_deduplicated_and_committed_batch_by_batch() {
 
 #[test]
 fn the_policy_of_a_followed_topic_is_upgraded_live() {
-    use crate::support::{free_port, http, wait_for};
+    use crate::support::{counter, free_port, http, wait_for};
     const TOKEN: &str = "dedup-token";
     let broker = crate::support::Broker::start();
     let server = EmbedServer::start();
@@ -391,12 +391,7 @@ fn the_policy_of_a_followed_topic_is_upgraded_live() {
         .spawn()
         .unwrap();
     wait_for("the admin API", 30, || std::net::TcpStream::connect(&admin).is_ok());
-    let metrics = || http(&admin, "GET", "/metrics", None, b"").1;
-    let records_of = |label: &str| -> u64 {
-        let m = metrics();
-        let key = format!("sg_component_records_total{{component=\"{label}\"}} ");
-        m.lines().find_map(|l| l.strip_prefix(key.as_str())).map_or(0, |v| v.trim().parse().unwrap())
-    };
+    let records_of = |label: &str| counter(&http(&admin, "GET", "/metrics", None, b"").1, "records", label);
     let template = format!("template@{}", env!("CARGO_PKG_VERSION"));
     let exact = format!("exact@{}", env!("CARGO_PKG_VERSION"));
     wait_for("the first batches", 60, || records_of(&template) >= 1000);

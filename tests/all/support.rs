@@ -274,3 +274,15 @@ pub fn wait_for(what: impl std::fmt::Display, secs: u64, mut done: impl FnMut() 
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// A counter `sg_component_NAME_total` of `component` in Prometheus text (0 when absent).
+pub fn counter(metrics: &str, name: &str, component: &str) -> u64 {
+    let key = format!("sg_component_{name}_total{{component=\"{component}\"}} ");
+    metrics.lines().find_map(|l| l.strip_prefix(key.as_str())).map_or(0, |v| v.trim().parse().unwrap())
+}
+
+/// An event line whose `event_type` becomes `kind` (a test guest's trigger; the old type is
+/// kept under `was`).
+pub fn mark(line: &str, kind: &str) -> String {
+    line.replacen("\"event_type\":\"", &format!("\"event_type\":\"{kind}\",\"was\":\""), 1)
+}

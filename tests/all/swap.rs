@@ -2,7 +2,7 @@
 //! component is swapped 20 times between two versions (admin uploads, a file change, SIGHUP)
 //! and offered two broken candidates.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use rdkafka::ClientConfig;
@@ -11,7 +11,7 @@ use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedPr
 use serde_json::Value;
 use sg_host::bundled::{SPARK_COMPAT, STREAMGUARD};
 
-use crate::support::{free_port, http, sg_host, wait_for};
+use crate::support::{counter, free_port, http, mark, sg_host, wait_for};
 
 const TOKEN: &str = "test-token";
 
@@ -135,14 +135,8 @@ fn twenty_swaps_under_load_lose_nothing_and_a_broken_candidate_never_serves() {
         producer.send(BaseRecord::<str, str>::to("swap").payload(&tick.to_string()).partition(p)).unwrap();
     }
     producer.flush(Duration::from_secs(10)).unwrap();
-    let expected_windows = {
-        let mut w = std::collections::BTreeSet::new();
-        for l in std::fs::read_to_string(&events).unwrap().lines() {
-            w.insert(serde_json::from_str::<Value>(l).unwrap()["timestamp"].as_i64().unwrap().div_euclid(10_000));
-        }
-        w.len()
-    };
-    wait_for("every window", 60, || windows(&out).len() == expected_windows);
+    let lines: Vec<String> = std::fs::read_to_string(&events).unwrap().lines().map(String::from).collect();
+    wait_for("every window", 60, || windows(&out).len() == ten_second_windows(&lines));
 
     let (_, metrics) = http(&admin, "GET", "/metrics", None, b"");
     let (_, status) = http(&admin, "GET", "/components", None, b"");
@@ -185,47 +179,30 @@ fn produce(broker: &str, topic: &str, lines: &[String], dir: &Path) {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }
 
-#[test]
-fn an_upgrade_across_contract_majors_keeps_every_window_whole() {
-    let broker = crate::support::Broker::start();
-    let brokers = broker.address.clone();
-    let dir = tempfile::tempdir().unwrap();
-    let events = dir.path().join("e.jsonl");
-    assert!(sg_host().args(["gen-events", "15000", "--out"]).arg(&events).output().unwrap().status.success());
-    let lines: Vec<String> = std::fs::read_to_string(&events).unwrap().lines().map(String::from).collect();
-    let out = dir.path().join("out");
-    let admin = format!("127.0.0.1:{}", free_port());
-    let mut child = sg_host()
-        .args(["run", "-q", "--follow", "--window", "10s", "--batch-events", "500", "--batch-wait", "50ms", "--group", "majors"])
-        .args(["-X", "session.timeout.ms=6000", "--source", &format!("kafka://{brokers}/majors"), "--admin", &admin])
-        .args(["--component", "builtin:streamguard", "--out"])
-        .arg(&out)
-        .env("SG_ADMIN_TOKEN", TOKEN)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(dir.path().join("stderr")).unwrap())
-        .spawn()
-        .unwrap();
-    wait_for("the admin API", 30, || std::net::TcpStream::connect(&admin).is_ok());
+/// `n` generated events as JSON lines (and the file they are in).
+fn generated(n: u64, compromised: u64, dir: &Path) -> (PathBuf, Vec<String>) {
+    let events = dir.join("e.jsonl");
+    let o = sg_host().args(["gen-events", &n.to_string(), "--compromised", &compromised.to_string(), "--out"]).arg(&events).output().unwrap();
+    assert!(o.status.success());
+    let lines = std::fs::read_to_string(&events).unwrap().lines().map(String::from).collect();
+    (events, lines)
+}
 
-    // Three phases, one version each: 0.1 (features@1), 0.2 (features@2), 0.2.1 (features@2).
-    // The phase boundaries fall inside windows, so windows open at an upgrade move: from 0.1 by
-    // replaying their events, from 0.2 by carrying their state.
-    let v2 = std::fs::read(sg_host::bundled::STREAMGUARD_V2.built_at).unwrap();
-    let next = std::fs::read(env!("SG_TEST_GUEST_FEATURES_NEXT")).unwrap();
-    produce(&brokers, "majors", &lines[..5_500], dir.path());
-    let log = dir.path().join("stderr");
-    let show = || std::fs::read_to_string(&log).unwrap_or_default();
-    wait_for(format!("the first window ({})", show()), 60, || !windows(&out).is_empty());
-    let (code, body) = upload(&admin, &v2, Some(TOKEN));
-    assert_eq!((code, body.contains("streamguard@0.2.0")), (200, true), "{body}");
-    produce(&brokers, "majors", &lines[5_500..10_500], dir.path());
-    std::thread::sleep(Duration::from_millis(1500));
-    let (code, body) = upload(&admin, &next, Some(TOKEN));
-    assert_eq!((code, body.contains("streamguard@0.2.1")), (200, true), "{body}");
-    produce(&brokers, "majors", &lines[10_500..], dir.path());
+/// An event's time.
+fn ts(line: &str) -> i64 {
+    serde_json::from_str::<Value>(line).unwrap()["timestamp"].as_i64().unwrap()
+}
+
+/// The 10-second windows `lines` fall in.
+fn ten_second_windows(lines: &[String]) -> usize {
+    lines.iter().map(|l| ts(l).div_euclid(10_000)).collect::<std::collections::BTreeSet<_>>().len()
+}
+
+/// Sends an event an hour after the last of `lines` for every user (so to both partitions):
+/// every window of `lines` closes.
+fn close_every_window(broker: &str, topic: &str, lines: &[String], dir: &Path) {
     let mut tick: Value = serde_json::from_str(lines.last().unwrap()).unwrap();
     tick["timestamp"] = (tick["timestamp"].as_i64().unwrap() + 3_600_000).into();
-    // An event an hour later for every user (so on both partitions) closes every window.
     let users: std::collections::BTreeSet<String> =
         lines.iter().filter_map(|l| serde_json::from_str::<Value>(l).unwrap()["user"].as_str().map(String::from)).collect();
     let ticks: Vec<String> = users
@@ -235,26 +212,101 @@ fn an_upgrade_across_contract_majors_keeps_every_window_whole() {
             tick.to_string()
         })
         .collect();
-    produce(&brokers, "majors", &ticks, dir.path());
-    let expected_windows: std::collections::BTreeSet<i64> =
-        lines.iter().map(|l| serde_json::from_str::<Value>(l).unwrap()["timestamp"].as_i64().unwrap().div_euclid(10_000)).collect();
-    wait_for("every window", 90, || windows(&out).len() == expected_windows.len());
-    let (_, status) = http(&admin, "GET", "/components", None, b"");
-    assert!(std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap().success());
-    assert!(child.wait().unwrap().success());
+    produce(broker, topic, &ticks, dir);
+}
+
+/// `sg-host run --follow` on `topic` of the real broker (group = topic), with the admin API.
+struct Follower {
+    child: std::process::Child,
+    admin: String,
+    out: PathBuf,
+    log: PathBuf,
+}
+
+impl Follower {
+    /// Starts it with windows of `window` (and `--component` when given); returns once the
+    /// admin API answers.
+    fn start(broker: &str, topic: &str, window: &str, component: Option<&str>, dir: &Path) -> Follower {
+        let (out, log) = (dir.join("out"), dir.join("stderr"));
+        let admin = format!("127.0.0.1:{}", free_port());
+        let child = sg_host()
+            .args(["run", "-q", "--follow", "--window", window, "--batch-events", "500", "--batch-wait", "50ms", "--group", topic])
+            .args(["-X", "session.timeout.ms=6000", "--source", &format!("kafka://{broker}/{topic}"), "--admin", &admin])
+            .args(component.map(|c| ["--component", c]).into_iter().flatten())
+            .arg("--out")
+            .arg(&out)
+            .env("SG_ADMIN_TOKEN", TOKEN)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        wait_for("the admin API", 30, || std::net::TcpStream::connect(&admin).is_ok());
+        Follower { child, admin, out, log }
+    }
+
+    /// `GET /components`.
+    fn status(&self) -> Value {
+        serde_json::from_str(&http(&self.admin, "GET", "/components", None, b"").1).unwrap()
+    }
+
+    /// `GET /metrics`.
+    fn metrics(&self) -> String {
+        http(&self.admin, "GET", "/metrics", None, b"").1
+    }
+
+    /// What it logged so far.
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Stops it with SIGINT; it must exit cleanly.
+    fn stop(mut self) {
+        assert!(std::process::Command::new("kill").args(["-INT", &self.child.id().to_string()]).status().unwrap().success());
+        assert!(self.child.wait().unwrap().success());
+    }
+}
+
+/// The dead letters a stream wrote.
+fn dead_letters(out: &Path) -> Vec<Value> {
+    std::fs::read_to_string(out.join("_dead_letters.jsonl")).unwrap_or_default().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+#[test]
+fn an_upgrade_across_contract_majors_keeps_every_window_whole() {
+    let broker = crate::support::Broker::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (_, lines) = generated(15_000, 0, dir.path());
+    let f = Follower::start(&broker.address, "majors", "10s", Some("builtin:streamguard"), dir.path());
+
+    // Three phases, one version each: 0.1 (features@1), 0.2 (features@2), 0.2.1 (features@2).
+    // The phase boundaries fall inside windows, so windows open at an upgrade move: from 0.1 by
+    // replaying their events, from 0.2 by carrying their state.
+    let v2 = std::fs::read(sg_host::bundled::STREAMGUARD_V2.built_at).unwrap();
+    let next = std::fs::read(env!("SG_TEST_GUEST_FEATURES_NEXT")).unwrap();
+    produce(&broker.address, "majors", &lines[..5_500], dir.path());
+    wait_for(format!("the first window ({})", f.log()), 60, || !windows(&f.out).is_empty());
+    let (code, body) = upload(&f.admin, &v2, Some(TOKEN));
+    assert_eq!((code, body.contains("streamguard@0.2.0")), (200, true), "{body}");
+    produce(&broker.address, "majors", &lines[5_500..10_500], dir.path());
+    std::thread::sleep(Duration::from_millis(1500));
+    let (code, body) = upload(&f.admin, &next, Some(TOKEN));
+    assert_eq!((code, body.contains("streamguard@0.2.1")), (200, true), "{body}");
+    produce(&broker.address, "majors", &lines[10_500..], dir.path());
+    close_every_window(&broker.address, "majors", &lines, dir.path());
+    wait_for("every window", 90, || windows(&f.out).len() == ten_second_windows(&lines));
+    let status = f.status();
+    let (out, stderr) = (f.out.clone(), f.log());
+    f.stop();
 
     let written = windows(&out);
     let total: u64 = written.iter().map(|(_, _, n)| n).sum();
-    let dead = std::fs::read_to_string(out.join("_dead_letters.jsonl")).unwrap_or_default().lines().count();
-    assert_eq!((total, dead), (15_000, 0), "every event in exactly one window, none refused");
+    assert_eq!((total, dead_letters(&out).len()), (15_000, 0), "every event in exactly one window, none refused");
     let labels: std::collections::BTreeSet<&str> = written.iter().map(|(_, l, _)| l.as_str()).collect();
     assert!(labels.is_subset(&["streamguard@0.1.0", "streamguard@0.2.0", "streamguard@0.2.1"].into()), "{labels:?}");
     assert!(labels.contains("streamguard@0.2.1"), "{labels:?}");
-    let stderr = std::fs::read_to_string(dir.path().join("stderr")).unwrap();
     let moved = |how: &str| stderr.lines().filter(|l| l.contains(" moved from ") && l.contains(how)).count();
     assert!(moved("from streamguard@0.1.0 to streamguard@0.2.0") >= 1 && moved("events replayed") >= 1, "{stderr}");
     assert!(moved("from streamguard@0.2.0 to streamguard@0.2.1") >= 1 && moved("state carried") >= 1, "{stderr}");
-    let status: Value = serde_json::from_str(&status).unwrap();
     assert_eq!(status["features"]["current"]["contract"], "streamguard:features@2.0.0");
     assert_eq!(status["features"]["previous"]["label"], "streamguard@0.2.0");
 }
@@ -263,79 +315,49 @@ fn an_upgrade_across_contract_majors_keeps_every_window_whole() {
 fn a_version_failing_every_record_is_quarantined_and_the_previous_one_restored() {
     let broker = crate::support::Broker::start();
     let dir = tempfile::tempdir().unwrap();
-    let events = dir.path().join("e.jsonl");
-    assert!(sg_host().args(["gen-events", "9000", "--out"]).arg(&events).output().unwrap().status.success());
-    let mut lines: Vec<String> = std::fs::read_to_string(&events).unwrap().lines().map(String::from).collect();
+    let (_, mut lines) = generated(9_000, 0, dir.path());
     // The middle third traps in the hostile component (and is ordinary for streamguard).
     for l in &mut lines[3_000..6_000] {
-        *l = l.replacen("\"event_type\":\"", "\"event_type\":\"hostile_trap\",\"was\":\"", 1);
+        *l = mark(l, "hostile_trap");
     }
-    let out = dir.path().join("out");
-    let admin = format!("127.0.0.1:{}", free_port());
-    let log = dir.path().join("stderr");
-    let mut child = sg_host()
-        .args(["run", "-q", "--follow", "--window", "60s", "--batch-events", "500", "--batch-wait", "50ms", "--group", "q"])
-        .args(["-X", "session.timeout.ms=6000", "--source", &format!("kafka://{}/quarantine", broker.address), "--admin", &admin])
-        .args(["--component", "builtin:streamguard", "--out"])
-        .arg(&out)
-        .env("SG_ADMIN_TOKEN", TOKEN)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    wait_for("the admin API", 30, || std::net::TcpStream::connect(&admin).is_ok());
-    let status = || serde_json::from_str::<Value>(&http(&admin, "GET", "/components", None, b"").1).unwrap();
-    let builtin_sha = status()["features"]["current"]["sha256"].as_str().unwrap().to_string();
+    let f = Follower::start(&broker.address, "quarantine", "60s", Some("builtin:streamguard"), dir.path());
+    let serving = || f.status()["features"]["current"]["sha256"].as_str().unwrap().to_string();
+    let builtin_sha = serving();
 
     produce(&broker.address, "quarantine", &lines[..3_000], dir.path());
-    wait_for("the first events", 60, || http(&admin, "GET", "/metrics", None, b"").1.contains("sg_component_records_total"));
+    wait_for("the first events", 60, || f.metrics().contains("sg_component_records_total"));
     let hostile = std::fs::read(env!("SG_TEST_GUEST_HOSTILE")).unwrap();
-    let (code, body) = upload(&admin, &hostile, Some(TOKEN));
+    let (code, body) = upload(&f.admin, &hostile, Some(TOKEN));
     assert_eq!(code, 200, "{body}");
-    assert_ne!(status()["features"]["current"]["sha256"], builtin_sha.as_str());
+    assert_ne!(serving(), builtin_sha);
     produce(&broker.address, "quarantine", &lines[3_000..], dir.path());
-    wait_for(format_args!("the quarantine ({})", std::fs::read_to_string(&log).unwrap_or_default()), 120, || {
-        status()["features"]["current"]["sha256"] == builtin_sha.as_str()
-    });
-    let mut tick: Value = serde_json::from_str(lines.last().unwrap()).unwrap();
-    tick["timestamp"] = (tick["timestamp"].as_i64().unwrap() + 3_600_000).into();
-    let users: std::collections::BTreeSet<String> =
-        lines.iter().filter_map(|l| serde_json::from_str::<Value>(l).unwrap()["user"].as_str().map(String::from)).collect();
-    let ticks: Vec<String> = users.iter().map(|u| {
-        tick["user"] = u.as_str().into();
-        tick.to_string()
-    }).collect();
-    produce(&broker.address, "quarantine", &ticks, dir.path());
-    let written = || windows(&out).iter().map(|(_, _, n)| n).sum::<u64>();
-    let dead = || std::fs::read_to_string(out.join("_dead_letters.jsonl")).unwrap_or_default().lines().count() as u64;
-    wait_for("every event written or dead-lettered", 90, || written() + dead() == 9_000);
-    let (_, metrics) = http(&admin, "GET", "/metrics", None, b"");
-    let history = status()["features"]["history"].clone();
-    assert!(std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap().success());
-    assert!(child.wait().unwrap().success());
+    wait_for(format_args!("the quarantine ({})", f.log()), 120, || serving() == builtin_sha);
+    close_every_window(&broker.address, "quarantine", &lines, dir.path());
+    let written = || windows(&f.out).iter().map(|(_, _, n)| n).sum::<u64>();
+    wait_for("every event written or dead-lettered", 90, || written() + dead_letters(&f.out).len() as u64 == 9_000);
+    let (metrics, history) = (f.metrics(), f.status()["features"]["history"].clone());
+    let (out, log) = (f.out.clone(), f.log());
+    f.stop();
 
     let restored: Vec<&Value> = history.as_array().unwrap().iter().filter(|h| h["outcome"] == "restored").collect();
     assert_eq!(restored.len(), 1, "{history:#}");
     assert!(restored[0]["reason"].as_str().unwrap().contains("failed on every event of 3 consecutive batches"), "{history:#}");
-    assert!(metrics.contains("sg_component_quarantined_total{component=\"streamguard@0.1.0\"} 1"), "{metrics}");
+    assert_eq!(counter(&metrics, "quarantined", "streamguard@0.1.0"), 1, "{metrics}");
     // What failed is dead-lettered with the trap; the batch that tripped the quarantine and
     // everything after it went to the restored version.
-    let letters: Vec<Value> =
-        std::fs::read_to_string(out.join("_dead_letters.jsonl")).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let letters = dead_letters(&out);
     assert!(!letters.is_empty() && letters.len() < 3_000, "{}", letters.len());
     for l in &letters {
         assert!(l["reason"].as_str().unwrap().contains("hostile component: trap on a marked event"), "{l}");
     }
-    assert!(std::fs::read_to_string(&log).unwrap().contains("quarantined"));
+    assert!(log.contains("quarantined"));
 }
 
 #[test]
 fn the_detector_and_its_model_are_upgraded_live() {
     let broker = crate::support::Broker::start();
     let dir = tempfile::tempdir().unwrap();
-    let events = dir.path().join("e.jsonl");
-    assert!(sg_host().args(["gen-events", "12000", "--compromised", "1", "--out"]).arg(&events).output().unwrap().status.success());
-    let lines: Vec<String> = std::fs::read_to_string(&events).unwrap().lines().map(String::from).collect();
+    let (events, lines) = generated(12_000, 1, dir.path());
     // A model trained on these features by a bounded run, and one the features cannot feed.
     let model = dir.path().join("features.model");
     let o = sg_host().args(["run", "-q", "--input"]).arg(&events).arg("--out").arg(dir.path().join("bounded")).arg("--save-model").arg(&model).output().unwrap();
@@ -347,26 +369,13 @@ fn the_detector_and_its_model_are_upgraded_live() {
     let o = sg_host().args(["detect", "--input"]).arg(&table).arg("--save-model").arg(&other).arg("--out").arg(dir.path().join("s.csv")).output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 
-    let out = dir.path().join("out");
-    let admin = format!("127.0.0.1:{}", free_port());
-    let mut child = sg_host()
-        .args(["run", "-q", "--follow", "--window", "10s", "--batch-events", "500", "--batch-wait", "50ms", "--group", "d"])
-        .args(["-X", "session.timeout.ms=6000", "--source", &format!("kafka://{}/detector", broker.address), "--admin", &admin])
-        .arg("--out")
-        .arg(&out)
-        .env("SG_ADMIN_TOKEN", TOKEN)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(dir.path().join("stderr")).unwrap())
-        .spawn()
-        .unwrap();
-    wait_for("the admin API", 30, || std::net::TcpStream::connect(&admin).is_ok());
+    let f = Follower::start(&broker.address, "detector", "10s", None, dir.path());
     let post = |path: &str, bytes: &[u8]| {
         let sha = sg_host::bundle::sha256_hex(bytes);
-        http(&admin, "POST", &format!("{path}?sha256={sha}"), Some(TOKEN), bytes)
+        http(&f.admin, "POST", &format!("{path}?sha256={sha}"), Some(TOKEN), bytes)
     };
-
     produce(&broker.address, "detector", &lines[..4_000], dir.path());
-    wait_for("the first window", 60, || !windows(&out).is_empty());
+    wait_for("the first window", 60, || !windows(&f.out).is_empty());
     let model_bytes = std::fs::read(&model).unwrap();
     let (code, body) = post("/components/model", &model_bytes);
     assert_eq!(code, 200, "{body}");
@@ -379,24 +388,12 @@ fn the_detector_and_its_model_are_upgraded_live() {
     let (code, body) = post("/components/detector", b"not a component");
     assert_eq!(code, 409, "{body}");
     produce(&broker.address, "detector", &lines[8_000..], dir.path());
-    let mut tick: Value = serde_json::from_str(lines.last().unwrap()).unwrap();
-    tick["timestamp"] = (tick["timestamp"].as_i64().unwrap() + 3_600_000).into();
-    let users: std::collections::BTreeSet<String> =
-        lines.iter().filter_map(|l| serde_json::from_str::<Value>(l).unwrap()["user"].as_str().map(String::from)).collect();
-    let ticks: Vec<String> = users.iter().map(|u| {
-        tick["user"] = u.as_str().into();
-        tick.to_string()
-    }).collect();
-    produce(&broker.address, "detector", &ticks, dir.path());
-    let expected: std::collections::BTreeSet<i64> =
-        lines.iter().map(|l| serde_json::from_str::<Value>(l).unwrap()["timestamp"].as_i64().unwrap().div_euclid(10_000)).collect();
-    wait_for("every window", 90, || windows(&out).len() == expected.len());
-    let (code, body) = http(&admin, "POST", "/rollback?role=model", Some(TOKEN), b"");
+    close_every_window(&broker.address, "detector", &lines, dir.path());
+    wait_for("every window", 90, || windows(&f.out).len() == ten_second_windows(&lines));
+    let (code, body) = http(&f.admin, "POST", "/rollback?role=model", Some(TOKEN), b"");
     assert_eq!(code, 200, "{body}");
-    let status: Value = serde_json::from_str(&http(&admin, "GET", "/components", None, b"").1).unwrap();
-    let (_, metrics) = http(&admin, "GET", "/metrics", None, b"");
-    assert!(std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap().success());
-    assert!(child.wait().unwrap().success());
+    let (status, metrics, out) = (f.status(), f.metrics(), f.out.clone());
+    f.stop();
     assert!(metrics.contains(&format!("sg_source_lag{{source=\"kafka://{}/detector\",partition=\"0\"}}", broker.address)), "{metrics}");
 
     // Each window names the detector and model that scored it.
@@ -424,60 +421,27 @@ fn the_detector_and_its_model_are_upgraded_live() {
 fn a_version_whose_take_fails_whatever_it_is_given_is_replaced_at_window_close() {
     let broker = crate::support::Broker::start();
     let dir = tempfile::tempdir().unwrap();
-    let events = dir.path().join("e.jsonl");
-    assert!(sg_host().args(["gen-events", "6000", "--out"]).arg(&events).output().unwrap().status.success());
-    let mut lines: Vec<String> = std::fs::read_to_string(&events).unwrap().lines().map(String::from).collect();
-    let ts = |l: &str| serde_json::from_str::<Value>(l).unwrap()["timestamp"].as_i64().unwrap();
+    let (_, mut lines) = generated(6_000, 0, dir.path());
     let start = ts(&lines[0]).div_euclid(10_000) * 10_000;
     // Every event of the second window makes the hostile component's take answer a short
     // column, whichever of them it is given.
     let mut marked = 0;
     for l in lines.iter_mut().filter(|l| (start + 10_000..start + 20_000).contains(&ts(l))) {
-        *l = l.replacen("\"event_type\":\"", "\"event_type\":\"hostile_short\",\"was\":\"", 1);
+        *l = mark(l, "hostile_short");
         marked += 1;
     }
     let first_window = lines.iter().filter(|l| ts(l) < start + 10_000).count();
-    let out = dir.path().join("out");
-    let admin = format!("127.0.0.1:{}", free_port());
-    let log = dir.path().join("stderr");
-    let mut child = sg_host()
-        .args(["run", "-q", "--follow", "--window", "10s", "--batch-events", "500", "--batch-wait", "50ms", "--group", "t"])
-        .args(["-X", "session.timeout.ms=6000", "--source", &format!("kafka://{}/take", broker.address), "--admin", &admin])
-        .args(["--component", "builtin:streamguard", "--out"])
-        .arg(&out)
-        .env("SG_ADMIN_TOKEN", TOKEN)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    wait_for("the admin API", 30, || std::net::TcpStream::connect(&admin).is_ok());
-    let status = || serde_json::from_str::<Value>(&http(&admin, "GET", "/components", None, b"").1).unwrap();
-    let builtin_sha = status()["features"]["current"]["sha256"].as_str().unwrap().to_string();
-    let records = || {
-        let m = http(&admin, "GET", "/metrics", None, b"").1;
-        m.lines().filter_map(|l| l.strip_prefix("sg_component_records_total{component=\"streamguard@0.1.0\"} ")).map(|v| v.trim().parse::<u64>().unwrap()).sum::<u64>()
-    };
+    let f = Follower::start(&broker.address, "take", "10s", Some("builtin:streamguard"), dir.path());
+    let builtin_sha = f.status()["features"]["current"]["sha256"].as_str().unwrap().to_string();
     produce(&broker.address, "take", &lines[..first_window], dir.path());
-    wait_for("the first window's events", 60, || records() >= first_window as u64);
-    let (code, body) = upload(&admin, &std::fs::read(env!("SG_TEST_GUEST_HOSTILE")).unwrap(), Some(TOKEN));
+    wait_for("the first window's events", 60, || counter(&f.metrics(), "records", "streamguard@0.1.0") >= first_window as u64);
+    let (code, body) = upload(&f.admin, &std::fs::read(env!("SG_TEST_GUEST_HOSTILE")).unwrap(), Some(TOKEN));
     assert_eq!(code, 200, "{body}");
     produce(&broker.address, "take", &lines[first_window..], dir.path());
-    let mut tick: Value = serde_json::from_str(lines.last().unwrap()).unwrap();
-    tick["timestamp"] = (tick["timestamp"].as_i64().unwrap() + 3_600_000).into();
-    let users: std::collections::BTreeSet<String> =
-        lines.iter().filter_map(|l| serde_json::from_str::<Value>(l).unwrap()["user"].as_str().map(String::from)).collect();
-    let ticks: Vec<String> = users.iter().map(|u| {
-        tick["user"] = u.as_str().into();
-        tick.to_string()
-    }).collect();
-    produce(&broker.address, "take", &ticks, dir.path());
-    let expected: std::collections::BTreeSet<i64> = lines.iter().map(|l| ts(l).div_euclid(10_000)).collect();
-    wait_for(format_args!("every window ({})", std::fs::read_to_string(&log).unwrap_or_default()), 90, || {
-        windows(&out).len() == expected.len()
-    });
-    let history = status()["features"]["history"].clone();
-    assert!(std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap().success());
-    assert!(child.wait().unwrap().success());
+    close_every_window(&broker.address, "take", &lines, dir.path());
+    wait_for(format_args!("every window ({})", f.log()), 90, || windows(&f.out).len() == ten_second_windows(&lines));
+    let (history, out) = (f.status()["features"]["history"].clone(), f.out.clone());
+    f.stop();
 
     let restored: Vec<&Value> = history.as_array().unwrap().iter().filter(|h| h["outcome"] == "restored").collect();
     assert_eq!(restored.len(), 1, "{history:#}");
@@ -488,6 +452,5 @@ fn a_version_whose_take_fails_whatever_it_is_given_is_replaced_at_window_close()
     assert_eq!(second["lineage"]["features"]["sha256"], builtin_sha.as_str(), "{second:#}");
     assert_eq!(second["lineage"]["events"], marked as u64);
     let total: u64 = written.iter().map(|(_, r)| r["lineage"]["events"].as_u64().unwrap()).sum();
-    let dead = std::fs::read_to_string(out.join("_dead_letters.jsonl")).unwrap_or_default().lines().count();
-    assert_eq!((total, dead), (6_000, 0), "nothing lost, nothing dead-lettered");
+    assert_eq!((total, dead_letters(&out).len()), (6_000, 0), "nothing lost, nothing dead-lettered");
 }
