@@ -3,15 +3,13 @@
 use serde::{Deserialize, Serialize};
 
 use crate::path::average_path_length;
+use crate::walk::{BLOCK_ROWS, Columns};
 use crate::{Matrix, Params, Tree};
 
 /// Name of the artefact format, stored in every model.
 pub const FORMAT: &str = "sg-iforest";
 /// Version of the artefact format; a model of another version is refused.
 pub const FORMAT_VERSION: u32 = 1;
-
-/// Rows scored together, tree by tree (keeps one tree hot in cache across the block).
-const BLOCK_ROWS: usize = 256;
 
 /// Why training, loading or scoring failed.
 #[derive(Debug, Clone, PartialEq)]
@@ -181,11 +179,11 @@ impl Model {
         let mut out = vec![0f64; x.rows()];
         let norm = self.trees.len() as f64 * average_path_length(self.max_samples);
         let cols = x.cols();
-        let score_block = |(b, chunk): (usize, &mut [f64])| {
+        let score_block = |block: &mut Columns, (b, chunk): (usize, &mut [f64])| {
             let first = b * BLOCK_ROWS;
-            let rows = &x.values()[first * cols..(first + chunk.len()) * cols];
+            block.load(&x.values()[first * cols..(first + chunk.len()) * cols]);
             for tree in &self.trees {
-                tree.accumulate(rows, cols, chunk);
+                tree.accumulate(block, chunk);
             }
             for acc in chunk.iter_mut() {
                 *acc = -libm::exp2(-*acc / norm);
@@ -194,10 +192,13 @@ impl Model {
         #[cfg(feature = "parallel")]
         {
             use rayon::prelude::*;
-            out.par_chunks_mut(BLOCK_ROWS).enumerate().for_each(score_block);
+            out.par_chunks_mut(BLOCK_ROWS).enumerate().for_each_init(|| Columns::new(cols), score_block);
         }
         #[cfg(not(feature = "parallel"))]
-        out.chunks_mut(BLOCK_ROWS).enumerate().for_each(score_block);
+        {
+            let mut block = Columns::new(cols);
+            out.chunks_mut(BLOCK_ROWS).enumerate().for_each(|c| score_block(&mut block, c));
+        }
         Ok(out)
     }
 
