@@ -143,14 +143,14 @@ pub fn run(runtime: &Runtime, engine: &DetectorEngine, choice: &ModelChoice, val
         ModelChoice::Saved(m) => Some(m.path.display().to_string()),
         ModelChoice::Train(_) => None,
     };
-    let started = Instant::now();
-    let mut fit_seconds = 0.0;
+    let (mut fit_seconds, mut score_seconds) = (0.0, 0.0);
     let (model, model_bytes, score_samples, component) = match engine {
         DetectorEngine::Native => {
             let (model, bytes) = match choice {
                 ModelChoice::Train(params) => {
-                    let model = sg_iforest::fit(&x, names, params)?;
-                    fit_seconds = started.elapsed().as_secs_f64();
+                    let (model, seconds) = timed(|| sg_iforest::fit(&x, names, params));
+                    let model = model?;
+                    fit_seconds = seconds;
                     let bytes = model.to_bytes();
                     (model, bytes)
                 }
@@ -159,15 +159,16 @@ pub fn run(runtime: &Runtime, engine: &DetectorEngine, choice: &ModelChoice, val
                     (m.model.clone(), m.bytes.clone())
                 }
             };
-            let scores = model.score_samples(&x)?;
-            (model, bytes, scores, None)
+            let (scores, seconds) = timed(|| model.score_samples(&x));
+            score_seconds = seconds;
+            (model, bytes, scores?, None)
         }
         DetectorEngine::Component(c) => {
             let bytes = match choice {
                 ModelChoice::Train(params) => {
-                    let bytes = c.train(runtime, (values, rows, cols), names, params)?;
-                    fit_seconds = started.elapsed().as_secs_f64();
-                    bytes
+                    let (bytes, seconds) = timed(|| c.train(runtime, (values, rows, cols), names, params));
+                    fit_seconds = seconds;
+                    bytes?
                 }
                 ModelChoice::Saved(m) => {
                     m.model.check_features(names)?;
@@ -175,7 +176,9 @@ pub fn run(runtime: &Runtime, engine: &DetectorEngine, choice: &ModelChoice, val
                 }
             };
             let model = Model::from_bytes(&bytes).context("the detector component returned an unreadable model")?;
-            let (scores, _) = c.score(runtime, &bytes, (values, rows, cols))?;
+            let (scored, seconds) = timed(|| c.score(runtime, &bytes, (values, rows, cols)));
+            score_seconds = seconds;
+            let (scores, _) = scored?;
             let lineage = ComponentLineage {
                 name: "iforest".into(),
                 version: env!("CARGO_PKG_VERSION").into(),
@@ -198,8 +201,15 @@ pub fn run(runtime: &Runtime, engine: &DetectorEngine, choice: &ModelChoice, val
             ModelChoice::Train(_) => None,
         },
     };
-    let score_seconds = started.elapsed().as_secs_f64() - fit_seconds;
     Ok(Detection { score_samples, offset: model.offset(), model_bytes, lineage, fit_seconds, score_seconds })
+}
+
+/// Runs `f`, and says how long it took: fitting and scoring are timed alone, not the model's
+/// serialization or the checks around them.
+fn timed<T>(f: impl FnOnce() -> T) -> (T, f64) {
+    let started = Instant::now();
+    let out = f();
+    (out, started.elapsed().as_secs_f64())
 }
 
 /// Writes a model artefact atomically.
