@@ -143,7 +143,8 @@ pub fn run(runtime: &Runtime, engine: &DetectorEngine, choice: &ModelChoice, val
         ModelChoice::Saved(m) => Some(m.path.display().to_string()),
         ModelChoice::Train(_) => None,
     };
-    let (mut fit_seconds, mut score_seconds) = (0.0, 0.0);
+    let mut fit_seconds = 0.0;
+    let score_seconds;
     let (model, model_bytes, score_samples, component) = match engine {
         DetectorEngine::Native => {
             let (model, bytes) = match choice {
