@@ -37,7 +37,7 @@ with tempfile.TemporaryDirectory() as tmp:
         x = rng.standard_normal((n, cols), dtype=np.float32)
         path = f"{tmp}/x{n}.parquet"
         pq.write_table(pa.table({f"f{i}": x[:, i] for i in range(cols)}), path)
-        reps = 3 if n <= 100_000 else 1
+        reps = 3
         clf = IsolationForest(n_estimators=100, contamination="auto", random_state=0, n_jobs=-1)
         sk_fit = best_of(reps, lambda: clf.fit(x))
         sk_score = best_of(reps, lambda: clf.score_samples(x))

@@ -83,3 +83,104 @@ fn max_samples_follows_scikit_learn() {
     assert_eq!(p(MaxSamples::Fraction(0.5)).subsample_size(100).unwrap(), 50);
     assert!(p(MaxSamples::Fraction(1.5)).subsample_size(100).is_err());
 }
+
+/// Every way of walking (the group-wise top levels and lanes of shallow and usual trees, the
+/// linked nodes of deep ones, partial blocks and groups) reaches the leaf that the plain
+/// node-by-node float walk reaches, NaN, infinities and signed zeros included.
+#[test]
+fn every_walk_reaches_the_leaf_of_the_plain_walk() {
+    let specials = [f32::NAN, -0.0, 0.0, f32::INFINITY, f32::NEG_INFINITY, f32::MIN_POSITIVE, -1e-40];
+    let (rows, cols) = (9_000, 5);
+    let data: Vec<f32> = (0..rows * cols)
+        .map(|i| match i % 97 {
+            k if k < specials.len() => specials[k],
+            _ => (((i as u64 * 2_654_435_761) % 10_007) as f32 - 5_000.0) / 997.0,
+        })
+        .collect();
+    let x = Matrix::new(&data, rows, cols).unwrap();
+    let names: Vec<String> = (0..cols).map(|i| format!("f{i}")).collect();
+    for max_samples in [MaxSamples::Count(4), MaxSamples::Auto, MaxSamples::Count(8_500)] {
+        let p = Params { n_estimators: 7, max_samples, contamination: Contamination::Auto, ..Params::default() };
+        let m = fit(&x, &names, &p).unwrap();
+        for n in [rows, 1_000, 77, 1] {
+            let part = Matrix::new(&data[..n * cols], n, cols).unwrap();
+            let got = m.score_samples(&part).unwrap();
+            let norm = m.trees().len() as f64 * average_path_length(m.max_samples());
+            for (r, g) in got.iter().enumerate() {
+                let row = &data[r * cols..(r + 1) * cols];
+                let mean: f64 = m.trees().iter().map(|t| t.path_length(row)).sum();
+                assert_eq!(*g, -libm::exp2(-mean / norm), "max_samples {max_samples:?}, {n} rows, row {r}");
+            }
+        }
+    }
+}
+
+/// The walk's integer keys order f32 values as `<=` does; NaN above everything, −0 = +0.
+#[test]
+fn keys_order_floats_as_splits_do() {
+    let values = [f32::NEG_INFINITY, f32::MIN, -1.5, -f32::MIN_POSITIVE, -1e-45, -0.0, 0.0, 1e-45, 1.0, f32::MAX, f32::INFINITY];
+    for &a in &values {
+        for &b in &values {
+            assert_eq!(walk::key(a) <= walk::key(b), a <= b, "{a} <= {b}");
+        }
+        assert!(walk::key(f32::NAN) > walk::key(a));
+        assert!(walk::key(-f32::NAN) > walk::key(a));
+    }
+}
+
+/// Trees whose thresholds are values the rows hold (ties go left), NaN, infinities and signed
+/// zeros in the rows, leaves at every level, shallow (lanes only), usual (group-wise top
+/// levels) and deep (linked nodes): every walk reaches the plain walk's leaf.
+#[test]
+fn ties_and_special_values_walk_as_the_plain_walk() {
+    let ties = [-1.0f32, -0.0, 0.0, 0.5, 1.0];
+    let row_values = [-1.0f32, -0.0, 0.0, 0.5, 1.0, 0.25, f32::NAN, f32::INFINITY, f32::NEG_INFINITY];
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move |n: usize| {
+        seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        (seed >> 33) as usize % n
+    };
+    let cols = 3;
+    let rows = 1_000;
+    let data: Vec<f32> = (0..rows * cols).map(|_| row_values[next(row_values.len())]).collect();
+    let x = Matrix::new(&data, rows, cols).unwrap();
+    for depth in [2u32, 8, 13] {
+        // Grown breadth-first from the root: a node below the root is a leaf one time in six.
+        let (mut feature, mut threshold, mut left, mut right, mut value) = (vec![], vec![], vec![], vec![], vec![]);
+        let mut deepest = 0u32;
+        let mut todo = vec![(0usize, 0u32)];
+        feature.push(0);
+        threshold.push(0.0);
+        left.push(0);
+        right.push(0);
+        value.push(0.0);
+        while let Some((node, d)) = todo.pop() {
+            deepest = deepest.max(d);
+            if d == depth || (d > 0 && next(6) == 0) {
+                value[node] = f64::from(d) + node as f64 / 1e6;
+                continue;
+            }
+            feature[node] = next(cols) as u32;
+            threshold[node] = ties[next(ties.len())];
+            for side in 0..2 {
+                let child = feature.len();
+                feature.push(0);
+                threshold.push(0.0);
+                left.push(child as u32);
+                right.push(child as u32);
+                value.push(0.0);
+                if side == 0 { left[node] = child as u32 } else { right[node] = child as u32 }
+                todo.push((child, d + 1));
+            }
+        }
+        let tree = Tree::from_parts(feature, threshold, left, right, value, deepest);
+        let names: Vec<String> = (0..cols).map(|i| format!("f{i}")).collect();
+        let m = Model::new(Params { n_estimators: 1, ..Params::default() }, names, rows, 256, vec![tree]);
+        let got = m.score_samples(&x).unwrap();
+        let norm = average_path_length(256);
+        for (r, g) in got.iter().enumerate() {
+            let path = m.trees()[0].path_length(&data[r * cols..(r + 1) * cols]);
+            assert_eq!(*g, -libm::exp2(-path / norm), "depth {depth}, row {r}");
+        }
+    }
+}

@@ -2,9 +2,11 @@
 //! node `i` are `2i` when `x <= threshold` and `2i + 1` otherwise, NaN included; after `depth`
 //! steps the row is at bottom slot `i − 2^depth`).
 //!
-//! The block is held column-major ([`Columns`]), so the value a lane reads is at
-//! `feature offset + lane` from one base pointer: a lane's only state is its node, and sixteen
-//! lanes walk side by side in registers, their loads overlapping ([`walk_lanes`]). On x86-64 the
+//! The block is held column-major ([`Columns`]), as integer order keys ([`key`]), so the value
+//! a lane reads is at `feature offset + lane` from one base pointer, and a split (feature offset
+//! and threshold key) is one `u64`: a lane's only state is its node, a step is two integer
+//! loads, a compare and an add, and sixteen lanes walk side by side in registers, their loads
+//! overlapping ([`walk_lanes`]). On x86-64 the
 //! first [`TOP`] levels go the other way round: every row of a group of 64 is compared with every
 //! node of the level, column against threshold as a vector compare, and each row keeps the
 //! answer of the node it is at ([`top_levels`]); 7 vector compares replace 3 dependent steps.
@@ -12,9 +14,6 @@
 //!
 //! Every path takes the same comparisons, so every path reaches the same leaf: scores do not
 //! depend on the CPU, and the WASM component scores as the native host does.
-
-// `!(x <= threshold)`, not `x > threshold`: NaN must go right, as when the trees were built.
-#![allow(clippy::neg_cmp_op_on_partial_ord)]
 
 /// Rows scored together: a block's columns (28 features × 256 rows = 28 KiB) stay in L1 while
 /// every tree walks them.
@@ -35,13 +34,25 @@ pub(crate) const STRIDE: usize = BLOCK_ROWS.div_ceil(GROUP) * GROUP;
 
 const _: () = assert!(GROUP.is_multiple_of(LANES) && STRIDE.is_multiple_of(GROUP));
 
+/// The order key of `v`: `key(a) <= key(b)` exactly when `a <= b` for a finite `b`, and NaN
+/// has the largest key (it goes right of every split, as when the trees were built). Integer
+/// compares are one cycle where float compares with a load take several.
+pub(crate) fn key(v: f32) -> u32 {
+    let bits = (v + 0.0).to_bits(); // −0 and +0 are one value to a split
+    let flip = ((bits as i32 >> 31) as u32) | 1 << 31; // negatives: all bits; others: the sign
+    if v.is_nan() { u32::MAX } else { bits ^ flip }
+}
+
+/// A split packed for the walk: the feature's offset in a [`Columns`] block in the low half,
+/// the threshold's [`key`] in the high half (one load per step).
+pub(crate) fn split(feature: u32, threshold: f32) -> u64 {
+    u64::from(feature * STRIDE as u32) | u64::from(key(threshold)) << 32
+}
+
 /// A packed tree, borrowed for scoring.
 pub(crate) struct Implicit<'a> {
-    /// Split feature of internal node `i` at `feature[i]`, as its offset in a [`Columns`]
-    /// block (`feature × STRIDE`); slot 0 is unused.
-    pub feature: &'a [u32],
-    /// Split threshold of internal node `i` at `threshold[i]`; slot 0 is unused.
-    pub threshold: &'a [f32],
+    /// The [`split`] of internal node `i` at `split[i]`; slot 0 is unused.
+    pub split: &'a [u64],
     /// Path length per bottom slot (2^depth of them).
     pub bottom: &'a [f64],
     /// Steps from the root to the bottom level.
@@ -50,9 +61,10 @@ pub(crate) struct Implicit<'a> {
     pub max_feature: u32,
 }
 
-/// Up to [`BLOCK_ROWS`] rows, column-major, padded to [`STRIDE`] values per feature.
+/// Up to [`BLOCK_ROWS`] rows, column-major, as [`key`]s, padded to [`STRIDE`] values per
+/// feature.
 pub(crate) struct Columns {
-    values: Vec<f32>,
+    values: Vec<u32>,
     rows: usize,
     cols: usize,
 }
@@ -60,7 +72,7 @@ pub(crate) struct Columns {
 impl Columns {
     /// An empty block for rows `cols` wide.
     pub(crate) fn new(cols: usize) -> Columns {
-        Columns { values: vec![0.0; cols * STRIDE], rows: 0, cols }
+        Columns { values: vec![0; cols * STRIDE], rows: 0, cols }
     }
 
     /// Fills the block with `rows` (row-major, `cols` wide, at most [`BLOCK_ROWS`] of them).
@@ -69,14 +81,14 @@ impl Columns {
         assert!(n <= BLOCK_ROWS && n * self.cols == rows.len(), "not a block of whole rows");
         for (f, column) in self.values.chunks_exact_mut(STRIDE).enumerate() {
             for (v, row) in column.iter_mut().zip(rows.chunks_exact(self.cols)) {
-                *v = row[f];
+                *v = key(row[f]);
             }
         }
         self.rows = n;
     }
 
-    /// Feature `f` of row `r`.
-    pub(crate) fn value(&self, r: usize, f: u32) -> f32 {
+    /// The [`key`] of feature `f` of row `r`.
+    pub(crate) fn key(&self, r: usize, f: u32) -> u32 {
         assert!(r < self.rows, "row outside the block");
         self.values[f as usize * STRIDE + r]
     }
@@ -87,15 +99,10 @@ impl Columns {
     }
 }
 
-/// The offset in a [`Columns`] block of feature `f`'s values.
-pub(crate) fn feature_offset(f: u32) -> u32 {
-    f * STRIDE as u32
-}
-
 /// Walks rows `lane_base..lane_base + LANES` of the block `x` `steps` levels down from the
 /// nodes `n`, side by side; returns the nodes they reach.
 #[inline(always)]
-fn walk_lanes(t: &Implicit<'_>, x: &[f32], lane_base: usize, mut n: [usize; LANES], steps: u32) -> [usize; LANES] {
+fn walk_lanes(t: &Implicit<'_>, x: &[u32], lane_base: usize, mut n: [usize; LANES], steps: u32) -> [usize; LANES] {
     assert!(lane_base + LANES <= STRIDE, "lanes outside the block");
     let x = x[lane_base..].as_ptr();
     for _ in 0..steps {
@@ -105,9 +112,9 @@ fn walk_lanes(t: &Implicit<'_>, x: &[f32], lane_base: usize, mut n: [usize; LANE
             // `f <= max_feature < cols`, and `lane_base + k < STRIDE`, so the value read is
             // inside the block's `cols × STRIDE`.
             unsafe {
-                let (f, thr) = (*t.feature.get_unchecked(*i), *t.threshold.get_unchecked(*i));
-                let v = *x.add(f as usize + k);
-                *i = child(*i, !(v <= thr));
+                let split = *t.split.get_unchecked(*i);
+                let v = *x.add(split as u32 as usize + k);
+                *i = child(*i, v > (split >> 32) as u32);
             }
         }
     }
@@ -134,16 +141,16 @@ fn child(i: usize, right: bool) -> usize {
 /// a level every row of the group is compared (a vector compare over the column), and a row
 /// takes the answer of the node it is at. Returns the node each row reaches.
 #[inline(always)]
-fn top_levels(t: &Implicit<'_>, x: &[f32], base: usize) -> [u32; GROUP] {
+fn top_levels(t: &Implicit<'_>, x: &[u32], base: usize) -> [u32; GROUP] {
     let mut n = [1u32; GROUP];
     for level in 0..TOP {
         let mut right = [0u32; GROUP];
         for j in 1usize << level..2usize << level {
-            let offset = t.feature[j] as usize + base;
-            let column: &[f32; GROUP] = x[offset..offset + GROUP].try_into().expect("a whole group");
-            let thr = t.threshold[j];
+            let offset = t.split[j] as u32 as usize + base;
+            let column: &[u32; GROUP] = x[offset..offset + GROUP].try_into().expect("a whole group");
+            let thr = (t.split[j] >> 32) as u32;
             for ((r, &i), &v) in right.iter_mut().zip(&n).zip(column) {
-                *r |= u32::from(i == j as u32) & u32::from(!(v <= thr));
+                *r |= u32::from(i == j as u32) & u32::from(v > thr);
             }
         }
         for (i, r) in n.iter_mut().zip(right) {
@@ -156,14 +163,14 @@ fn top_levels(t: &Implicit<'_>, x: &[f32], base: usize) -> [u32; GROUP] {
 /// [`top_levels`] for any x86-64 (SSE).
 #[cfg(target_arch = "x86_64")]
 #[inline(never)]
-fn top_levels_sse(t: &Implicit<'_>, x: &[f32], base: usize) -> [u32; GROUP] {
+fn top_levels_sse(t: &Implicit<'_>, x: &[u32], base: usize) -> [u32; GROUP] {
     top_levels(t, x, base)
 }
 
 /// [`top_levels`] compiled for AVX2 (eight rows per compare instead of SSE's four).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-fn top_levels_avx2(t: &Implicit<'_>, x: &[f32], base: usize) -> [u32; GROUP] {
+fn top_levels_avx2(t: &Implicit<'_>, x: &[u32], base: usize) -> [u32; GROUP] {
     top_levels(t, x, base)
 }
 
@@ -182,8 +189,7 @@ pub(crate) fn accumulate(t: &Implicit<'_>, block: &Columns, acc: &mut [f64]) {
     assert_eq!(acc.len(), block.rows, "rows and accumulators disagree");
     assert!(t.depth == 0 || (t.max_feature as usize) < block.cols, "a split feature is outside the rows");
     assert_eq!(t.bottom.len(), 1usize << t.depth, "not a complete tree");
-    assert_eq!(t.feature.len(), t.bottom.len(), "not a complete tree");
-    assert_eq!(t.feature.len(), t.threshold.len(), "not a complete tree");
+    assert_eq!(t.split.len(), t.bottom.len(), "not a complete tree");
     let x = &block.values[..];
     #[cfg(target_arch = "x86_64")]
     if t.depth >= TOP {
