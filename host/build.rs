@@ -23,7 +23,7 @@ const GUESTS: &[(&str, &str)] = &[
 fn main() {
     let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
     let workspace = manifest.parent().unwrap().to_path_buf();
-    for dir in ["guest-features", "guest-iforest", "guest-dedup", "tests/guests", "wit", "Cargo.lock"] {
+    for dir in ["guest-features", "guest-iforest", "guest-dedup", "tests/guests", "wit", "Cargo.lock", ".cargo/config.toml"] {
         println!("cargo:rerun-if-changed={}", workspace.join(dir).display());
     }
     println!("cargo:rustc-env=SG_HOST_TARGET={}", std::env::var("TARGET").unwrap());
