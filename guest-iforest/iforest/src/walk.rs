@@ -6,11 +6,11 @@
 //! a lane reads is at `feature offset + lane` from one base pointer, and a split (feature offset
 //! and threshold key) is one `u64`: a lane's only state is its node, a step is two integer
 //! loads, a compare and an add, and sixteen lanes walk side by side in registers, their loads
-//! overlapping ([`walk_lanes`]). On x86-64 the
-//! first [`TOP`] levels go the other way round: every row of a group of 64 is compared with every
-//! node of the level, column against threshold as a vector compare, and each row keeps the
-//! answer of the node it is at ([`top_levels`]); 7 vector compares replace 3 dependent steps.
-//! (Gathers were measured slower than the scalar walk on AMD Zen 4 and are not used.)
+//! overlapping ([`walk_lanes`]). On x86-64 the first three levels go the other way round: every
+//! row of a group of 64 is compared with every node of the level, column against threshold as a
+//! vector compare, and each row keeps the answer of the node it is at (`top_levels`); seven
+//! vector compares replace three dependent steps. (Not measured elsewhere, so not used elsewhere.
+//! Gathers were measured slower than the scalar walk on AMD Zen 4 and are not used at all.)
 //!
 //! Every path takes the same comparisons, so every path reaches the same leaf: scores do not
 //! depend on the CPU, and the WASM component scores as the native host does.
@@ -26,6 +26,7 @@ const LANES: usize = 16;
 const GROUP: usize = 64;
 
 /// Levels walked group-wise on x86-64 (3 measured best of 2..5 here, with AVX2 and without).
+#[cfg(target_arch = "x86_64")]
 const TOP: u32 = 3;
 
 /// Values of one feature in a [`Columns`] block: `BLOCK_ROWS` rounded up to whole groups, so
@@ -107,7 +108,7 @@ fn walk_lanes(t: &Implicit<'_>, x: &[u32], lane_base: usize, mut n: [usize; LANE
     let x = x[lane_base..].as_ptr();
     for _ in 0..steps {
         for (k, i) in n.iter_mut().enumerate() {
-            // SAFETY: before each step `1 <= i < 2^depth = feature.len()` (the caller starts
+            // SAFETY: before each step `1 <= i < 2^depth = split.len()` (the caller starts
             // at level depth − steps); a feature offset is `f × STRIDE` with
             // `f <= max_feature < cols`, and `lane_base + k < STRIDE`, so the value read is
             // inside the block's `cols × STRIDE`.
@@ -140,6 +141,7 @@ fn child(i: usize, right: bool) -> usize {
 /// Sends the group of rows at `base` down the first [`TOP`] levels together: for each node of
 /// a level every row of the group is compared (a vector compare over the column), and a row
 /// takes the answer of the node it is at. Returns the node each row reaches.
+#[cfg(target_arch = "x86_64")]
 #[inline(always)]
 fn top_levels(t: &Implicit<'_>, x: &[u32], base: usize) -> [u32; GROUP] {
     let mut n = [1u32; GROUP];
@@ -160,7 +162,7 @@ fn top_levels(t: &Implicit<'_>, x: &[u32], base: usize) -> [u32; GROUP] {
     n
 }
 
-/// [`top_levels`] for any x86-64 (SSE).
+/// [`top_levels`] for any x86-64 (SSE). Kept out of line: inlined, it cost the walk registers.
 #[cfg(target_arch = "x86_64")]
 #[inline(never)]
 fn top_levels_sse(t: &Implicit<'_>, x: &[u32], base: usize) -> [u32; GROUP] {
