@@ -28,6 +28,8 @@ fn batches() -> Vec<std::sync::Arc<EventBatch>> {
 fn features(c: &mut Criterion) {
     let batches = batches();
     let runtime = Runtime::new(Limits::default()).unwrap();
+    // No deadline checks compiled in: what the call deadline costs (never used by pipelines).
+    let uncontained = Runtime::uncontained(Limits::default()).unwrap();
     let mut group = c.benchmark_group("features");
     group.sample_size(20).throughput(Throughput::Elements(EVENTS));
     for (flavor, builtin) in [(Flavor::Streamguard, &STREAMGUARD), (Flavor::SparkCompat, &SPARK_COMPAT)] {
@@ -52,16 +54,22 @@ fn features(c: &mut Criterion) {
             })
         });
         // One instance reused (as consecutive windows of a stream use it): `take` resets the
-        // aggregation, the guest's memory stays grown.
-        let mut warm = component.aggregation(&runtime).unwrap();
-        group.bench_function(BenchmarkId::new("wasm-warm-instance", flavor.name()), |b| {
-            b.iter(|| {
-                for batch in &batches {
-                    warm.push(batch).unwrap();
-                }
-                warm.take().unwrap().table
-            })
-        });
+        // aggregation, the guest's memory stays grown. Also on an engine without the call
+        // deadline's epoch checks: what the deadline costs.
+        let loose = FeatureComponent::load(&uncontained, &ComponentSource::Builtin(builtin)).unwrap();
+        for (name, component, runtime) in
+            [("wasm-warm-instance", &component, &runtime), ("wasm-warm-instance-no-deadline", &loose, &uncontained)]
+        {
+            let mut warm = component.aggregation(runtime).unwrap();
+            group.bench_function(BenchmarkId::new(name, flavor.name()), |b| {
+                b.iter(|| {
+                    for batch in &batches {
+                        warm.push(batch).unwrap();
+                    }
+                    warm.take().unwrap().table
+                })
+            });
+        }
     }
     group.finish();
 }

@@ -155,9 +155,14 @@ fn count(summary: &str, word: &str) -> u64 {
     summary[..at].rsplit([' ', '(']).next().unwrap().parse().unwrap()
 }
 
-/// Every point of the embedded store: id → payload.
+/// Every point of the embedded store of a test directory: id → payload.
 fn stored(dir: &Path) -> BTreeMap<u64, serde_json::Map<String, Value>> {
-    let shard = EdgeShard::load(&dir.join("store/logs_embeddings"), None).unwrap();
+    stored_in(&dir.join("store"))
+}
+
+/// Every point of the embedded store in `store`: id → payload.
+fn stored_in(store: &Path) -> BTreeMap<u64, serde_json::Map<String, Value>> {
+    let shard = EdgeShard::load(&store.join("logs_embeddings"), None).unwrap();
     let n = shard.count(qdrant_edge::CountRequest::new()).unwrap();
     let request = qdrant_edge::ScrollRequest {
         limit: Some(n + 1),
@@ -432,4 +437,64 @@ fn the_policy_of_a_followed_topic_is_upgraded_live() {
     assert_eq!(status["policy"]["current"]["label"], template.as_str());
     let summary = String::from_utf8(out.stdout).unwrap();
     assert_eq!(count(&summary, "records in"), 1300, "{summary}");
+}
+
+/// Two `dedup --follow` processes in one consumer group share the topic's partitions: both take
+/// some, and nothing is lost — every distinct line is a point in one of their stores. (What a
+/// member read but had not stored when partitions moved is re-read by the new owner; a batch
+/// stored while a rebalance refused its commit is read again too, and lands on the same ids.)
+#[test]
+fn two_followers_in_one_group_share_the_partitions() {
+    use crate::support::{counter, free_port, http, mock_cluster, produce_round_robin, wait_for};
+    let (_cluster, brokers) = mock_cluster("shared-logs", 4);
+    let server = EmbedServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let lines = sample_lines();
+    let follower = |name: &str| {
+        let admin = format!("127.0.0.1:{}", free_port());
+        let child = sg_host()
+            .args(["dedup", "-q", "--follow", "--source", &format!("kafka://{brokers}/shared-logs"), "--group", "dedupers"])
+            .args(["--policy", "builtin:exact", "--embedder", &server.url(), "--batch-records", "100", "--batch-wait", "200ms"])
+            .args(["-X", "session.timeout.ms=6000", "--admin", &admin, "--store"])
+            .arg(dir.path().join(name))
+            .arg("--dead-letters")
+            .arg(dir.path().join(format!("{name}.dead.jsonl")))
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::fs::File::create(dir.path().join(format!("{name}.stderr"))).unwrap())
+            .spawn()
+            .unwrap();
+        (child, admin)
+    };
+    let (a, admin_a) = follower("a");
+    let (b, admin_b) = follower("b");
+    let records = |admin: &str| counter(&http(admin, "GET", "/metrics", None, b"").1, "records", &format!("exact@{}", env!("CARGO_PKG_VERSION")));
+    wait_for("both admin APIs", 30, || std::net::TcpStream::connect(&admin_a).is_ok() && std::net::TcpStream::connect(&admin_b).is_ok());
+    // Both in the group, the partitions split between them, before the records arrive: each
+    // member's latest assignment (from its log) is its own part of the four.
+    let assignment = |name: &str| -> BTreeSet<i32> {
+        let log = std::fs::read_to_string(dir.path().join(format!("{name}.stderr"))).unwrap_or_default();
+        let Some(line) = log.lines().rfind(|l| l.contains("assigned partitions [")) else { return BTreeSet::new() };
+        let list = line.rsplit('[').next().unwrap().trim_end_matches(']');
+        list.split(", ").filter(|p| !p.is_empty()).map(|p| p.parse().unwrap()).collect()
+    };
+    wait_for("the partitions split between both members", 60, || {
+        let (pa, pb) = (assignment("a"), assignment("b"));
+        !pa.is_empty() && !pb.is_empty() && pa.is_disjoint(&pb) && pa.len() + pb.len() == 4
+    });
+    produce_round_robin(&brokers, "shared-logs", lines[..1200].iter().map(String::as_str), 4);
+    wait_for("every record", 90, || records(&admin_a) + records(&admin_b) >= 1200);
+    let stop = |child: std::process::Child, name: &str| {
+        assert!(std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap().success());
+        let out = child.wait_with_output().unwrap();
+        let stderr = std::fs::read_to_string(dir.path().join(format!("{name}.stderr"))).unwrap();
+        assert!(out.status.success(), "{name}: {stderr}");
+        count(&String::from_utf8(out.stdout).unwrap(), "records in")
+    };
+    let (in_a, in_b) = (stop(a, "a"), stop(b, "b"));
+    assert!(in_a + in_b >= 1200, "every record processed: a {in_a}, b {in_b}");
+    assert!(in_a > 0 && in_b > 0, "both members took partitions: a {in_a}, b {in_b}");
+    assert!(in_a < 1200 && in_b < 1200, "neither read the whole topic: a {in_a}, b {in_b}");
+    let points: BTreeSet<u64> = stored_in(&dir.path().join("a")).into_keys().chain(stored_in(&dir.path().join("b")).into_keys()).collect();
+    let expected: BTreeSet<u64> = texts(&lines[..1200]).iter().map(|t| point_id(t)).collect();
+    assert_eq!(points, expected, "every distinct line stored, under its stable id");
 }

@@ -5,21 +5,10 @@
 use std::time::Duration;
 
 use rdkafka::ClientConfig;
-use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use serde_json::Value;
 
-use crate::support::sg_host;
-
-/// An in-process mock cluster with `topic` (`partitions` partitions) and its `.dlq` topic
-/// (the mock does not serve CreateTopics); returns it with its bootstrap servers.
-fn mock_cluster(topic: &str, partitions: i32) -> (MockCluster<'static, DefaultProducerContext>, String) {
-    let cluster = MockCluster::new(1).unwrap();
-    cluster.create_topic(topic, partitions, 1).unwrap();
-    cluster.create_topic(&format!("{topic}.dlq"), 1, 1).unwrap();
-    let brokers = cluster.bootstrap_servers();
-    (cluster, brokers)
-}
+use crate::support::{mock_cluster, produce_round_robin, sg_host};
 
 /// Generated events, `per_partition[p]` of them sent to partition `p` (in order).
 fn fill(brokers: &str, topic: &str, per_partition: &[usize], extra: &[(i32, &str)]) {
@@ -194,12 +183,7 @@ fn produce_then_read_a_whole_topic_from_a_real_broker() {
 
 /// Events of `file` sent round-robin over `partitions` partitions.
 fn fill_round_robin(brokers: &str, topic: &str, file: &std::path::Path, partitions: i32) {
-    let producer: ThreadedProducer<DefaultProducerContext> =
-        ClientConfig::new().set("bootstrap.servers", brokers).set("linger.ms", "5").create().unwrap();
-    for (i, line) in std::fs::read_to_string(file).unwrap().lines().enumerate() {
-        producer.send(BaseRecord::<str, str>::to(topic).payload(line).partition(i as i32 % partitions)).unwrap();
-    }
-    producer.flush(Duration::from_secs(10)).unwrap();
+    produce_round_robin(brokers, topic, std::fs::read_to_string(file).unwrap().lines(), partitions);
 }
 
 fn windows_written(out: &std::path::Path) -> Vec<(String, u64)> {

@@ -286,3 +286,27 @@ pub fn counter(metrics: &str, name: &str, component: &str) -> u64 {
 pub fn mark(line: &str, kind: &str) -> String {
     line.replacen("\"event_type\":\"", &format!("\"event_type\":\"{kind}\",\"was\":\""), 1)
 }
+
+/// An in-process mock cluster (librdkafka's) with `topic` (`partitions` partitions) and its
+/// `.dlq` topic (the mock does not serve CreateTopics); returns it with its bootstrap servers.
+pub fn mock_cluster(
+    topic: &str,
+    partitions: i32,
+) -> (rdkafka::mocking::MockCluster<'static, rdkafka::producer::DefaultProducerContext>, String) {
+    let cluster = rdkafka::mocking::MockCluster::new(1).unwrap();
+    cluster.create_topic(topic, partitions, 1).unwrap();
+    cluster.create_topic(&format!("{topic}.dlq"), 1, 1).unwrap();
+    let brokers = cluster.bootstrap_servers();
+    (cluster, brokers)
+}
+
+/// Sends `payloads` to `topic`, message `i` to partition `i % partitions`.
+pub fn produce_round_robin<'a>(brokers: &str, topic: &str, payloads: impl IntoIterator<Item = &'a str>, partitions: i32) {
+    use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+    let producer: ThreadedProducer<DefaultProducerContext> =
+        rdkafka::ClientConfig::new().set("bootstrap.servers", brokers).set("linger.ms", "5").create().unwrap();
+    for (i, payload) in payloads.into_iter().enumerate() {
+        producer.send(BaseRecord::<str, str>::to(topic).payload(payload).partition(i as i32 % partitions)).unwrap();
+    }
+    producer.flush(Duration::from_secs(10)).unwrap();
+}

@@ -45,7 +45,8 @@ pub(super) struct DedupArgs {
     /// A librdkafka property, `key=value` (repeatable).
     #[arg(short = 'X', value_name = "KEY=VALUE")]
     property: Vec<String>,
-    /// Where to start in each partition: `earliest` or `committed`.
+    /// Where to start in each partition: `earliest` or `committed`. (With `--follow` a group
+    /// always resumes from its committed offsets; partitions without one start at the earliest.)
     #[arg(long, default_value = "committed")]
     start: String,
     /// Embedded store directory (one Qdrant shard per collection inside).
@@ -105,9 +106,10 @@ pub(super) struct DedupArgs {
     /// Print nothing but errors and the summary.
     #[arg(long, short)]
     quiet: bool,
-    /// With `--source`: keep reading past the end of the topic (a stream; stop with Ctrl-C or
-    /// SIGTERM, which finishes the batch in hand and commits). The policy can then be upgraded
-    /// live: by a change of its file, SIGHUP, or the admin API.
+    /// With `--source`: keep reading past the end of the topic as a member of `--group` (a
+    /// stream; processes in one group share the partitions; stop with Ctrl-C or SIGTERM, which
+    /// finishes the batch in hand and commits). The policy can then be upgraded live: by a
+    /// change of its file, SIGHUP, or the admin API.
     #[arg(long, requires = "source")]
     follow: bool,
     /// With `--follow`: a batch is processed once full or after this long.

@@ -175,7 +175,7 @@ pub fn run(job: &DedupJob, stop: &AtomicBool) -> Result<DedupSummary> {
         for letter in &dead {
             dead_letters.write(letter)?;
         }
-        if let Source::Kafka(_) = source {
+        if source.commits() {
             // Points and dead letters durable first; then the offsets move past them.
             deduper.store.sync()?;
             dead_letters.sync()?;

@@ -14,20 +14,20 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::message::Message;
-use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use rdkafka::{Offset, TopicPartitionList};
 
 use super::Steps;
 use super::anomaly::{DEAD_LETTER_FILE, DetectorSettings, score_and_write};
 use crate::component::ComponentSource;
 use crate::admin::{self, AdminSettings};
 use crate::component::features::{Carried, FeatureAggregation, FeatureComponent, Quarantined, Window};
-use crate::metrics::{METRICS, PartitionLabels, SourceLabels};
+use crate::metrics::{METRICS, SourceLabels};
 use crate::swap::{self, AnomalySlots, Role, Upgrades};
 use crate::time::iso_utc;
 use crate::dead_letter::{DeadLetter, DeadLetterFile, DeadLetterTopic, DeadLetters, Stage};
@@ -35,7 +35,8 @@ use crate::detector::{DetectorChoice, ModelSource};
 use crate::events::{EventBatch, decode_chunk};
 use crate::output::StagedDir;
 use crate::runtime::{Limits, Runtime};
-use crate::source::kafka::{KafkaOptions, client_config};
+use crate::source::group::{self, commit_with_patience};
+use crate::source::kafka::KafkaOptions;
 use crate::source::{Chunk, Position};
 
 /// File holding the checkpoint of what is written: the end of the last written window and,
@@ -97,87 +98,6 @@ pub struct StreamSummary {
     pub swaps: u64,
 }
 
-/// State the rebalance callback needs: the offsets safe to commit, and a flag for the loop.
-#[derive(Default)]
-struct Shared {
-    safe: Mutex<BTreeMap<i32, i64>>,
-    revoked: AtomicBool,
-}
-
-/// Commits what is safe when partitions are taken away, tells the loop to drop its state, and
-/// feeds the lag gauge from librdkafka's statistics.
-struct GroupContext {
-    shared: Arc<Shared>,
-    topic: String,
-    /// The source's name in metrics.
-    source: String,
-}
-
-impl ClientContext for GroupContext {
-    fn stats(&self, statistics: rdkafka::Statistics) {
-        let Some(topic) = statistics.topics.get(&self.topic) else { return };
-        for (&partition, p) in &topic.partitions {
-            // librdkafka reports -1 for the internal partition and for lags it does not know.
-            if partition >= 0 && p.consumer_lag >= 0 {
-                let labels = PartitionLabels { source: self.source.clone(), partition: partition.into() };
-                METRICS.lag.get_or_create(&labels).set(p.consumer_lag);
-            }
-        }
-    }
-}
-
-impl ConsumerContext for GroupContext {
-    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if let Rebalance::Revoke(_) = rebalance {
-            let safe = self.shared.safe.lock().expect("not poisoned").clone();
-            if let Err(e) = commit(consumer, &self.topic, &safe) {
-                eprintln!("sg-host: committing before a rebalance failed ({e}); the next owner re-reads more");
-            }
-            self.shared.revoked.store(true, Ordering::SeqCst);
-        }
-    }
-}
-
-fn commit<C: ConsumerContext>(consumer: &BaseConsumer<C>, topic: &str, offsets: &BTreeMap<i32, i64>) -> Result<()> {
-    commit_with_patience(consumer, topic, offsets, Duration::ZERO)
-}
-
-/// Commits, retrying for up to `patience` while the group coordinator is being (re)found, as
-/// after a broker outage. librdkafka finds it on its own thread, so no poll is needed (a poll
-/// here could hand over records this loop would then skip).
-fn commit_with_patience<C: ConsumerContext>(
-    consumer: &BaseConsumer<C>,
-    topic: &str,
-    offsets: &BTreeMap<i32, i64>,
-    patience: Duration,
-) -> Result<()> {
-    use rdkafka::error::{KafkaError, RDKafkaErrorCode as Code};
-    let mut tpl = TopicPartitionList::new();
-    for (&p, &o) in offsets {
-        tpl.add_partition_offset(topic, p, Offset::Offset(o))?;
-    }
-    if tpl.count() == 0 {
-        return Ok(());
-    }
-    let until = Instant::now() + patience;
-    loop {
-        match consumer.commit(&tpl, CommitMode::Sync) {
-            Ok(()) => return Ok(()),
-            Err(KafkaError::ConsumerCommit(
-                Code::WaitingForCoordinator
-                | Code::CoordinatorNotAvailable
-                | Code::NotCoordinator
-                | Code::RequestTimedOut
-                | Code::OperationTimedOut
-                | Code::BrokerTransportFailure
-                | Code::AllBrokersDown
-                | Code::CoordinatorLoadInProgress,
-            )) if Instant::now() < until => std::thread::sleep(Duration::from_millis(200)),
-            Err(e) => return Err(e).context("committing offsets"),
-        }
-    }
-}
-
 /// A window being aggregated (by one features version).
 struct OpenWindow<'r> {
     aggregation: FeatureAggregation<'r>,
@@ -226,24 +146,7 @@ pub fn run(job: &StreamJob, stop: &AtomicBool) -> Result<StreamSummary> {
     };
     let mut dead = DeadLetters::new(dead_file, dead_topic);
 
-    let shared = Arc::new(Shared::default());
-    let reset = match job.kafka.start {
-        crate::source::kafka::StartAt::Latest => "latest",
-        _ => "earliest",
-    };
-    let mut config = client_config(&job.kafka.topic, &job.kafka.properties);
-    if !job.kafka.properties.iter().any(|(k, _)| k == "statistics.interval.ms") {
-        // Feeds `sg_source_lag` once a second.
-        config.set("statistics.interval.ms", "1000");
-    }
-    let consumer: BaseConsumer<GroupContext> = config
-        .set("group.id", &job.kafka.group)
-        .set("enable.auto.commit", "false")
-        .set("enable.auto.offset.store", "false")
-        .set("auto.offset.reset", reset)
-        .create_with_context(GroupContext { shared: shared.clone(), topic: topic.clone(), source: name.clone() })
-        .with_context(|| format!("creating a Kafka consumer for {name}"))?;
-    consumer.subscribe(&[&topic]).with_context(|| format!("subscribing to {name}"))?;
+    let (consumer, shared) = group::join(&job.kafka)?;
     steps.step(&format!("Following {name} as group {} in windows of {} s", job.kafka.group, job.window_ms / 1000));
 
     let mut windows: BTreeMap<i64, OpenWindow<'_>> = BTreeMap::new();

@@ -71,9 +71,8 @@ pub struct KafkaOptions {
     pub max_events: Option<u64>,
     /// Messages per chunk.
     pub chunk_messages: usize,
-    /// Read on past the end of every partition (a stream): a chunk is handed out once it is
-    /// full or after this long, and the read never ends. Every partition of the topic is read
-    /// (one process per group).
+    /// Follow the topic as a member of `group` instead of a bounded read (a stream,
+    /// [`super::GroupSource`]): a chunk is handed out once it is full or after this long.
     pub follow: Option<Duration>,
 }
 
@@ -140,7 +139,11 @@ fn offsets_for_time(consumer: &BaseConsumer, topic: &str, partitions: &[i32], ms
 
 impl KafkaSource {
     /// Looks up partitions and watermarks, computes each partition's span and assigns it.
+    /// (`options.follow` is for [`super::GroupSource`]; refused here.)
     pub fn open(options: KafkaOptions) -> Result<KafkaSource> {
+        if options.follow.is_some() {
+            bail!("a followed topic is read as a group member (GroupSource), not as a bounded read");
+        }
         let topic = options.topic.topic.clone();
         let consumer: BaseConsumer = client_config(&options.topic, &options.properties)
             .set("group.id", &options.group)
@@ -201,11 +204,6 @@ impl KafkaSource {
         };
         let mut spans: BTreeMap<i32, Span> =
             partitions.iter().map(|&p| (p, Span { start: starts[&p], end: ends[&p].max(starts[&p]) })).collect();
-        if options.follow.is_some() {
-            for span in spans.values_mut() {
-                span.end = i64::MAX;
-            }
-        }
         if let Some(n) = options.max_events {
             let available: Vec<u64> = spans.values().map(|s| (s.end - s.start) as u64).collect();
             for (span, take) in spans.values_mut().zip(share(&available, n)) {
@@ -228,9 +226,9 @@ impl KafkaSource {
         &self.spans
     }
 
-    /// Messages the read covers (saturating: a followed topic has no end).
+    /// Messages the read covers.
     pub fn planned(&self) -> u64 {
-        self.spans.values().map(|s| (s.end - s.start) as u64).fold(0, u64::saturating_add)
+        self.spans.values().map(|s| (s.end - s.start) as u64).sum()
     }
 
     /// The source's URL.
@@ -238,26 +236,15 @@ impl KafkaSource {
         self.options.topic.url()
     }
 
-    /// The next chunk, or None once every partition reached its end. When following, a chunk
-    /// (possibly empty) comes at least every `follow` interval, and there is always a next one.
+    /// The next chunk, or None once every partition reached its end.
     pub fn next_chunk(&mut self) -> Result<Option<Chunk>> {
         if self.next.is_empty() {
             return Ok(None);
         }
         let mut chunk = Chunk::default();
-        let until = self.options.follow.map(|wait| std::time::Instant::now() + wait);
         while chunk.len() < self.options.chunk_messages && !self.next.is_empty() {
-            let wait = match until {
-                Some(t) => t.saturating_duration_since(std::time::Instant::now()).min(Duration::from_millis(200)),
-                None => Duration::from_millis(if chunk.is_empty() { 1000 } else { 50 }),
-            };
+            let wait = Duration::from_millis(if chunk.is_empty() { 1000 } else { 50 });
             let Some(message) = self.consumer.poll(wait) else {
-                if let Some(t) = until {
-                    if std::time::Instant::now() >= t {
-                        break;
-                    }
-                    continue;
-                }
                 if chunk.is_empty() {
                     continue;
                 }

@@ -1,10 +1,13 @@
-//! Event sources, each in its own module: `file` (JSON lines from a file, gzip, or stdin) and
-//! `kafka` (bounded reads of a topic). Both hand out [`Chunk`]s of framed messages.
+//! Event sources, each in its own module: `file` (JSON lines from a file, gzip, or stdin),
+//! `kafka` (bounded reads of a topic) and `group` (a topic followed as a consumer-group
+//! member). All hand out [`Chunk`]s of framed messages.
 
 mod file;
+pub mod group;
 pub mod kafka;
 
 pub use file::{FileSource, InputProgress};
+pub use group::GroupSource;
 pub use kafka::{KafkaOptions, KafkaSource};
 
 use std::ops::Range;
@@ -17,7 +20,7 @@ use anyhow::Result;
 pub enum Input {
     /// JSON lines from a file (`-` for stdin).
     File(PathBuf),
-    /// A bounded read of a Kafka topic.
+    /// A Kafka topic: a bounded read, or followed as a group member (`follow` set).
     Kafka(KafkaOptions),
 }
 
@@ -25,8 +28,10 @@ pub enum Input {
 pub enum Source {
     /// A file or stdin.
     File(FileSource),
-    /// A Kafka topic.
+    /// A bounded read of a Kafka topic.
     Kafka(Box<KafkaSource>),
+    /// A Kafka topic followed as a consumer-group member.
+    KafkaGroup(Box<GroupSource>),
 }
 
 impl Source {
@@ -34,7 +39,10 @@ impl Source {
     pub fn open(input: &Input, chunk_bytes: usize) -> Result<Source> {
         Ok(match input {
             Input::File(path) => Source::File(FileSource::open(path, chunk_bytes)?),
-            Input::Kafka(options) => Source::Kafka(Box::new(KafkaSource::open(options.clone())?)),
+            Input::Kafka(options) => match options.follow {
+                Some(wait) => Source::KafkaGroup(Box::new(GroupSource::open(options.clone(), wait)?)),
+                None => Source::Kafka(Box::new(KafkaSource::open(options.clone())?)),
+            },
         })
     }
 
@@ -43,14 +51,21 @@ impl Source {
         match self {
             Source::File(f) => f.name().to_string(),
             Source::Kafka(k) => k.name(),
+            Source::KafkaGroup(g) => g.name(),
         }
     }
 
-    /// The next chunk, or None at the end.
+    /// Whether offsets are committed by [`Source::acknowledge`] (Kafka).
+    pub fn commits(&self) -> bool {
+        !matches!(self, Source::File(_))
+    }
+
+    /// The next chunk, or None at the end (a followed topic has none).
     pub fn next_chunk(&mut self) -> Result<Option<Chunk>> {
         match self {
             Source::File(f) => f.next_chunk(),
             Source::Kafka(k) => k.next_chunk(),
+            Source::KafkaGroup(g) => g.next_chunk().map(Some),
         }
     }
 
@@ -58,7 +73,7 @@ impl Source {
     pub fn total_bytes(&self) -> Option<u64> {
         match self {
             Source::File(f) => f.total_bytes(),
-            Source::Kafka(_) => None,
+            Source::Kafka(_) | Source::KafkaGroup(_) => None,
         }
     }
 
@@ -66,7 +81,7 @@ impl Source {
     pub fn progress(&self) -> InputProgress {
         match self {
             Source::File(f) => f.progress(),
-            Source::Kafka(_) => InputProgress::default(),
+            Source::Kafka(_) | Source::KafkaGroup(_) => InputProgress::default(),
         }
     }
 
@@ -76,6 +91,10 @@ impl Source {
         match self {
             Source::File(_) => Ok(()),
             Source::Kafka(k) => k.commit(),
+            Source::KafkaGroup(g) => {
+                g.commit();
+                Ok(())
+            }
         }
     }
 }

@@ -1,0 +1,190 @@
+//! Following a topic as a member of a consumer group: librdkafka spreads the partitions over the
+//! group's members and moves them when members come and go. Offsets are committed only behind
+//! output the caller says is durable; when partitions are taken away, what was read of them and
+//! not yet written is dropped, and whoever owns them next re-reads it from the committed offset.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::message::Message;
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+
+use super::kafka::{KafkaOptions, StartAt, client_config};
+use super::{Chunk, Position};
+use crate::metrics::{METRICS, PartitionLabels};
+
+/// What the rebalance callback shares with the reading loop: the offsets safe to commit, and a
+/// flag saying partitions were taken away.
+#[derive(Default)]
+pub(crate) struct Shared {
+    /// Per partition, the offset below which the output is durable.
+    pub safe: Mutex<BTreeMap<i32, i64>>,
+    /// Set when partitions are revoked; the loop drops what it has not written.
+    pub revoked: AtomicBool,
+}
+
+/// Commits what is safe when partitions are taken away, tells the loop to drop its state, and
+/// feeds the lag gauge from librdkafka's statistics.
+pub(crate) struct GroupContext {
+    shared: Arc<Shared>,
+    topic: String,
+    /// The source's name in metrics.
+    source: String,
+}
+
+impl ClientContext for GroupContext {
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        let Some(topic) = statistics.topics.get(&self.topic) else { return };
+        for (&partition, p) in &topic.partitions {
+            // librdkafka reports -1 for the internal partition and for lags it does not know.
+            if partition >= 0 && p.consumer_lag >= 0 {
+                let labels = PartitionLabels { source: self.source.clone(), partition: partition.into() };
+                METRICS.lag.get_or_create(&labels).set(p.consumer_lag);
+            }
+        }
+    }
+}
+
+impl ConsumerContext for GroupContext {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(_) = rebalance {
+            let safe = self.shared.safe.lock().expect("not poisoned").clone();
+            if let Err(e) = commit_with_patience(consumer, &self.topic, &safe, Duration::ZERO) {
+                eprintln!("sg-host: committing before a rebalance failed ({e}); the next owner re-reads more");
+            }
+            self.shared.revoked.store(true, Ordering::SeqCst);
+        }
+    }
+
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(tpl) = rebalance {
+            let partitions: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
+            eprintln!("sg-host: {}: assigned partitions {partitions:?}", self.source);
+        }
+    }
+}
+
+/// A consumer that joined `options.group` and subscribed to its topic (manual commits; `start`
+/// applies to a group without committed offsets), with the [`Shared`] state of its rebalances.
+pub(crate) fn join(options: &KafkaOptions) -> Result<(BaseConsumer<GroupContext>, Arc<Shared>)> {
+    let (topic, name) = (options.topic.topic.clone(), options.topic.url());
+    let shared = Arc::new(Shared::default());
+    let reset = match options.start {
+        StartAt::Latest => "latest",
+        _ => "earliest",
+    };
+    let mut config = client_config(&options.topic, &options.properties);
+    if !options.properties.iter().any(|(k, _)| k == "statistics.interval.ms") {
+        // Feeds `sg_source_lag` once a second.
+        config.set("statistics.interval.ms", "1000");
+    }
+    let consumer: BaseConsumer<GroupContext> = config
+        .set("group.id", &options.group)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", reset)
+        .create_with_context(GroupContext { shared: shared.clone(), topic: topic.clone(), source: name.clone() })
+        .with_context(|| format!("creating a Kafka consumer for {name}"))?;
+    consumer.subscribe(&[&topic]).with_context(|| format!("subscribing to {name}"))?;
+    Ok((consumer, shared))
+}
+
+/// Commits `offsets`, retrying for up to `patience` while the group coordinator is being
+/// (re)found, as after a broker outage. librdkafka finds it on its own thread, so no poll is
+/// needed (a poll here could hand over records the caller would then skip).
+pub(crate) fn commit_with_patience<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    topic: &str,
+    offsets: &BTreeMap<i32, i64>,
+    patience: Duration,
+) -> Result<()> {
+    use rdkafka::error::{KafkaError, RDKafkaErrorCode as Code};
+    let mut tpl = TopicPartitionList::new();
+    for (&p, &o) in offsets {
+        tpl.add_partition_offset(topic, p, Offset::Offset(o))?;
+    }
+    if tpl.count() == 0 {
+        return Ok(());
+    }
+    let until = Instant::now() + patience;
+    loop {
+        match consumer.commit(&tpl, CommitMode::Sync) {
+            Ok(()) => return Ok(()),
+            Err(KafkaError::ConsumerCommit(
+                Code::WaitingForCoordinator
+                | Code::CoordinatorNotAvailable
+                | Code::NotCoordinator
+                | Code::RequestTimedOut
+                | Code::OperationTimedOut
+                | Code::BrokerTransportFailure
+                | Code::AllBrokersDown
+                | Code::CoordinatorLoadInProgress,
+            )) if Instant::now() < until => std::thread::sleep(Duration::from_millis(200)),
+            Err(e) => return Err(e).context("committing offsets"),
+        }
+    }
+}
+
+/// A topic followed as a group member, in chunks of messages (the dedup stream's source).
+pub struct GroupSource {
+    consumer: BaseConsumer<GroupContext>,
+    shared: Arc<Shared>,
+    options: KafkaOptions,
+    /// A chunk is handed out once full or after this long.
+    wait: Duration,
+    /// Per partition, the offset after the last message handed out.
+    next: BTreeMap<i32, i64>,
+}
+
+impl GroupSource {
+    /// Joins the group and subscribes; chunks come at least every `wait`.
+    pub fn open(options: KafkaOptions, wait: Duration) -> Result<GroupSource> {
+        let (consumer, shared) = join(&options)?;
+        Ok(GroupSource { consumer, shared, options, wait, next: BTreeMap::new() })
+    }
+
+    /// The source's URL.
+    pub fn name(&self) -> String {
+        self.options.topic.url()
+    }
+
+    /// The next chunk (possibly empty; there is always a next one). When partitions were taken
+    /// away while it filled, the chunk is dropped — its messages are not written, so whoever
+    /// owns their partitions now reads them again — and an empty one is handed out.
+    pub fn next_chunk(&mut self) -> Result<Chunk> {
+        let mut chunk = Chunk::default();
+        let mut read = BTreeMap::new();
+        let until = Instant::now() + self.wait;
+        while chunk.len() < self.options.chunk_messages {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            let Some(message) = self.consumer.poll(left.min(Duration::from_millis(200))) else { continue };
+            let message = message.context("reading from Kafka")?;
+            let (p, offset) = (message.partition(), message.offset());
+            chunk.push(message.payload().unwrap_or_default(), Position::Kafka { partition: p, offset });
+            read.insert(p, offset + 1);
+        }
+        if self.shared.revoked.swap(false, Ordering::SeqCst) {
+            self.next.clear();
+            return Ok(Chunk::default());
+        }
+        self.next.extend(read);
+        Ok(chunk)
+    }
+
+    /// Commits everything handed out so far — call only once the output covering it is
+    /// durably written. A commit that fails (a rebalance under way, the coordinator moving) is
+    /// logged, not fatal: it only means the partition's next owner re-reads more.
+    pub fn commit(&self) {
+        *self.shared.safe.lock().expect("not poisoned") = self.next.clone();
+        if let Err(e) = commit_with_patience(&self.consumer, &self.options.topic.topic, &self.next, Duration::from_secs(5)) {
+            eprintln!("sg-host: {e:#}; the next owner of these partitions re-reads more");
+        }
+    }
+}
