@@ -221,16 +221,6 @@ impl KafkaSource {
         Ok(KafkaSource { options, consumer, spans, next })
     }
 
-    /// The spans being read, per partition.
-    pub fn spans(&self) -> &BTreeMap<i32, Span> {
-        &self.spans
-    }
-
-    /// Messages the read covers.
-    pub fn planned(&self) -> u64 {
-        self.spans.values().map(|s| (s.end - s.start) as u64).sum()
-    }
-
     /// The source's URL.
     pub fn name(&self) -> String {
         self.options.topic.url()
