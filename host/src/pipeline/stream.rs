@@ -167,7 +167,13 @@ pub fn run(job: &StreamJob, stop: &AtomicBool) -> Result<StreamSummary> {
             if left.is_zero() {
                 break;
             }
-            let Some(message) = consumer.poll(left.min(Duration::from_millis(200))) else { continue };
+            let polled = consumer.poll(left.min(Duration::from_millis(200)));
+            if shared.revoked.load(Ordering::SeqCst) {
+                // Partitions were taken away in this poll: the batch ends here, so records of
+                // the next assignment are never dropped with it (they would not come again).
+                break;
+            }
+            let Some(message) = polled else { continue };
             let message = match message {
                 Ok(m) => m,
                 Err(e) => {

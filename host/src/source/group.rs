@@ -1,14 +1,16 @@
 //! Following a topic as a member of a consumer group: librdkafka spreads the partitions over the
 //! group's members and moves them when members come and go. Offsets are committed only behind
-//! output the caller says is durable; when partitions are taken away, what was read of them and
-//! not yet written is dropped, and whoever owns them next re-reads it from the committed offset.
+//! output the caller says is durable; when partitions are taken away, what was read and not yet
+//! written is dropped, and whoever owns the partitions next re-reads it from the committed
+//! offsets. That needs eager rebalancing (every partition revoked, then assigned afresh from its
+//! committed offset); cooperative assignors are refused.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::message::Message;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
@@ -72,6 +74,11 @@ impl ConsumerContext for GroupContext {
 /// applies to a group without committed offsets), with the [`Shared`] state of its rebalances.
 pub(crate) fn join(options: &KafkaOptions) -> Result<(BaseConsumer<GroupContext>, Arc<Shared>)> {
     let (topic, name) = (options.topic.topic.clone(), options.topic.url());
+    if let Some((_, v)) = options.properties.iter().find(|(k, v)| k == "partition.assignment.strategy" && v.contains("cooperative")) {
+        // A cooperative rebalance keeps some partitions where they are, reading on past what
+        // was dropped; only eager rebalances send every dropped record round again.
+        bail!("partition.assignment.strategy={v}: sg-host needs an eager assignor (range, roundrobin): what it has not written when partitions move is dropped and re-read from the committed offsets");
+    }
     let shared = Arc::new(Shared::default());
     let reset = match options.start {
         StartAt::Latest => "latest",
@@ -164,7 +171,13 @@ impl GroupSource {
             if left.is_zero() {
                 break;
             }
-            let Some(message) = self.consumer.poll(left.min(Duration::from_millis(200))) else { continue };
+            let polled = self.consumer.poll(left.min(Duration::from_millis(200)));
+            if self.shared.revoked.load(Ordering::SeqCst) {
+                // Partitions were taken away in this poll: the chunk ends here, so records of
+                // the next assignment are never dropped with it (they would not come again).
+                break;
+            }
+            let Some(message) = polled else { continue };
             let message = message.context("reading from Kafka")?;
             let (p, offset) = (message.partition(), message.offset());
             chunk.push(message.payload().unwrap_or_default(), Position::Kafka { partition: p, offset });
@@ -186,5 +199,27 @@ impl GroupSource {
         if let Err(e) = commit_with_patience(&self.consumer, &self.options.topic.topic, &self.next, Duration::from_secs(5)) {
             eprintln!("sg-host: {e:#}; the next owner of these partitions re-reads more");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::kafka::KafkaTopic;
+
+    #[test]
+    fn cooperative_assignors_are_refused() {
+        let options = KafkaOptions {
+            topic: KafkaTopic::parse("kafka://127.0.0.1:1/t").unwrap(),
+            group: "g".into(),
+            properties: vec![("partition.assignment.strategy".into(), "cooperative-sticky".into())],
+            start: StartAt::Committed,
+            to_time: None,
+            max_events: None,
+            chunk_messages: 10,
+            follow: Some(Duration::from_millis(100)),
+        };
+        let err = join(&options).err().expect("refused").to_string();
+        assert!(err.contains("eager assignor"), "{err}");
     }
 }
