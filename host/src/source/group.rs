@@ -162,7 +162,7 @@ impl GroupSource {
     /// The next chunk (possibly empty; there is always a next one). When partitions were taken
     /// away while it filled, the chunk is dropped — its messages are not written, so whoever
     /// owns their partitions now reads them again — and an empty one is handed out.
-    pub fn next_chunk(&mut self) -> Result<Chunk> {
+    pub fn next_chunk(&mut self) -> Chunk {
         let mut chunk = Chunk::default();
         let mut read = BTreeMap::new();
         let until = Instant::now() + self.wait;
@@ -177,18 +177,26 @@ impl GroupSource {
                 // the next assignment are never dropped with it (they would not come again).
                 break;
             }
-            let Some(message) = polled else { continue };
-            let message = message.context("reading from Kafka")?;
+            let message = match polled {
+                Some(Ok(m)) => m,
+                // Broker and transport errors pass (librdkafka retries on its own); a stream
+                // outlives them.
+                Some(Err(e)) => {
+                    eprintln!("sg-host: Kafka: {e}");
+                    continue;
+                }
+                None => continue,
+            };
             let (p, offset) = (message.partition(), message.offset());
             chunk.push(message.payload().unwrap_or_default(), Position::Kafka { partition: p, offset });
             read.insert(p, offset + 1);
         }
         if self.shared.revoked.swap(false, Ordering::SeqCst) {
             self.next.clear();
-            return Ok(Chunk::default());
+            return Chunk::default();
         }
         self.next.extend(read);
-        Ok(chunk)
+        chunk
     }
 
     /// Commits everything handed out so far — call only once the output covering it is

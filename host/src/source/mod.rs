@@ -65,7 +65,7 @@ impl Source {
         match self {
             Source::File(f) => f.next_chunk(),
             Source::Kafka(k) => k.next_chunk(),
-            Source::KafkaGroup(g) => g.next_chunk().map(Some),
+            Source::KafkaGroup(g) => Ok(Some(g.next_chunk())),
         }
     }
 
