@@ -19,7 +19,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
-use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::Steps;
@@ -37,7 +36,7 @@ use crate::output::StagedDir;
 use crate::runtime::{Limits, Runtime};
 use crate::source::group::{self, commit_with_patience};
 use crate::source::kafka::KafkaOptions;
-use crate::source::{Chunk, Position};
+use crate::source::Position;
 
 /// File holding the checkpoint of what is written: the end of the last written window and,
 /// per partition, the offset below which every event is in a written window.
@@ -160,38 +159,14 @@ pub fn run(job: &StreamJob, stop: &AtomicBool) -> Result<StreamSummary> {
 
     while !stop.load(Ordering::SeqCst) {
         // One micro-batch.
-        let mut chunk = Chunk::default();
-        let deadline = Instant::now() + job.batch_wait;
-        while chunk.len() < job.batch_events && !stop.load(Ordering::SeqCst) {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                break;
-            }
-            let polled = consumer.poll(left.min(Duration::from_millis(200)));
-            if shared.revoked.load(Ordering::SeqCst) {
-                // Partitions were taken away in this poll: the batch ends here, so records of
-                // the next assignment are never dropped with it (they would not come again).
-                break;
-            }
-            let Some(message) = polled else { continue };
-            let message = match message {
-                Ok(m) => m,
-                Err(e) => {
-                    eprintln!("sg-host: Kafka: {e}");
-                    continue;
-                }
-            };
-            let (p, offset) = (message.partition(), message.offset());
-            chunk.push(message.payload().unwrap_or_default(), Position::Kafka { partition: p, offset });
-            next.insert(p, offset + 1);
-        }
-        if shared.revoked.swap(false, Ordering::SeqCst) {
+        let Some((chunk, read)) = group::fill(&consumer, &shared, job.batch_events, job.batch_wait, Some(stop)) else {
             // Partitions moved: what is not written is re-read by whoever owns them now.
             windows.clear();
             next.clear();
             newest.clear();
             continue;
-        }
+        };
+        next.extend(read);
         METRICS.batches.get_or_create(&SourceLabels { source: name.clone() }).inc();
         let mut decoded = decode_chunk(chunk, job.max_message_bytes);
         for letter in &decoded.dead {

@@ -136,6 +136,49 @@ pub(crate) fn commit_with_patience<C: ConsumerContext>(
     }
 }
 
+/// Polls `consumer` into a chunk until it holds `max` records, `wait` has passed or `stop` is
+/// set; returns it with, per partition, the offset after its last record. `None` when
+/// partitions were taken away meanwhile: what was read is dropped (not written, so whoever owns
+/// the partitions now reads it again), and polling stops at the poll that saw it, so records
+/// of the next assignment are never dropped with it (they would not come again). Kafka errors
+/// are logged and polling goes on (librdkafka retries on its own; a stream outlives them).
+pub(crate) fn fill(
+    consumer: &BaseConsumer<GroupContext>,
+    shared: &Shared,
+    max: usize,
+    wait: Duration,
+    stop: Option<&AtomicBool>,
+) -> Option<(Chunk, BTreeMap<i32, i64>)> {
+    let mut chunk = Chunk::default();
+    let mut read = BTreeMap::new();
+    let until = Instant::now() + wait;
+    while chunk.len() < max && !stop.is_some_and(|s| s.load(Ordering::SeqCst)) {
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        let polled = consumer.poll(left.min(Duration::from_millis(200)));
+        if shared.revoked.load(Ordering::SeqCst) {
+            break;
+        }
+        let message = match polled {
+            Some(Ok(m)) => m,
+            Some(Err(e)) => {
+                eprintln!("sg-host: Kafka: {e}");
+                continue;
+            }
+            None => continue,
+        };
+        let (p, offset) = (message.partition(), message.offset());
+        chunk.push(message.payload().unwrap_or_default(), Position::Kafka { partition: p, offset });
+        read.insert(p, offset + 1);
+    }
+    if shared.revoked.swap(false, Ordering::SeqCst) {
+        return None;
+    }
+    Some((chunk, read))
+}
+
 /// A topic followed as a group member, in chunks of messages (the dedup stream's source).
 pub struct GroupSource {
     consumer: BaseConsumer<GroupContext>,
@@ -163,40 +206,16 @@ impl GroupSource {
     /// away while it filled, the chunk is dropped — its messages are not written, so whoever
     /// owns their partitions now reads them again — and an empty one is handed out.
     pub fn next_chunk(&mut self) -> Chunk {
-        let mut chunk = Chunk::default();
-        let mut read = BTreeMap::new();
-        let until = Instant::now() + self.wait;
-        while chunk.len() < self.options.chunk_messages {
-            let left = until.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                break;
+        match fill(&self.consumer, &self.shared, self.options.chunk_messages, self.wait, None) {
+            Some((chunk, read)) => {
+                self.next.extend(read);
+                chunk
             }
-            let polled = self.consumer.poll(left.min(Duration::from_millis(200)));
-            if self.shared.revoked.load(Ordering::SeqCst) {
-                // Partitions were taken away in this poll: the chunk ends here, so records of
-                // the next assignment are never dropped with it (they would not come again).
-                break;
+            None => {
+                self.next.clear();
+                Chunk::default()
             }
-            let message = match polled {
-                Some(Ok(m)) => m,
-                // Broker and transport errors pass (librdkafka retries on its own); a stream
-                // outlives them.
-                Some(Err(e)) => {
-                    eprintln!("sg-host: Kafka: {e}");
-                    continue;
-                }
-                None => continue,
-            };
-            let (p, offset) = (message.partition(), message.offset());
-            chunk.push(message.payload().unwrap_or_default(), Position::Kafka { partition: p, offset });
-            read.insert(p, offset + 1);
         }
-        if self.shared.revoked.swap(false, Ordering::SeqCst) {
-            self.next.clear();
-            return Chunk::default();
-        }
-        self.next.extend(read);
-        chunk
     }
 
     /// Commits everything handed out so far — call only once the output covering it is
