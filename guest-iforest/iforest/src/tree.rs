@@ -56,7 +56,8 @@ enum Layout {
 #[derive(Clone, Copy, Debug, PartialEq)]
 struct Node {
     feature: u32,
-    threshold: f32,
+    /// The threshold's [`walk::key`] (rows are walked as keys).
+    key: u32,
     left: u32,
     right: u32,
 }
@@ -220,7 +221,7 @@ impl Tree {
                 (0..n)
                     .map(|i| Node {
                         feature: self.feature[i],
-                        threshold: self.threshold[i],
+                        key: walk::key(self.threshold[i]),
                         left: self.left[i],
                         right: self.right[i],
                     })
@@ -256,7 +257,7 @@ impl Tree {
                     let mut n = 0usize;
                     for _ in 0..self.depth {
                         let node = nodes[n];
-                        n = if block.key(r, node.feature) <= walk::key(node.threshold) { node.left } else { node.right } as usize;
+                        n = if block.key(r, node.feature) <= node.key { node.left } else { node.right } as usize;
                     }
                     *a += self.value[n];
                 }
