@@ -5,9 +5,9 @@
 //! The block is held column-major ([`Columns`]), as integer order keys ([`key`]), so the value
 //! a lane reads is at `feature offset + lane` from one base pointer, and a split (feature offset
 //! and threshold key) is one `u64`: a lane's only state is its node, a step is two integer
-//! loads, a compare and an add, and sixteen lanes walk side by side in registers, their loads
+//! loads, a compare and an add, and fourteen lanes walk side by side in registers, their loads
 //! overlapping ([`walk_lanes`]). On x86-64 the first three levels go the other way round: every
-//! row of a group of 64 is compared with every node of the level, column against threshold as a
+//! row of a group of 112 is compared with every node of the level, column against threshold as a
 //! vector compare, and each row keeps the answer of the node it is at (`top_levels`); seven
 //! vector compares replace three dependent steps. (Not measured elsewhere, so not used elsewhere.
 //! Gathers were measured slower than the scalar walk on AMD Zen 4 and are not used at all.)
@@ -15,15 +15,17 @@
 //! Every path takes the same comparisons, so every path reaches the same leaf: scores do not
 //! depend on the CPU, and the WASM component scores as the native host does.
 
-/// Rows scored together: a block's columns (28 features × 256 rows = 28 KiB) stay in L1 while
-/// every tree walks them.
-pub(crate) const BLOCK_ROWS: usize = 256;
+/// Rows scored together: a block's columns (28 features × 224 rows = 24.5 KiB) stay in L1, beside
+/// the tree being walked, while every tree walks them.
+pub(crate) const BLOCK_ROWS: usize = 224;
 
-/// Rows walked side by side (16 measured best of 8..32 here).
-const LANES: usize = 16;
+/// Rows walked side by side (14 measured best of 8..16 here: 7 % faster than 16, whose nodes
+/// spill more often from x86-64's sixteen registers).
+const LANES: usize = 14;
 
-/// Rows sent down the top levels together.
-const GROUP: usize = 64;
+/// Rows sent down the top levels together (a multiple of LANES and of AVX2's eight; 112 measured
+/// best of 56..224).
+const GROUP: usize = 112;
 
 /// Levels walked group-wise on x86-64 (3 measured best of 2..5 here, with AVX2 and without).
 #[cfg(target_arch = "x86_64")]
