@@ -8,7 +8,7 @@ use rdkafka::ClientConfig;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use serde_json::Value;
 
-use crate::support::{mock_cluster, produce_round_robin, sg_host};
+use crate::support::{mock_cluster, produce_round_robin, sg_host, wait_for};
 
 /// Generated events, `per_partition[p]` of them sent to partition `p` (in order).
 fn fill(brokers: &str, topic: &str, per_partition: &[usize], extra: &[(i32, &str)]) {
@@ -190,14 +190,6 @@ fn windows_written(out: &std::path::Path) -> Vec<(String, u64)> {
     crate::support::written_windows(out).into_iter().map(|(name, r)| (name, r["lineage"]["events"].as_u64().unwrap())).collect()
 }
 
-fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while !done() {
-        assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
 /// A `sg-host run --follow` child, killed if the test ends without stopping it.
 struct Follower(Option<std::process::Child>);
 
@@ -268,7 +260,7 @@ fn stream_survives_a_restart(brokers: &str) {
         Follower(Some(child))
     };
     let first = follow();
-    wait_for("two windows", || windows_written(&out).len() >= 2);
+    wait_for("two windows", 60, || windows_written(&out).len() >= 2);
     interrupt(first);
     let after_first = windows_written(&out);
 
@@ -286,7 +278,7 @@ fn stream_survives_a_restart(brokers: &str) {
         producer.send(BaseRecord::<str, str>::to("stream").payload(&tick).partition(p)).unwrap();
     }
     producer.flush(Duration::from_secs(10)).unwrap();
-    wait_for("all six windows", || windows_written(&out).len() == expected.len());
+    wait_for("all six windows", 60, || windows_written(&out).len() == expected.len());
     interrupt(second);
 
     let written = windows_written(&out);
@@ -336,11 +328,11 @@ fn a_stream_rides_out_a_broker_going_down_and_back() {
     fill_round_robin(&brokers, "flaky", &file, 2);
     let out = dir.path().join("out");
     let follower = spawn_follower(&brokers, "flaky", "flaky", &out, &dir.path().join("stderr"));
-    wait_for("the first window", || !windows_written(&out).is_empty());
+    wait_for("the first window", 60, || !windows_written(&out).is_empty());
     cluster.broker_down(1).unwrap();
     std::thread::sleep(Duration::from_secs(3));
     cluster.broker_up(1).unwrap();
-    wait_for("all four windows", || windows_written(&out).len() == 4);
+    wait_for("all four windows", 60, || windows_written(&out).len() == 4);
     let stderr = dir.path().join("stderr");
     if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| interrupt(follower))).is_err() {
         panic!("stop failed; sg-host said: {}", std::fs::read_to_string(&stderr).unwrap_or_default());
