@@ -14,7 +14,7 @@ use sg_host::dedup::point_id;
 use sg_host::embed::{Embedder, HttpEmbedder, HttpSettings, MiniLm};
 use sg_host::runtime::{Limits, Runtime};
 
-use crate::support::{EmbedServer, model_dir, sg_host, shared_data};
+use crate::support::{EmbedServer, model_dir, sg_host, shared_data, sigint};
 
 const SAMPLE: &str = "hdfs-logs-10k-labelled.jsonl";
 
@@ -153,6 +153,15 @@ fn dedup(args: &[&str], dir: &Path) -> String {
 fn count(summary: &str, word: &str) -> u64 {
     let at = summary.find(&format!(" {word}")).unwrap_or_else(|| panic!("no {word:?} in {summary}"));
     summary[..at].rsplit([' ', '(']).next().unwrap().parse().unwrap()
+}
+
+/// Stops a `dedup --follow` child with SIGINT and returns its summary (stdout); it must exit
+/// cleanly (else the assertion shows its log, written to `stderr`).
+fn stop_follower(child: std::process::Child, stderr: &Path) -> String {
+    sigint(&child);
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", std::fs::read_to_string(stderr).unwrap());
+    String::from_utf8(out.stdout).unwrap()
 }
 
 /// Every point of the embedded store of a test directory: id → payload.
@@ -417,9 +426,7 @@ fn the_policy_of_a_followed_topic_is_upgraded_live() {
     let (code, body) = http(&admin, "POST", "/rollback", Some(TOKEN), b"");
     assert_eq!((code, body.contains(&template)), (200, true), "{body}");
     let status: Value = serde_json::from_str(&http(&admin, "GET", "/components", None, b"").1).unwrap();
-    assert!(std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap().success());
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}", std::fs::read_to_string(dir.path().join("stderr")).unwrap());
+    let summary = stop_follower(child, &dir.path().join("stderr"));
 
     // Every point names the policy that decided it: the first 1,000 lines by template, the
     // next 300 exactly (one point per distinct line not already stored).
@@ -435,7 +442,6 @@ fn the_policy_of_a_followed_topic_is_upgraded_live() {
     let outcomes: Vec<&str> = status["policy"]["history"].as_array().unwrap().iter().map(|h| h["outcome"].as_str().unwrap()).collect();
     assert_eq!(outcomes, ["refused", "switched", "switched"], "{status:#}");
     assert_eq!(status["policy"]["current"]["label"], template.as_str());
-    let summary = String::from_utf8(out.stdout).unwrap();
     assert_eq!(count(&summary, "records in"), 1300, "{summary}");
 }
 
@@ -483,13 +489,7 @@ fn two_followers_in_one_group_share_the_partitions() {
     });
     produce_round_robin(&brokers, "shared-logs", lines[..1200].iter().map(String::as_str), 4);
     wait_for("every record", 90, || records(&admin_a) + records(&admin_b) >= 1200);
-    let stop = |child: std::process::Child, name: &str| {
-        assert!(std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap().success());
-        let out = child.wait_with_output().unwrap();
-        let stderr = std::fs::read_to_string(dir.path().join(format!("{name}.stderr"))).unwrap();
-        assert!(out.status.success(), "{name}: {stderr}");
-        count(&String::from_utf8(out.stdout).unwrap(), "records in")
-    };
+    let stop = |child, name: &str| count(&stop_follower(child, &dir.path().join(format!("{name}.stderr"))), "records in");
     let (in_a, in_b) = (stop(a, "a"), stop(b, "b"));
     assert!(in_a + in_b >= 1200, "every record processed: a {in_a}, b {in_b}");
     assert!(in_a > 0 && in_b > 0, "both members took partitions: a {in_a}, b {in_b}");

@@ -8,7 +8,7 @@ use rdkafka::ClientConfig;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use serde_json::Value;
 
-use crate::support::{mock_cluster, produce_round_robin, sg_host, wait_for};
+use crate::support::{mock_cluster, produce_round_robin, sg_host, sigint, wait_for};
 
 /// Generated events, `per_partition[p]` of them sent to partition `p` (in order).
 fn fill(brokers: &str, topic: &str, per_partition: &[usize], extra: &[(i32, &str)]) {
@@ -205,7 +205,7 @@ impl Drop for Follower {
 /// Sends SIGINT and expects a clean exit within 30 s.
 fn interrupt(mut follower: Follower) {
     let mut child = follower.0.take().expect("running");
-    assert!(std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap().success());
+    sigint(&child);
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     let status = loop {
         if let Some(status) = child.try_wait().unwrap() {

@@ -287,6 +287,11 @@ pub fn mark(line: &str, kind: &str) -> String {
     line.replacen("\"event_type\":\"", &format!("\"event_type\":\"{kind}\",\"was\":\""), 1)
 }
 
+/// Sends SIGINT to `child`, as a user stops a stream (it then finishes the batch in hand).
+pub fn sigint(child: &std::process::Child) {
+    assert!(std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap().success());
+}
+
 /// An in-process mock cluster (librdkafka's) with `topic` (`partitions` partitions) and its
 /// `.dlq` topic (the mock does not serve CreateTopics); returns it with its bootstrap servers.
 pub fn mock_cluster(

@@ -140,7 +140,7 @@ fn twenty_swaps_under_load_lose_nothing_and_a_broken_candidate_never_serves() {
 
     let (_, metrics) = http(&admin, "GET", "/metrics", None, b"");
     let (_, status) = http(&admin, "GET", "/components", None, b"");
-    assert!(std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap().success());
+    crate::support::sigint(&child);
     assert!(child.wait().unwrap().success());
 
     let written = windows(&out);
@@ -261,7 +261,7 @@ impl Follower {
 
     /// Stops it with SIGINT; it must exit cleanly.
     fn stop(mut self) {
-        assert!(std::process::Command::new("kill").args(["-INT", &self.child.id().to_string()]).status().unwrap().success());
+        crate::support::sigint(&self.child);
         assert!(self.child.wait().unwrap().success());
     }
 }
