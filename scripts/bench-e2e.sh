@@ -4,10 +4,11 @@
 # detectors. Usage: scripts/bench-e2e.sh [EVENTS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+target_dir="${CARGO_TARGET_DIR:-$PWD/target}"   # where cargo builds (a shared cache when set)
 events="${1:-1000000}"
 [ -x /usr/bin/time ] || { apt-get update -qq && apt-get install -y -qq time; }
 cargo build --release --locked -p sg-host
-bin=target/release/sg-host
+bin=$target_dir/release/sg-host
 work=target/bench-e2e
 mkdir -p "$work"
 input="$work/events-$events.jsonl"

@@ -7,6 +7,7 @@
 # Usage: scripts/bench-kafka.sh [EVENTS]   (default 10000000)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+target_dir="${CARGO_TARGET_DIR:-$PWD/target}"   # where cargo builds (a shared cache when set)
 events="${1:-10000000}"
 scripts/test-env.sh
 if ! .venv-bench/bin/python -c "import confluent_kafka" 2>/dev/null; then
@@ -14,7 +15,7 @@ if ! .venv-bench/bin/python -c "import confluent_kafka" 2>/dev/null; then
     .venv-bench/bin/pip install --quiet --disable-pip-version-check confluent-kafka
 fi
 cargo build --release --locked -p sg-host
-bin="$PWD/target/release/sg-host"
+bin="$target_dir/release/sg-host"
 work=target/bench-kafka
 mkdir -p "$work"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')

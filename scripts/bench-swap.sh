@@ -7,10 +7,11 @@
 # window next receives events), with their distributions. Usage: scripts/bench-swap.sh [EVENTS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+target_dir="${CARGO_TARGET_DIR:-$PWD/target}"   # where cargo builds (a shared cache when set)
 events="${1:-200000}"
 [ -x "${CARGO_HOME:-$HOME/.cargo}/bin/nisshi" ] && [ -x .venv/bin/python ] || scripts/test-env.sh   # the broker and the venv
 cargo build --release --locked -p sg-host
-bin="$PWD/target/release/sg-host"
+bin="$target_dir/release/sg-host"
 work=target/bench-swap
 rm -rf "$work"; mkdir -p "$work"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
@@ -33,7 +34,7 @@ for i in range(21):
     open(f"{work}/slice-{i}.jsonl", "w").writelines(lines[i * n:(i + 1) * n])
 PY
 "$bin" produce --brokers "$addr" --topic swap --key none --create-partitions 4 --input "$work/slice-0.jsonl" > /dev/null
-guests=target/guests/wasm32-wasip2/guest
+guests=$target_dir/guests/wasm32-wasip2/guest
 SG_ADMIN_TOKEN=bench "$bin" run -q --follow --source "kafka://$addr/swap" --window 60s --batch-events 8192 \
     --batch-wait 100ms -X session.timeout.ms=6000 --component builtin:streamguard --admin "127.0.0.1:$admin_port" \
     --no-dead-letter-topic --out "$work/out" 2> "$work/stderr" > /dev/null &

@@ -7,6 +7,7 @@
 # listed in rust-toolchain.toml.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+target_dir="${CARGO_TARGET_DIR:-$PWD/target}"   # where cargo builds (a shared cache when set)
 need=()
 command -v aarch64-linux-gnu-g++ >/dev/null || need+=(gcc-aarch64-linux-gnu g++-aarch64-linux-gnu libc6-dev-arm64-cross)
 command -v qemu-aarch64 >/dev/null || need+=(qemu-user)
@@ -21,4 +22,4 @@ rustup toolchain install >/dev/null   # the pinned toolchain with its targets (r
 export CC=aarch64-linux-gnu-gcc CXX=aarch64-linux-gnu-g++ AR=aarch64-linux-gnu-ar
 export CC_x86_64_unknown_linux_gnu="${CC_x86_64_unknown_linux_gnu:-cc}" CXX_x86_64_unknown_linux_gnu="${CXX_x86_64_unknown_linux_gnu:-c++}" AR_x86_64_unknown_linux_gnu="${AR_x86_64_unknown_linux_gnu:-ar}"
 cargo build --release --locked --target aarch64-unknown-linux-gnu -p sg-host "$@"
-echo "built target/aarch64-unknown-linux-gnu/release/sg-host"
+echo "built $target_dir/aarch64-unknown-linux-gnu/release/sg-host"

@@ -5,17 +5,18 @@
 # component compiled at start vs a bundle's precompiled code. Usage: scripts/footprint.sh [EVENTS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+target_dir="${CARGO_TARGET_DIR:-$PWD/target}"   # where cargo builds (a shared cache when set)
 events="${1:-1000000}"
 [ -x /usr/bin/time ] || { apt-get update -qq && apt-get install -y -qq time; }
 cargo build --release --locked -p sg-host
-bin=target/release/sg-host
+bin=$target_dir/release/sg-host
 work=target/footprint
 rm -rf "$work"; mkdir -p "$work"
 mib() { awk "BEGIN{printf \"%.1f\", $1 / 1048576}"; }
 
 strip -o "$work/sg-host.stripped" "$bin"
 echo "binary x86-64: $(mib "$(stat -c %s "$bin")") MiB as built (line tables), $(mib "$(stat -c %s "$work/sg-host.stripped")") MiB stripped"
-arm=target/aarch64-unknown-linux-gnu/release/sg-host
+arm=$target_dir/aarch64-unknown-linux-gnu/release/sg-host
 if [ -x "$arm" ]; then
     aarch64-linux-gnu-strip -o "$work/sg-host-arm.stripped" "$arm"
     echo "binary aarch64: $(mib "$(stat -c %s "$arm")") MiB as built, $(mib "$(stat -c %s "$work/sg-host-arm.stripped")") MiB stripped"
@@ -36,7 +37,7 @@ read -r wall kb < "$work/time"
 echo "peak resident, $events events: $(awk "BEGIN{printf \"%.0f\", $kb/1024}") MiB (wall $wall s)"
 
 head -n 1000 "$input" > "$work/first.jsonl"
-"$bin" bundle create --out "$work/bundle" --component "features=$(ls target/guests/wasm32-wasip2/guest/sg_features_streamguard.wasm)" > /dev/null
+"$bin" bundle create --out "$work/bundle" --component "features=$(ls $target_dir/guests/wasm32-wasip2/guest/sg_features_streamguard.wasm)" > /dev/null
 for how in builtin bundle; do
     args=(--component builtin:streamguard); [ "$how" = bundle ] && args=(--bundle "$work/bundle")
     best=999999999

@@ -1,17 +1,23 @@
 #!/usr/bin/env bash
-# Installs what the tests need, then runs them (release profile: one build shared with the
-# binary and the benchmarks). Ends with a one-line total.
+# Installs what the tests need, then runs every tier: the fast tier (unit tests, in-process
+# pipelines, the window bookkeeping, hostile guests) and the tests marked `#[ignore = "services:
+# …"]` that need the real services (the nisshi broker, Python with pyarrow, the embedding
+# model, qemu and the aarch64 build) or the reference data in ../shared/data. Release profile:
+# one build shared with the binary and the benchmarks. Extra arguments go to `cargo test`.
+# Ends with a one-line total.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+target_dir="${CARGO_TARGET_DIR:-$PWD/target}"
 df -h --output=avail,target . | tail -1 | awk '{ print "disk: " $1 " free on " $2 " before the build" }'
 scripts/test-env.sh
 export SG_PYTHON="$PWD/.venv/bin/python"
+export SG_AARCH64_HOST="$target_dir/aarch64-unknown-linux-gnu/release/sg-host"
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 # The workspace's default members: host (unit + tests/all), the feature logic, the forest.
 status=0
-cargo test --release --locked "$@" 2>&1 | tee "$log" || status=$?
-awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
-     END { printf "summary: %d passed, %d failed\n", p, f }' "$log"
-du -sh target | awk '{ print "disk: target/ holds " $1 }'
+cargo test --release --locked "$@" -- --include-ignored 2>&1 | tee "$log" || status=$?
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i; if ($(i+1) ~ /^ignored/) g += $i } }
+     END { printf "summary: %d passed, %d failed, %d ignored\n", p, f, g }' "$log"
+du -sh "$target_dir" | awk '{ print "disk: the target directory holds " $1 }'
 exit "$status"

@@ -13,7 +13,7 @@ use sg_host::dedup::{Deduper, Lineage, LogRecords};
 use sg_host::embed::Embedder;
 use sg_host::runtime::{Limits, Runtime};
 use sg_host::source::Chunk;
-use sg_host::store::EdgeStore;
+use sg_host::sink::store::EdgeStore;
 
 /// A unit vector derived from the text's length: no model, constant cost.
 struct FixedVectors;

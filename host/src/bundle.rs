@@ -10,25 +10,13 @@ use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::component::{ComponentSource, PrecompiledArtefact};
+use crate::component::{ComponentSource, PrecompiledArtefact, Role};
 use crate::runtime::{CodeLayout, Limits, precompile};
 
 /// Manifest file name inside a bundle.
 pub const MANIFEST: &str = "manifest.json";
 /// Manifest format version.
 const FORMAT: u32 = 1;
-
-/// What a component does in a pipeline.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "kebab-case")]
-pub enum Role {
-    /// `streamguard:features`.
-    Features,
-    /// `streamguard:detector`.
-    Detector,
-    /// `streamguard:dedup`.
-    Policy,
-}
 
 /// A file of the bundle and its digest.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -113,7 +101,10 @@ impl Bundle {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let mut manifest = Manifest { format: FORMAT, components: BTreeMap::new(), model: None };
         for (role, wasm) in components {
-            let stem = format!("{role:?}").to_lowercase();
+            if !role.is_component() {
+                bail!("a bundle's {} is given as the model, not as a component", role.name());
+            }
+            let stem = role.name();
             let wasm_entry = add_file(dir, wasm, &format!("{stem}.wasm"))?;
             let bytes = std::fs::read(wasm).with_context(|| format!("reading {}", wasm.display()))?;
             let mut precompiled = Vec::new();
@@ -176,7 +167,13 @@ impl Bundle {
         &self.manifest
     }
 
-    /// The component for `role`, with its precompiled artefacts.
+    /// The component for `role`, with its precompiled artefacts; an error naming the bundle
+    /// when it has none.
+    pub fn require(&self, role: Role) -> Result<ComponentSource> {
+        self.component(role).ok_or_else(|| anyhow::anyhow!("bundle {} has no {} component", self.dir.display(), role.name()))
+    }
+
+    /// The component for `role`, if the bundle has one.
     pub fn component(&self, role: Role) -> Option<ComponentSource> {
         let entry = self.manifest.components.get(&role)?;
         let artefacts = entry

@@ -179,7 +179,24 @@ pub fn run(runtime: &Runtime, engine: &DetectorEngine, choice: &ModelChoice, val
             let model = Model::from_bytes(&bytes).context("the detector component returned an unreadable model")?;
             let (scored, seconds) = timed(|| c.score(runtime, &bytes, (values, rows, cols)));
             score_seconds = seconds;
-            let (scores, _) = scored?;
+            let mut scored = scored?;
+            if !scored.failed.is_empty() {
+                // The rows the component fails on are scored by the same forest natively: the
+                // same model gives the same scores, so nothing is lost and nothing differs.
+                let picked: Vec<f32> = scored.failed.iter().flat_map(|&(r, _)| values[r * cols..(r + 1) * cols].iter().copied()).collect();
+                let native = model.score_samples(&Matrix::new(&picked, scored.failed.len(), cols)?)?;
+                for (&(row, _), s) in scored.failed.iter().zip(native) {
+                    scored.score_samples[row] = s;
+                }
+                let rows_failed: Vec<usize> = scored.failed.iter().map(|f| f.0).collect();
+                eprintln!(
+                    "sg-host: {} failed on {} of {rows} rows ({rows_failed:?}; first: {}); those rows were scored natively with the same model",
+                    c.origin(),
+                    rows_failed.len(),
+                    scored.failed[0].1
+                );
+            }
+            let scores = scored.score_samples;
             let lineage = ComponentLineage {
                 name: "iforest".into(),
                 version: env!("CARGO_PKG_VERSION").into(),

@@ -43,14 +43,14 @@ fn another_contract_is_refused_naming_both() {
 
 #[test]
 fn an_unknown_major_is_refused_naming_both_versions() {
-    let e = load_error(ComponentSource::File(env!("SG_TEST_GUEST_WRONG_VERSION").into()));
+    let e = load_error(ComponentSource::File(sg_test_programs::WRONG_VERSION.into()));
     assert!(e.contains("exports streamguard:features@7.0.0, but this host accepts streamguard:features@1.x or streamguard:features@2.x"), "{e}");
 }
 
 #[test]
 fn the_cli_reports_the_error_and_fails() {
     let out = crate::support::sg_host()
-        .args(["describe", "--component", env!("SG_TEST_GUEST_WRONG_VERSION")])
+        .args(["describe", "--component", sg_test_programs::WRONG_VERSION])
         .output()
         .unwrap();
     assert!(!out.status.success());

@@ -2,12 +2,12 @@
 
 use sg_host::bundled::SPARK_COMPAT;
 
-use crate::support::{assert_col, event, features, shared_data};
+use crate::support::{assert_col, event, features, fixture};
 
 /// All events of the reference system's sample file (six single events + the brute-force run).
 fn sample_lines() -> Vec<String> {
     let v: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(shared_data("streamguard-sample-events.json")).unwrap()).unwrap();
+        serde_json::from_slice(&std::fs::read(fixture("streamguard-sample-events.json")).unwrap()).unwrap();
     let mut lines = Vec::new();
     for s in v["sample_events"].as_array().unwrap() {
         if let Some(e) = s.get("event") {

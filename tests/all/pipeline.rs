@@ -49,6 +49,7 @@ fn compromised_users_rank_at_the_top() {
 }
 
 #[test]
+#[ignore = "services: needs Python with pyarrow (scripts/test.sh runs it)"]
 fn parquet_output_opens_in_pyarrow_with_partitions_columns_and_lineage() {
     let dir = tempfile::tempdir().unwrap();
     let (input, _) = generate(dir.path(), 20_000, 2, 3);
@@ -100,6 +101,7 @@ fn parquet_output_opens_in_pyarrow_with_partitions_columns_and_lineage() {
 }
 
 #[test]
+#[ignore = "services: needs Python with pyarrow (scripts/test.sh runs it)"]
 fn malformed_lines_are_dead_lettered_and_the_rest_is_unchanged() {
     let dir = tempfile::tempdir().unwrap();
     let (input, _) = generate(dir.path(), 5_000, 1, 5);
@@ -181,6 +183,7 @@ fn a_failed_run_leaves_the_previous_output_untouched() {
 }
 
 #[test]
+#[ignore = "services: needs Python with pyarrow (scripts/test.sh runs it)"]
 fn equal_scores_do_not_produce_nan() {
     // Three users with identical behaviour: every score equal, normalized to 0, nobody flagged.
     let dir = tempfile::tempdir().unwrap();

@@ -19,7 +19,24 @@ pub fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
 }
 
-/// `../shared/data` beside the checkout.
+/// A fixture of `tests/fixtures/` (small copies of the reference data).
+pub fn fixture(name: &str) -> PathBuf {
+    let p = workspace().join("tests/fixtures").join(name);
+    assert!(p.exists(), "fixture {} is missing", p.display());
+    p
+}
+
+/// The 10,000 labelled HDFS log lines of the fixtures (gzip; sg-host reads it as it is).
+pub const HDFS_SAMPLE: &str = "hdfs-logs-10k-labelled.jsonl.gz";
+
+/// The lines of a gzip fixture.
+pub fn fixture_lines(name: &str) -> Vec<String> {
+    use std::io::BufRead;
+    let file = std::fs::File::open(fixture(name)).unwrap();
+    std::io::BufReader::new(flate2::read::GzDecoder::new(file)).lines().map(Result::unwrap).collect()
+}
+
+/// `../shared/data` beside the checkout (the reference data too large to copy).
 pub fn shared_data(name: &str) -> PathBuf {
     let p = workspace().join("../shared/data").join(name);
     assert!(p.exists(), "reference data {} is missing (../shared must sit beside the checkout)", p.display());

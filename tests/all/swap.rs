@@ -99,7 +99,7 @@ fn twenty_swaps_under_load_lose_nothing_and_a_broken_candidate_never_serves() {
             // Broken candidates, in the middle of the load: not a component, another contract.
             let (code, body) = upload(&admin, b"not a component", Some(TOKEN));
             assert_eq!(code, 409, "{body}");
-            let (code, body) = upload(&admin, &std::fs::read(env!("SG_TEST_GUEST_WRONG_VERSION")).unwrap(), Some(TOKEN));
+            let (code, body) = upload(&admin, &std::fs::read(sg_test_programs::WRONG_VERSION).unwrap(), Some(TOKEN));
             assert_eq!(code, 409, "{body}");
             assert!(body.contains("streamguard:features@"), "{body}");
         }
@@ -272,6 +272,7 @@ fn dead_letters(out: &Path) -> Vec<Value> {
 }
 
 #[test]
+#[ignore = "services: needs the nisshi Kafka broker (scripts/test.sh runs it)"]
 fn an_upgrade_across_contract_majors_keeps_every_window_whole() {
     let broker = crate::support::Broker::start();
     let dir = tempfile::tempdir().unwrap();
@@ -282,7 +283,7 @@ fn an_upgrade_across_contract_majors_keeps_every_window_whole() {
     // The phase boundaries fall inside windows, so windows open at an upgrade move: from 0.1 by
     // replaying their events, from 0.2 by carrying their state.
     let v2 = std::fs::read(sg_host::bundled::STREAMGUARD_V2.built_at).unwrap();
-    let next = std::fs::read(env!("SG_TEST_GUEST_FEATURES_NEXT")).unwrap();
+    let next = std::fs::read(sg_test_programs::FEATURES_NEXT).unwrap();
     produce(&broker.address, "majors", &lines[..5_500], dir.path());
     wait_for(format!("the first window ({})", f.log()), 60, || !windows(&f.out).is_empty());
     let (code, body) = upload(&f.admin, &v2, Some(TOKEN));
@@ -312,6 +313,7 @@ fn an_upgrade_across_contract_majors_keeps_every_window_whole() {
 }
 
 #[test]
+#[ignore = "services: needs the nisshi Kafka broker (scripts/test.sh runs it)"]
 fn a_version_failing_every_record_is_quarantined_and_the_previous_one_restored() {
     let broker = crate::support::Broker::start();
     let dir = tempfile::tempdir().unwrap();
@@ -326,7 +328,7 @@ fn a_version_failing_every_record_is_quarantined_and_the_previous_one_restored()
 
     produce(&broker.address, "quarantine", &lines[..3_000], dir.path());
     wait_for("the first events", 60, || f.metrics().contains("sg_component_records_total"));
-    let hostile = std::fs::read(env!("SG_TEST_GUEST_HOSTILE")).unwrap();
+    let hostile = std::fs::read(sg_test_programs::HOSTILE).unwrap();
     let (code, body) = upload(&f.admin, &hostile, Some(TOKEN));
     assert_eq!(code, 200, "{body}");
     assert_ne!(serving(), builtin_sha);
@@ -354,6 +356,7 @@ fn a_version_failing_every_record_is_quarantined_and_the_previous_one_restored()
 }
 
 #[test]
+#[ignore = "services: needs the nisshi Kafka broker (scripts/test.sh runs it)"]
 fn the_detector_and_its_model_are_upgraded_live() {
     let broker = crate::support::Broker::start();
     let dir = tempfile::tempdir().unwrap();
@@ -418,6 +421,7 @@ fn the_detector_and_its_model_are_upgraded_live() {
 }
 
 #[test]
+#[ignore = "services: needs the nisshi Kafka broker (scripts/test.sh runs it)"]
 fn a_version_whose_take_fails_whatever_it_is_given_is_replaced_at_window_close() {
     let broker = crate::support::Broker::start();
     let dir = tempfile::tempdir().unwrap();
@@ -435,7 +439,7 @@ fn a_version_whose_take_fails_whatever_it_is_given_is_replaced_at_window_close()
     let builtin_sha = f.status()["features"]["current"]["sha256"].as_str().unwrap().to_string();
     produce(&broker.address, "take", &lines[..first_window], dir.path());
     wait_for("the first window's events", 60, || counter(&f.metrics(), "records", "streamguard@0.1.0") >= first_window as u64);
-    let (code, body) = upload(&f.admin, &std::fs::read(env!("SG_TEST_GUEST_HOSTILE")).unwrap(), Some(TOKEN));
+    let (code, body) = upload(&f.admin, &std::fs::read(sg_test_programs::HOSTILE).unwrap(), Some(TOKEN));
     assert_eq!(code, 200, "{body}");
     produce(&broker.address, "take", &lines[first_window..], dir.path());
     close_every_window(&broker.address, "take", &lines, dir.path());

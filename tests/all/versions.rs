@@ -108,7 +108,7 @@ fn an_upgrade_carries_state_between_v2_versions_and_replays_from_v1() {
     let runtime = Runtime::new(Limits::default()).unwrap();
     let v1 = load(ComponentSource::Builtin(&STREAMGUARD), &runtime);
     let v2 = load(ComponentSource::Builtin(&STREAMGUARD_V2), &runtime);
-    let next = load(ComponentSource::File(env!("SG_TEST_GUEST_FEATURES_NEXT").into()), &runtime);
+    let next = load(ComponentSource::File(sg_test_programs::FEATURES_NEXT.into()), &runtime);
     assert_eq!(next.label(), "streamguard@0.2.1");
 
     // The reference: every event in one aggregation of 0.2.1.

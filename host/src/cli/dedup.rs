@@ -7,16 +7,14 @@ use anyhow::Result;
 use clap::Args;
 use sg_dedup_core::InputFormat;
 
-use super::{parse_duration, parse_properties, parse_size};
-use crate::admin::AdminSettings;
-use crate::bundle::{Bundle, Role};
-use crate::component::ComponentSource;
+use super::args::{AdminArgs, DeadLetterArgs, KafkaClientArgs, SandboxArgs, parse_duration, parse_size};
+use crate::bundle::Bundle;
+use crate::component::{ComponentSource, Role};
 use crate::dedup::{self, DedupJob, EmbedderChoice, StoreChoice};
 use crate::embed::{DEFAULT_MODEL_DIR, HttpSettings};
-use crate::runtime::Limits;
 use crate::source::Input;
 use crate::source::kafka::{KafkaOptions, KafkaTopic, StartAt};
-use crate::store::DEFAULT_COLLECTION;
+use crate::sink::store::DEFAULT_COLLECTION;
 
 #[derive(Args, Debug, Clone)]
 pub(super) struct DedupArgs {
@@ -42,9 +40,8 @@ pub(super) struct DedupArgs {
     /// Consumer group (offsets committed after each batch's points are stored).
     #[arg(long, default_value = "sg-dedup")]
     group: String,
-    /// A librdkafka property, `key=value` (repeatable).
-    #[arg(short = 'X', value_name = "KEY=VALUE")]
-    property: Vec<String>,
+    #[command(flatten)]
+    client: KafkaClientArgs,
     /// Where to start in each partition: `earliest` or `committed`. (With `--follow` a group
     /// always resumes from its committed offsets; partitions without one start at the earliest.)
     #[arg(long, default_value = "committed")]
@@ -82,12 +79,8 @@ pub(super) struct DedupArgs {
     /// Dead-letter file (appended to).
     #[arg(long, default_value = "sg-dedup-dead-letters.jsonl")]
     dead_letters: PathBuf,
-    /// With `--source`: the dead-letter topic (default `<topic>.dlq`).
-    #[arg(long)]
-    dead_letter_topic: Option<String>,
-    /// With `--source`: no dead-letter topic, only the file.
-    #[arg(long, conflicts_with = "dead_letter_topic")]
-    no_dead_letter_topic: bool,
+    #[command(flatten)]
+    dead_letter: DeadLetterArgs,
     /// Input bytes per batch (files).
     #[arg(long, default_value = "1MiB", value_parser = parse_size)]
     batch_bytes: usize,
@@ -97,12 +90,8 @@ pub(super) struct DedupArgs {
     /// Messages larger than this are dead-lettered.
     #[arg(long, default_value = "1MiB", value_parser = parse_size)]
     max_message_bytes: usize,
-    /// Deadline for one call into the policy.
-    #[arg(long, default_value = "10s", value_parser = parse_duration)]
-    call_timeout: Duration,
-    /// Memory cap of the policy instance.
-    #[arg(long, default_value = "512MiB", value_parser = parse_size)]
-    memory_limit: usize,
+    #[command(flatten)]
+    sandbox: SandboxArgs,
     /// Print nothing but errors and the summary.
     #[arg(long, short)]
     quiet: bool,
@@ -115,13 +104,8 @@ pub(super) struct DedupArgs {
     /// With `--follow`: a batch is processed once full or after this long.
     #[arg(long, default_value = "500ms", value_parser = parse_duration)]
     batch_wait: Duration,
-    /// With `--follow`: serve the admin API (policy, upload, rollback, /metrics) on this
-    /// loopback address.
-    #[arg(long, requires = "follow")]
-    admin: Option<std::net::SocketAddr>,
-    /// File holding the bearer token the admin API requires for changes (or `SG_ADMIN_TOKEN`).
-    #[arg(long, requires = "admin")]
-    admin_token_file: Option<PathBuf>,
+    #[command(flatten)]
+    admin: AdminArgs,
     /// Where uploaded candidates are kept.
     #[arg(long, default_value = "sg-components")]
     admin_uploads: PathBuf,
@@ -141,7 +125,7 @@ impl DedupArgs {
                 let kafka = KafkaOptions {
                     topic: KafkaTopic::parse(url)?,
                     group: self.group.clone(),
-                    properties: parse_properties(&self.property)?,
+                    properties: self.client.properties()?,
                     start,
                     to_time: None,
                     max_events: None,
@@ -152,12 +136,7 @@ impl DedupArgs {
             }
             _ => anyhow::bail!("give one of --input FILE, --raw-hdfs FILE or --source kafka://HOST:PORT/TOPIC"),
         };
-        let dead_letter_topic = match &input {
-            Input::Kafka(k) if !self.no_dead_letter_topic => {
-                Some(self.dead_letter_topic.clone().unwrap_or_else(|| format!("{}.dlq", k.topic.topic)))
-            }
-            _ => None,
-        };
+        let dead_letter_topic = self.dead_letter.topic(&input);
         let embedder = match &self.embedder {
             Some(url) => EmbedderChoice::Http(HttpSettings {
                 batch: self.embed_batch,
@@ -170,9 +149,7 @@ impl DedupArgs {
             None => EmbedderChoice::InProcess(self.model_dir.clone()),
         };
         let policy = match &self.bundle {
-            Some(dir) => Bundle::open(dir)?
-                .component(Role::Policy)
-                .ok_or_else(|| anyhow::anyhow!("bundle {} has no policy component", dir.display()))?,
+            Some(dir) => Bundle::open(dir)?.require(Role::Policy)?,
             None => ComponentSource::parse(&self.policy)?,
         };
         Ok(DedupJob {
@@ -187,18 +164,11 @@ impl DedupArgs {
             embedder,
             dead_letters: self.dead_letters.clone(),
             dead_letter_topic,
-            limits: Limits { call_deadline: self.call_timeout, memory_bytes: self.memory_limit, ..Limits::default() },
+            limits: self.sandbox.limits(),
             batch_bytes: self.batch_bytes,
             max_message_bytes: self.max_message_bytes,
             quiet: self.quiet,
-            admin: match self.admin {
-                Some(address) => Some(AdminSettings {
-                    address,
-                    token: super::admin_token(self.admin_token_file.as_deref())?,
-                    uploads: self.admin_uploads.clone(),
-                }),
-                None => None,
-            },
+            admin: self.admin.settings(self.admin_uploads.clone())?,
         })
     }
 }
@@ -211,7 +181,7 @@ pub(super) fn dedup(args: DedupArgs) -> Result<()> {
         return Ok(());
     }
     let stop = match args.follow {
-        true => super::stop_on_signal(),
+        true => crate::signals::stop_flag(),
         false => Default::default(),
     };
     let s = dedup::run(&args.job()?, &stop)?;

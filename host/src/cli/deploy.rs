@@ -7,7 +7,8 @@ use anyhow::{Context, Result, anyhow};
 use clap::{Args, Subcommand};
 
 use super::parse_size;
-use crate::bundle::{Bundle, Role};
+use crate::bundle::Bundle;
+use crate::component::Role;
 use crate::runtime::{CodeLayout, HOST_TARGET, Limits, precompile};
 
 /// Code layouts on the command line.

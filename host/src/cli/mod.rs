@@ -1,7 +1,9 @@
 //! The `sg-host` command line.
 
+mod args;
 mod dedup;
 mod deploy;
+mod produce;
 
 use std::io::BufWriter;
 use std::path::PathBuf;
@@ -12,21 +14,19 @@ use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use sg_iforest::{Contamination, MaxSamples, Params};
 
-use crate::admin::AdminSettings;
-use crate::bundle::{Bundle, Role};
-use crate::component::ComponentSource;
+use args::{AdminArgs, DeadLetterArgs, KafkaClientArgs, SandboxArgs, parse_duration, parse_size};
+use crate::bundle::Bundle;
+use crate::component::{ComponentSource, Role};
 use crate::component::features::FeatureComponent;
 use crate::detector::{self, DetectorChoice, ModelSource};
-use crate::synthetic::{GenSettings, generate};
 use crate::pipeline::anomaly::{self, AnomalyJob};
 use crate::pipeline::stream::{self, StreamJob};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use crate::runtime::{Limits, Runtime};
 use crate::source::Input;
 use crate::source::kafka::{KafkaOptions, KafkaTopic, StartAt};
+use crate::synthetic::{GenSettings, generate};
+use crate::table_io;
 use crate::time::parse_time;
-use crate::{events, table_io};
 
 /// StreamGuard Edge: security-analytics pipelines with sandboxed, hot-swappable WASM components.
 #[derive(Parser, Debug)]
@@ -52,7 +52,7 @@ enum Command {
     #[command(subcommand)]
     Bundle(deploy::BundleCommand),
     /// Load JSON lines into a Kafka topic (creating it if asked).
-    Produce(ProduceArgs),
+    Produce(produce::ProduceArgs),
     /// Print a features component's self-description (name, version, contract, schema).
     Describe {
         /// Component: a `.wasm` path or `builtin:streamguard` / `builtin:spark-compat`.
@@ -146,12 +146,8 @@ struct RunArgs {
     out: PathBuf,
     #[command(flatten)]
     detector: DetectorArgs,
-    /// Deadline for one call into a component (e.g. `10s`, `500ms`).
-    #[arg(long, default_value = "10s", value_parser = parse_duration)]
-    call_timeout: Duration,
-    /// Memory cap of a component instance (e.g. `512MiB`).
-    #[arg(long, default_value = "512MiB", value_parser = parse_size)]
-    memory_limit: usize,
+    #[command(flatten)]
+    sandbox: SandboxArgs,
     /// Events kept (bytes of columns) to replay into a new instance after a component fault;
     /// past it a fault fails the run instead of being recovered.
     #[arg(long, default_value = "256MiB", value_parser = parse_size)]
@@ -162,23 +158,13 @@ struct RunArgs {
     /// Messages larger than this are dead-lettered.
     #[arg(long, default_value = "1MiB", value_parser = parse_size)]
     max_message_bytes: usize,
-    /// With `--source kafka://…`: the dead-letter topic (default `<topic>.dlq`). Dead letters
-    /// are always also written to `OUT/_dead_letters.jsonl`.
-    #[arg(long)]
-    dead_letter_topic: Option<String>,
-    /// With `--source kafka://…`: no dead-letter topic, only the file.
-    #[arg(long, conflicts_with = "dead_letter_topic")]
-    no_dead_letter_topic: bool,
+    #[command(flatten)]
+    dead_letters: DeadLetterArgs,
     /// Print nothing but errors.
     #[arg(long, short)]
     quiet: bool,
-    /// With --follow: serve the admin API (components, upload, rollback, /metrics) on this
-    /// loopback address, e.g. `127.0.0.1:9900`.
-    #[arg(long, requires = "follow")]
-    admin: Option<std::net::SocketAddr>,
-    /// File holding the bearer token the admin API requires for changes (or `SG_ADMIN_TOKEN`).
-    #[arg(long, requires = "admin")]
-    admin_token_file: Option<PathBuf>,
+    #[command(flatten)]
+    admin: AdminArgs,
     /// Write the run's metrics (Prometheus text, as `/metrics` serves them) to this file at the
     /// end — also when the run fails.
     #[arg(long)]
@@ -193,9 +179,8 @@ struct KafkaArgs {
     /// Consumer group (offsets are committed to it once the output is written).
     #[arg(long, default_value = "sg-host")]
     group: String,
-    /// A librdkafka property, `key=value` (repeatable), e.g. `-X security.protocol=SASL_PLAINTEXT`.
-    #[arg(short = 'X', value_name = "KEY=VALUE")]
-    property: Vec<String>,
+    #[command(flatten)]
+    client: KafkaClientArgs,
     /// Where to start in each partition: `earliest`, `latest` or `committed`.
     #[arg(long, default_value = "earliest", conflicts_with = "from_time", requires = "source")]
     start: String,
@@ -240,7 +225,7 @@ impl KafkaArgs {
             }
             return Ok(None);
         };
-        let properties = parse_properties(&self.property)?;
+        let properties = self.client.properties()?;
         let start = match (&self.from_time, self.start.as_str()) {
             (Some(t), _) => StartAt::Time(parse_time(t)?),
             (None, "earliest") => StartAt::Earliest,
@@ -259,52 +244,6 @@ impl KafkaArgs {
             follow: None,
         })))
     }
-}
-
-#[derive(Args, Debug)]
-struct ProduceArgs {
-    /// JSON lines to send, one record each.
-    #[arg(long)]
-    input: PathBuf,
-    /// `kafka://HOST:PORT/TOPIC`, or a topic name on `--brokers`.
-    #[arg(long)]
-    topic: String,
-    /// Brokers for a bare topic name.
-    #[arg(long, default_value = "127.0.0.1:9092")]
-    brokers: String,
-    /// Record key.
-    #[arg(long, value_enum, default_value = "event-id")]
-    key: crate::produce::KeyBy,
-    /// Create the topic with this many partitions first (kept if it exists).
-    #[arg(long)]
-    create_partitions: Option<i32>,
-    /// A librdkafka property, `key=value` (repeatable).
-    #[arg(short = 'X', value_name = "KEY=VALUE")]
-    property: Vec<String>,
-}
-
-fn parse_properties(kvs: &[String]) -> Result<Vec<(String, String)>> {
-    kvs.iter()
-        .map(|kv| kv.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
-        .collect::<Option<Vec<_>>>()
-        .context("-X takes key=value")
-}
-
-fn produce(args: ProduceArgs) -> Result<()> {
-    let topic = if args.topic.starts_with("kafka://") {
-        KafkaTopic::parse(&args.topic)?
-    } else {
-        KafkaTopic { brokers: args.brokers.clone(), topic: args.topic.clone() }
-    };
-    let properties = parse_properties(&args.property)?;
-    if let Some(n) = args.create_partitions {
-        crate::produce::create_topic(&topic, &properties, n)?;
-    }
-    let started = std::time::Instant::now();
-    let sent = crate::produce::produce_file(&topic, &properties, &args.input, args.key)?;
-    let secs = started.elapsed().as_secs_f64();
-    eprintln!("produced {sent} records to {} in {secs:.2}s ({:.0}/s)", topic.url(), sent as f64 / secs.max(1e-9));
-    Ok(())
 }
 
 #[derive(Args, Debug)]
@@ -343,50 +282,14 @@ struct DetectArgs {
     detector: DetectorArgs,
 }
 
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    let (num, unit) = s.find(|c: char| c.is_ascii_alphabetic()).map_or((s, "s"), |i| s.split_at(i));
-    let v: f64 = num.trim().parse().map_err(|_| format!("not a duration: {s}"))?;
-    let secs = match unit {
-        "ms" => v / 1000.0,
-        "s" => v,
-        "m" | "min" => v * 60.0,
-        "h" => v * 3600.0,
-        _ => return Err(format!("unknown unit in {s} (ms, s, min)")),
-    };
-    Ok(Duration::from_secs_f64(secs))
-}
-
-fn parse_size(s: &str) -> Result<usize, String> {
-    let (num, unit) = s.find(|c: char| c.is_ascii_alphabetic()).map_or((s, ""), |i| s.split_at(i));
-    let v: f64 = num.trim().parse().map_err(|_| format!("not a size: {s}"))?;
-    let mult = match unit {
-        "" | "B" => 1.0,
-        "KiB" | "K" => 1024.0,
-        "MiB" | "M" => 1024.0 * 1024.0,
-        "GiB" | "G" => 1024.0 * 1024.0 * 1024.0,
-        _ => return Err(format!("unknown unit in {s} (B, KiB, MiB, GiB)")),
-    };
-    Ok((v * mult) as usize)
-}
-
 fn run(args: RunArgs) -> Result<()> {
     let input = match (&args.input, args.kafka.input()?) {
         (_, Some(kafka)) => kafka,
         (Some(path), None) => Input::File(path.clone()),
         (None, None) => anyhow::bail!("give --input FILE or --source kafka://HOST:PORT/TOPIC"),
     };
-    let dead_letter_topic = match &input {
-        Input::Kafka(k) if !args.no_dead_letter_topic => {
-            Some(args.dead_letter_topic.clone().unwrap_or_else(|| format!("{}.dlq", k.topic.topic)))
-        }
-        _ => None,
-    };
-    let limits = Limits {
-        call_deadline: args.call_timeout,
-        memory_bytes: args.memory_limit,
-        journal_bytes: args.journal_limit,
-        ..Limits::default()
-    };
+    let dead_letter_topic = args.dead_letters.topic(&input);
+    let limits = Limits { journal_bytes: args.journal_limit, ..args.sandbox.limits() };
     if args.kafka.follow {
         let Input::Kafka(kafka) = input else { unreachable!("--follow requires --source") };
         return follow(args, kafka, dead_letter_topic, limits);
@@ -423,41 +326,6 @@ fn run(args: RunArgs) -> Result<()> {
     Ok(())
 }
 
-/// The admin API's bearer token: from `file`, else `SG_ADMIN_TOKEN`, else none (changes off).
-fn admin_token(file: Option<&std::path::Path>) -> Result<Option<String>> {
-    Ok(match file {
-        Some(f) => Some(std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?.trim().to_string()),
-        None => std::env::var("SG_ADMIN_TOKEN").ok(),
-    })
-}
-
-/// Sets `stop` on Ctrl-C or SIGTERM.
-fn stop_on_signal() -> Arc<AtomicBool> {
-    let stop = Arc::new(AtomicBool::new(false));
-    let flag = stop.clone();
-    std::thread::spawn(move || {
-        let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
-        rt.block_on(async {
-            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-            let terminated = async {
-                match term.as_mut() {
-                    Some(t) => {
-                        t.recv().await;
-                    }
-                    None => std::future::pending::<()>().await,
-                }
-            };
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = terminated => {}
-            }
-        });
-        eprintln!("sg-host: stopping: finishing the batch in hand and committing");
-        flag.store(true, Ordering::SeqCst);
-    });
-    stop
-}
-
 /// The features component, detector and model of a run: from the bundle where it has them.
 fn components(args: &RunArgs) -> Result<(ComponentSource, DetectorChoice, ModelSource)> {
     let mut features = ComponentSource::parse(&args.component)?;
@@ -465,9 +333,7 @@ fn components(args: &RunArgs) -> Result<(ComponentSource, DetectorChoice, ModelS
     let mut model = args.detector.model_source()?;
     if let Some(dir) = &args.bundle {
         let bundle = Bundle::open(dir)?;
-        features = bundle
-            .component(Role::Features)
-            .ok_or_else(|| anyhow::anyhow!("bundle {} has no features component", dir.display()))?;
+        features = bundle.require(Role::Features)?;
         if let Some(d) = bundle.component(Role::Detector) {
             detector = DetectorChoice::Component(d);
         }
@@ -480,10 +346,7 @@ fn components(args: &RunArgs) -> Result<(ComponentSource, DetectorChoice, ModelS
 
 fn follow(args: RunArgs, kafka: KafkaOptions, dead_letter_topic: Option<String>, limits: Limits) -> Result<()> {
     let (component, detector, model) = components(&args)?;
-    let admin = match args.admin {
-        Some(address) => Some(AdminSettings { address, token: admin_token(args.admin_token_file.as_deref())?, uploads: args.out.join("_components") }),
-        None => None,
-    };
+    let admin = args.admin.settings(args.out.join("_components"))?;
     let job = StreamJob {
         component,
         kafka,
@@ -503,7 +366,7 @@ fn follow(args: RunArgs, kafka: KafkaOptions, dead_letter_topic: Option<String>,
     if job.window_ms <= 0 {
         anyhow::bail!("--window must be positive");
     }
-    let stop = stop_on_signal();
+    let stop = crate::signals::stop_flag();
     let s = stream::run(&job, &stop)?;
     println!("{} windows written, {} events, {} dead-lettered, {} upgrades", s.windows, s.events, s.dead_lettered, s.swaps);
     Ok(())
@@ -569,43 +432,19 @@ fn describe(component: &str) -> Result<()> {
 fn demo(events: u64, dir: PathBuf) -> Result<()> {
     std::fs::create_dir_all(&dir)?;
     let input = dir.join("events.jsonl");
-    gen_events(GenArgs {
-        events,
-        out: input.clone(),
-        users: 14,
-        compromised: 2,
-        seed: 42,
-        truth: None,
-    })?;
     let out = dir.join("out");
-    run(RunArgs {
-        component: "builtin:streamguard".into(),
-        bundle: None,
-        input: Some(input),
-        kafka: KafkaArgs::default(),
-        out: out.clone(),
-        detector: DetectorArgs {
-            detector: "native".into(),
-            model: None,
-            save_model: None,
-            contamination: "0.1".into(),
-            n_estimators: 100,
-            max_samples: "auto".into(),
-            max_features: 1.0,
-            random_state: 42,
-        },
-        call_timeout: Duration::from_secs(10),
-        memory_limit: 512 << 20,
-        journal_limit: 256 << 20,
-        batch_bytes: 4 << 20,
-        max_message_bytes: events::DEFAULT_MAX_MESSAGE_BYTES,
-        dead_letter_topic: None,
-        no_dead_letter_topic: false,
-        quiet: false,
-        admin: None,
-        admin_token_file: None,
-        metrics_out: None,
-    })?;
+    // The demo is `gen-events` and `run` with their own defaults, as a user would type them.
+    let (input_arg, out_arg) = (input.display().to_string(), out.display().to_string());
+    let events = events.to_string();
+    let gen_line = ["sg-host", "gen-events", &events, "--out", &input_arg, "--compromised", "2"];
+    let run_line = ["sg-host", "run", "--input", &input_arg, "--out", &out_arg];
+    for line in [&gen_line[..], &run_line[..]] {
+        match Cli::try_parse_from(line)?.command {
+            Command::GenEvents(args) => gen_events(args)?,
+            Command::Run(args) => run(*args)?,
+            _ => unreachable!("the demo runs gen-events and run"),
+        }
+    }
     let report = std::fs::read_to_string(out.join(anomaly::REPORT_FILE))?;
     println!("{report}");
     Ok(())
@@ -619,7 +458,7 @@ pub fn main() -> ExitCode {
         Command::GenEvents(args) => gen_events(args),
         Command::Detect(args) => detect(args),
         Command::Dedup(args) => dedup::dedup(*args),
-        Command::Produce(args) => produce(args),
+        Command::Produce(args) => produce::produce(args),
         Command::Compile(args) => deploy::compile(args),
         Command::Bundle(c) => deploy::bundle(c),
         Command::Describe { component } => describe(&component),
@@ -631,18 +470,5 @@ pub fn main() -> ExitCode {
             eprintln!("sg-host: error: {e:#}");
             ExitCode::FAILURE
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_units() {
-        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
-        assert_eq!(parse_duration("2").unwrap(), Duration::from_secs(2));
-        assert_eq!(parse_size("512MiB").unwrap(), 512 << 20);
-        assert!(parse_size("3 parsecs").is_err());
     }
 }

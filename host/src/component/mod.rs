@@ -1,8 +1,12 @@
 //! Loading components and recognising which contract (WIT package and version) they export.
 
+pub mod contain;
 pub mod detector;
 pub mod features;
 pub mod policy;
+mod role;
+
+pub use role::Role;
 
 use std::path::{Path, PathBuf};
 

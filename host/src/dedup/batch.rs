@@ -11,7 +11,7 @@ use super::records::LogRecords;
 use crate::component::policy::{FailedRecord, PolicyComponent};
 use crate::embed::Embedder;
 use crate::runtime::Runtime;
-use crate::store::{Point, PointStore};
+use crate::sink::store::{Point, PointStore};
 
 /// What a batch did, as the reference job printed it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -16,22 +16,23 @@ pub use records::LogRecords;
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
-use anyhow::{Context, Result};
+use anyhow::{Context as _, Result};
 use sg_dedup_core::InputFormat;
 
-use crate::admin::{self, AdminSettings};
-use crate::component::ComponentSource;
-use crate::swap::{self, DedupSlots, Role, Upgrades};
+use crate::admin::AdminSettings;
+use crate::component::{ComponentSource, Role};
 use crate::component::policy::PolicyComponent;
-use crate::dead_letter::{DeadLetter, DeadLetterFile, DeadLetterTopic, DeadLetters, Stage};
-use crate::pipeline::steps::Steps;
 use crate::embed::{Embedder, HttpEmbedder, HttpSettings, MiniLm};
+use crate::pipeline::driver::{self, Ack, Context, Decoder, Stage, drive};
+use crate::pipeline::steps::Steps;
 use crate::runtime::{Limits, Runtime};
-use crate::source::{Input, Source};
-use crate::store::{EdgeStore, PointStore, QdrantServer};
+use crate::sink::store::{EdgeStore, PointStore, QdrantServer};
+use crate::sink::{DeadLetter, DeadLetters, RefusedBy};
+use crate::source::{Chunk, Input, InputProgress, Source};
+use crate::swap::{self, DedupSlots};
 
 /// Where points are stored.
 #[derive(Clone, Debug)]
@@ -117,105 +118,168 @@ pub fn run(job: &DedupJob, stop: &AtomicBool) -> Result<DedupSummary> {
     let started = Instant::now();
     let runtime = Arc::new(Runtime::new(job.limits)?);
     let policy = PolicyComponent::load(&runtime, &job.policy)?;
-    let mut upgrades = Upgrades::new(runtime.clone(), DedupSlots::new(policy), swap::files((Role::Policy, &job.policy), None, None));
-    if matches!(&job.input, Input::Kafka(k) if k.follow.is_some()) {
-        upgrades.reload_on_sighup();
-    }
-    if let Some(admin) = &job.admin {
-        let address = admin::serve(admin.clone(), upgrades.status(), upgrades.requests())?;
-        if !job.quiet {
-            eprintln!("dedup: admin API on http://{address}");
-        }
-    }
-    let mut store = open_store(job)?;
-    let mut embedder = open_embedder(job)?;
-    let mut source = Source::open(&job.input, job.batch_bytes)?;
-    let topic = match (&job.input, &job.dead_letter_topic) {
-        (Input::Kafka(k), Some(t)) => Some(DeadLetterTopic::open(&k.topic, &k.properties, t)?),
-        _ => None,
-    };
-    let file = DeadLetterFile::append(&job.dead_letters, &source.name())
-        .with_context(|| format!("dead-letter file {}", job.dead_letters.display()))?;
-    let mut dead_letters = DeadLetters::new(file, topic);
-    let say = |line: String| {
-        if !job.quiet {
-            eprintln!("{line}");
-        }
-    };
+    let follows = matches!(&job.input, Input::Kafka(k) if k.follow.is_some());
+    let files = swap::files((Role::Policy, &job.policy), None, None);
+    let (mut upgrades, admin) = driver::upgrades(&runtime, DedupSlots::new(policy), files, follows, job.admin.as_ref())?;
+    if let Some(address) = admin
+        && !job.quiet
     {
+        eprintln!("dedup: admin API on http://{address}");
+    }
+    let store = open_store(job)?;
+    let embedder = open_embedder(job)?;
+    let source = Source::open(&job.input, job.batch_bytes)?;
+    let mut dead = driver::dead_letters(&job.dead_letters, true, &job.input, &source.name(), job.dead_letter_topic.as_deref())
+        .with_context(|| format!("dead-letter file {}", job.dead_letters.display()))?;
+    if !job.quiet {
         let serving = upgrades.slots.policy.current().lock().expect("not poisoned");
-        say(format!("dedup: {} ({}) → {}; embeddings: {}", serving.label(), serving.origin(), store.describe(), embedder.describe()));
+        eprintln!("dedup: {} ({}) → {}; embeddings: {}", serving.label(), serving.origin(), store.describe(), embedder.describe());
     }
     let bar = Steps::new(0, job.quiet).progress(source.total_bytes());
-    let progress = source.progress();
-    let mut totals = BatchCounts::default();
-    let mut batches = 0u64;
-    while !stop.load(Ordering::SeqCst)
-        && let Some(chunk) = source.next_chunk()?
-    {
+    let mut stage = Dedup { job, store, embedder, progress: source.progress(), bar, totals: BatchCounts::default(), batches: 0 };
+    drive(source, &mut stage, &mut upgrades, &runtime, &mut dead, stop)?;
+    dead.finish()?;
+    let points = stage.store.count()?;
+    let policy = upgrades.slots.policy.current().lock().expect("not poisoned").label();
+    Ok(DedupSummary { totals: stage.totals, batches: stage.batches, points, seconds: started.elapsed().as_secs_f64(), policy })
+}
+
+/// Decodes chunks of log messages into policy records.
+#[derive(Clone, Copy, Debug)]
+pub struct LogDecoder {
+    /// JSON messages or raw HDFS lines.
+    pub format: InputFormat,
+    /// Larger messages are dead-lettered unread.
+    pub max_message_bytes: usize,
+}
+
+/// A chunk of log messages: the records, and the messages that are not records.
+pub struct DecodedLogs {
+    /// The chunk (dead letters and points refer to its messages).
+    pub chunk: Chunk,
+    /// The records.
+    pub records: LogRecords,
+    /// Messages that are not log records.
+    pub dead: Vec<DeadLetter>,
+}
+
+impl Decoder for LogDecoder {
+    type Output = DecodedLogs;
+
+    fn decode(&self, chunk: Chunk) -> DecodedLogs {
         let mut dead = Vec::new();
-        let records = LogRecords::decode(&chunk, job.format, job.max_message_bytes, &mut dead);
-        // Between batches: a validated candidate becomes the policy serving this batch.
-        upgrades.poll(&records, &runtime);
+        let records = LogRecords::decode(&chunk, self.format, self.max_message_bytes, &mut dead);
+        DecodedLogs { chunk, records, dead }
+    }
+}
+
+/// The dedup job as a stage: each batch decided by one policy version, new keys embedded and
+/// stored; with a Kafka source, the store is synced before the driver commits.
+struct Dedup<'j> {
+    job: &'j DedupJob,
+    store: Box<dyn PointStore>,
+    embedder: Box<dyn Embedder>,
+    progress: InputProgress,
+    bar: indicatif::ProgressBar,
+    totals: BatchCounts,
+    batches: u64,
+}
+
+impl Stage for Dedup<'_> {
+    type Decoder = LogDecoder;
+    type Slots = DedupSlots;
+
+    fn decoder(&self) -> LogDecoder {
+        LogDecoder { format: self.job.format, max_message_bytes: self.job.max_message_bytes }
+    }
+
+    fn sample(decoded: &DecodedLogs) -> &LogRecords {
+        &decoded.records
+    }
+
+    fn process(&mut self, decoded: DecodedLogs, cx: &mut Context<'_, DedupSlots>) -> Result<Ack> {
+        let DecodedLogs { chunk, records, mut dead } = decoded;
         if chunk.is_empty() {
-            continue;
+            return Ok(Ack::Nothing);
         }
-        let policy = upgrades.slots.policy.current().clone();
+        let policy = cx.slots.policy.current().clone();
         let mut policy = policy.lock().expect("not poisoned");
         let lineage = Lineage::of(&policy);
-        let mut deduper = Deduper { policy: &mut policy, store: store.as_mut(), embedder: embedder.as_mut(), lineage };
-        let (mut counts, failed) = deduper.process(&runtime, &records)?;
+        let mut deduper = Deduper { policy: &mut policy, store: self.store.as_mut(), embedder: self.embedder.as_mut(), lineage };
+        let (mut counts, failed) = deduper.process(cx.runtime, &records)?;
         crate::metrics::METRICS.dead(&deduper.lineage.policy, failed.len());
         for f in &failed {
-            let stage = Stage::Component(deduper.lineage.policy.clone());
+            let stage = RefusedBy::Component(deduper.lineage.policy.clone());
             dead.push(DeadLetter::new(records.position(&chunk, f.row), stage, f.reason.clone(), chunk.message(records.message[f.row])));
         }
         counts.records = chunk.len() as u64;
         counts.dead_lettered = dead.len() as u64;
         for letter in &dead {
-            dead_letters.write(letter)?;
+            cx.dead.write(letter)?;
         }
-        if source.commits() {
-            // Points and dead letters durable first; then the offsets move past them.
-            deduper.store.sync()?;
-            dead_letters.sync()?;
-            source.acknowledge()?;
+        self.batches += 1;
+        self.totals += counts;
+        self.bar.set_position(self.progress.bytes());
+        if !self.job.quiet {
+            let line = format!(
+                "batch {}: {} records, {} duplicates skipped, {} new, {} embedded, {} inserted ({} filtered, {} dead-lettered)",
+                self.batches, counts.records, counts.duplicates, counts.new, counts.embedded, counts.inserted, counts.filtered, counts.dead_lettered
+            );
+            self.bar.suspend(|| eprintln!("{line}"));
         }
-        batches += 1;
-        totals += counts;
-        bar.set_position(progress.bytes());
-        let line = format!(
-            "batch {batches}: {} records, {} duplicates skipped, {} new, {} embedded, {} inserted ({} filtered, {} dead-lettered)",
-            counts.records,
-            counts.duplicates,
-            counts.new,
-            counts.embedded,
-            counts.inserted,
-            counts.filtered,
-            counts.dead_lettered
-        );
-        bar.suspend(|| say(line));
+        if !cx.commits {
+            return Ok(Ack::Nothing);
+        }
+        // Points durable first; then (the driver) dead letters, and the offsets move past them.
+        self.store.sync()?;
+        Ok(Ack::Commit(std::mem::take(&mut cx.read)))
     }
-    bar.finish_and_clear();
-    store.sync()?;
-    dead_letters.finish()?;
-    let points = store.count()?;
-    let policy = upgrades.slots.policy.current().lock().expect("not poisoned").label();
-    Ok(DedupSummary { totals, batches, points, seconds: started.elapsed().as_secs_f64(), policy })
+
+    fn finish(&mut self, _cx: &mut Context<'_, DedupSlots>) -> Result<Ack> {
+        self.bar.finish_and_clear();
+        self.store.sync()?;
+        Ok(Ack::Nothing)
+    }
 }
 
 /// Dry run: what the policy decides for every record, one JSON line each to `out` —
 /// `{"position":…,"keep":…,"key":…,"id":…}`, or `{"position":…,"dead_letter":reason}` — with
 /// no store and no embedder. Returns the records seen.
 pub fn plan(job: &DedupJob, out: &mut dyn std::io::Write) -> Result<u64> {
-    let runtime = Runtime::new(job.limits)?;
-    let mut policy = PolicyComponent::load(&runtime, &job.policy)?;
-    let mut source = Source::open(&job.input, job.batch_bytes)?;
-    let mut seen = 0u64;
-    while let Some(chunk) = source.next_chunk()? {
-        let mut dead = Vec::new();
-        let records = LogRecords::decode(&chunk, job.format, job.max_message_bytes, &mut dead);
-        let (decisions, failed) = policy.decide(&runtime, &records.batch())?;
+    let runtime = Arc::new(Runtime::new(job.limits)?);
+    let policy = PolicyComponent::load(&runtime, &job.policy)?;
+    let (mut upgrades, _) = driver::upgrades(&runtime, DedupSlots::new(policy), Vec::new(), false, None)?;
+    let source = Source::open(&job.input, job.batch_bytes)?;
+    let mut dead = DeadLetters::printed_elsewhere();
+    let mut stage = Plan { job, out, seen: 0 };
+    drive(source, &mut stage, &mut upgrades, &runtime, &mut dead, &AtomicBool::new(false))?;
+    stage.out.flush()?;
+    Ok(stage.seen)
+}
+
+/// The dry run as a stage: decisions printed, nothing stored, nothing acknowledged.
+struct Plan<'j, 'w> {
+    job: &'j DedupJob,
+    out: &'w mut dyn std::io::Write,
+    seen: u64,
+}
+
+impl Stage for Plan<'_, '_> {
+    type Decoder = LogDecoder;
+    type Slots = DedupSlots;
+
+    fn decoder(&self) -> LogDecoder {
+        LogDecoder { format: self.job.format, max_message_bytes: self.job.max_message_bytes }
+    }
+
+    fn sample(decoded: &DecodedLogs) -> &LogRecords {
+        &decoded.records
+    }
+
+    fn process(&mut self, decoded: DecodedLogs, cx: &mut Context<'_, DedupSlots>) -> Result<Ack> {
+        let DecodedLogs { chunk, records, dead } = decoded;
+        let policy = cx.slots.policy.current().clone();
+        let (decisions, failed) = policy.lock().expect("not poisoned").decide(cx.runtime, &records.batch())?;
         let mut lines: Vec<(crate::source::Position, serde_json::Value)> = dead
             .iter()
             .map(|d| (d.position, serde_json::json!({ "dead_letter": d.reason })))
@@ -236,12 +300,15 @@ pub fn plan(job: &DedupJob, out: &mut dyn std::io::Write) -> Result<u64> {
         lines.sort_by_key(|(p, _)| position_order(p));
         for (position, mut value) in lines {
             value["position"] = serde_json::to_value(position_order(&position)).expect("plain numbers");
-            writeln!(out, "{value}")?;
+            writeln!(self.out, "{value}")?;
         }
-        seen += chunk.len() as u64;
+        self.seen += chunk.len() as u64;
+        Ok(Ack::Nothing)
     }
-    out.flush()?;
-    Ok(seen)
+
+    fn finish(&mut self, _cx: &mut Context<'_, DedupSlots>) -> Result<Ack> {
+        Ok(Ack::Nothing)
+    }
 }
 
 /// Line number, or (partition, offset).

@@ -6,7 +6,7 @@ use std::borrow::Cow;
 use serde::Deserialize;
 use sg_dedup_core::{InputFormat, LogBatch, TextColumnBuf};
 
-use crate::dead_letter::{DeadLetter, Stage};
+use crate::sink::{DeadLetter, RefusedBy};
 use crate::source::{Chunk, Position};
 
 /// The records of one chunk, one row each, and where they came from.
@@ -72,7 +72,7 @@ impl LogRecords {
         let mut out = LogRecords::new(format, chunk.len(), chunk.bytes.len());
         for i in 0..chunk.len() {
             let raw = chunk.message(i);
-            let refuse = |reason: String| DeadLetter::new(chunk.positions[i], Stage::Decode, reason, raw);
+            let refuse = |reason: String| DeadLetter::new(chunk.positions[i], RefusedBy::Decode, reason, raw);
             if raw.len() > max_message_bytes {
                 dead.push(refuse(format!("message of {} bytes exceeds the limit of {max_message_bytes}", raw.len())));
                 continue;

@@ -5,7 +5,7 @@ pub mod decode;
 
 pub use batch::{EventBatch, EventBatchBuilder};
 
-use crate::dead_letter::{DeadLetter, Stage};
+use crate::sink::{DeadLetter, RefusedBy};
 use crate::source::Chunk;
 
 /// Messages larger than this are dead-lettered unread (1 MiB, like Kafka's default).
@@ -40,12 +40,12 @@ pub fn decode_chunk(chunk: Chunk, max_message_bytes: usize) -> DecodedChunk {
         }
         if message.len() > max_message_bytes {
             let reason = format!("message of {} bytes exceeds the limit of {max_message_bytes}", message.len());
-            dead.push(DeadLetter::new(position, Stage::Decode, reason, message));
+            dead.push(DeadLetter::new(position, RefusedBy::Decode, reason, message));
             continue;
         }
         match decode::decode_event(message) {
             Ok(row) => builder.push(&row, position, chunk.messages[i].clone()),
-            Err(reason) => dead.push(DeadLetter::new(position, Stage::Decode, reason, message)),
+            Err(reason) => dead.push(DeadLetter::new(position, RefusedBy::Decode, reason, message)),
         }
     }
     let batch = builder.finish();

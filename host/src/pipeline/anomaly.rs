@@ -2,22 +2,23 @@
 //! `is_anomaly=0|1/` Parquet + `anomaly_report.json`, written atomically.
 
 use std::path::PathBuf;
-use std::sync::mpsc::sync_channel;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
-use anyhow::{Context, Result, bail};
-use rayon::prelude::*;
+use anyhow::{Context as _, Result, bail};
 use sg_features_core::columns::ColumnData;
 
-use super::Steps;
+use super::driver::{self, Ack, Context, Stage, drive};
+use super::{EventDecoder, Steps, rejects};
 use crate::component::ComponentSource;
-use crate::component::features::FeatureComponent;
-use crate::dead_letter::{DeadLetterFile, DeadLetterTopic, DeadLetters};
+use crate::component::features::{FeatureAggregation, FeatureComponent};
 use crate::detector::{self, DetectorChoice, DetectorEngine, ModelChoice, ModelSource};
-use crate::events::{DecodedChunk, decode_chunk};
+use crate::events::{DecodedChunk, EventBatch};
 use crate::lineage::{ComponentLineage, Lineage};
-use crate::output::{AnomalyReport, ScoredTable, StagedDir, write_partitioned};
 use crate::runtime::{Limits, Runtime};
-use crate::source::{Input, Source};
+use crate::sink::{AnomalyReport, ScoredTable, StagedDir, write_partitioned};
+use crate::source::{Input, InputProgress, Source};
+use crate::swap::AnomalySlots;
 
 /// Name of the dead-letter file inside the output directory (ignored by Hive-style readers).
 pub const DEAD_LETTER_FILE: &str = "_dead_letters.jsonl";
@@ -71,10 +72,11 @@ pub struct RunSummary {
 /// Runs the pipeline end to end.
 pub fn run(job: &AnomalyJob) -> Result<RunSummary> {
     let mut steps = Steps::new(4, job.quiet);
-    let runtime = Runtime::new(job.limits)?;
+    let runtime = Arc::new(Runtime::new(job.limits)?);
 
     steps.step(&format!("Loading features component {}", job.component.origin()));
-    let features = FeatureComponent::load(&runtime, &job.component)?;
+    let slots = AnomalySlots::load(&runtime, &job.component, &job.detector, &job.model)?;
+    let features = slots.features.current().clone();
     let d = features.descriptor();
     steps.note(&format!(
         "{} {} ({}), sha256 {}…, {} columns, {} model inputs",
@@ -85,90 +87,38 @@ pub fn run(job: &AnomalyJob) -> Result<RunSummary> {
         d.columns.len(),
         d.model_inputs().len()
     ));
+    // A bounded run is one version from start to end: nothing is watched, nothing swapped.
+    let (mut upgrades, _) = driver::upgrades(&runtime, slots, Vec::new(), false, None)?;
 
     let staged = StagedDir::new(&job.out)?;
-    let mut source = Source::open(&job.input, job.batch_bytes)?;
+    let source = Source::open(&job.input, job.batch_bytes)?;
     let source_name = source.name();
-    let dead_file = DeadLetterFile::create(&staged.path().join(DEAD_LETTER_FILE), &source_name)?;
-    let dead_topic = match (&job.input, &job.dead_letter_topic) {
-        (Input::Kafka(k), Some(topic)) => Some(DeadLetterTopic::open(&k.topic, &k.properties, topic)?),
-        _ => None,
-    };
-    let mut dead = DeadLetters::new(dead_file, dead_topic);
+    let mut dead = driver::dead_letters(
+        &staged.path().join(DEAD_LETTER_FILE),
+        false,
+        &job.input,
+        &source_name,
+        job.dead_letter_topic.as_deref(),
+    )?;
 
     steps.step(&format!("Reading events from {source_name} and extracting features"));
     let bar = steps.progress(source.total_bytes());
-    let progress = source.progress();
-    let mut aggregation = features.aggregation(&runtime)?;
-    let mut events = 0u64;
-    let (tx, rx) = sync_channel::<Result<DecodedChunk>>(4);
-    let max_message_bytes = job.max_message_bytes;
-    let source = std::thread::scope(|scope| -> Result<Source> {
-        // Reads and decodes (in parallel) ahead of the component; hands the source back at the end.
-        let reader = scope.spawn(move || {
-            let group = rayon::current_num_threads().max(1) * 2;
-            loop {
-                let mut chunks = Vec::with_capacity(group);
-                while chunks.len() < group {
-                    match source.next_chunk() {
-                        Ok(Some(c)) => chunks.push(c),
-                        Ok(None) => break,
-                        Err(e) => {
-                            let _ = tx.send(Err(e));
-                            return source;
-                        }
-                    }
-                }
-                if chunks.is_empty() {
-                    return source;
-                }
-                let decoded: Vec<DecodedChunk> = chunks.into_par_iter().map(|c| decode_chunk(c, max_message_bytes)).collect();
-                for d in decoded {
-                    if tx.send(Ok(d)).is_err() {
-                        return source;
-                    }
-                }
-            }
-        });
-        for decoded in rx {
-            let mut decoded = decoded?;
-            for letter in &decoded.dead {
-                dead.write(letter)?;
-            }
-            if !decoded.batch.is_empty() {
-                let batch = std::sync::Arc::new(std::mem::take(&mut decoded.batch));
-                let failed = aggregation.push(&batch)?;
-                dead.write_failed(&features.label(), &batch, &failed, |i| decoded.raw(&batch, i))?;
-                events += (batch.len() - failed.len()) as u64;
-            }
-            bar.set_position(progress.bytes());
-        }
-        Ok(reader.join().expect("the reader thread does not panic"))
-    })?;
-    bar.finish_and_clear();
-    let taken = aggregation.take()?;
-    events -= dead.write_batch_failures(&features.label(), &taken.failed, " (at take)")?;
-    let table = taken.table;
-    let dead_lettered = dead.count();
-    steps.note(&format!("{events} events, {dead_lettered} dead-lettered, {} users", table.rows));
-    if aggregation.restarts() > 0 {
-        steps.note(&format!("the component faulted; its instance was replaced {} times", aggregation.restarts()));
-    }
-    if table.rows == 0 {
-        bail!("no valid events in {source_name} ({dead_lettered} dead-lettered): nothing to score");
-    }
-
-    steps.step(&format!("Detecting anomalies (Isolation Forest); writing Parquet and report to {}", job.out.display()));
-    let (engine, model) = (DetectorEngine::load(&runtime, &job.detector)?, ModelChoice::load(&job.model)?);
-    let settings = DetectorSettings { engine: &engine, model: &model, save_model: job.save_model.as_deref() };
-    let (report, scored_rows, anomalies) =
-        score_and_write(&runtime, &features, table, &settings, staged.path(), source_name, events, dead_lettered, &steps)?;
+    let mut stage = Bounded {
+        job,
+        aggregation: features.aggregation(&runtime)?,
+        features,
+        events: 0,
+        progress: source.progress(),
+        bar,
+        steps,
+        staged: Some(staged),
+        source_name,
+        summary: None,
+    };
+    drive(source, &mut stage, &mut upgrades, &runtime, &mut dead, &AtomicBool::new(false))?;
     dead.finish()?;
-    std::fs::write(staged.path().join("_SUCCESS"), b"")?;
-    let out = staged.commit()?;
-    // Only now that the output is durable: acknowledge the input (Kafka offsets).
-    source.acknowledge()?;
-
+    let (summary, report) = stage.summary.take().expect("finish ran");
+    let steps = &mut stage.steps;
     steps.step("Done");
     for (i, a) in report.top_anomalies.iter().take(5).enumerate() {
         steps.note(&format!(
@@ -180,14 +130,83 @@ pub fn run(job: &AnomalyJob) -> Result<RunSummary> {
             a.avg_threat_score.unwrap_or(f64::NAN)
         ));
     }
-    Ok(RunSummary {
-        events,
-        dead_lettered,
-        users: scored_rows,
-        anomalies,
-        out,
-        seconds: steps.elapsed(),
-    })
+    Ok(RunSummary { seconds: steps.elapsed(), ..summary })
+}
+
+/// The bounded run as a stage: every chunk into one aggregation; at the end, score and write
+/// the output (staged, then renamed into place) and acknowledge everything read.
+struct Bounded<'j, 'r> {
+    job: &'j AnomalyJob,
+    features: Arc<FeatureComponent>,
+    aggregation: FeatureAggregation<'r>,
+    events: u64,
+    progress: InputProgress,
+    bar: indicatif::ProgressBar,
+    steps: Steps,
+    staged: Option<StagedDir>,
+    source_name: String,
+    summary: Option<(RunSummary, AnomalyReport)>,
+}
+
+impl Stage for Bounded<'_, '_> {
+    type Decoder = EventDecoder;
+    type Slots = AnomalySlots;
+
+    fn decoder(&self) -> EventDecoder {
+        EventDecoder { max_message_bytes: self.job.max_message_bytes }
+    }
+
+    fn sample(decoded: &DecodedChunk) -> &EventBatch {
+        &decoded.batch
+    }
+
+    fn process(&mut self, mut decoded: DecodedChunk, cx: &mut Context<'_, AnomalySlots>) -> Result<Ack> {
+        for letter in &decoded.dead {
+            cx.dead.write(letter)?;
+        }
+        if !decoded.batch.is_empty() {
+            let batch = Arc::new(std::mem::take(&mut decoded.batch));
+            let failed = self.aggregation.push(&batch)?;
+            rejects::failed_events(cx.dead, &self.features.label(), &batch, &failed, |i| decoded.raw(&batch, i))?;
+            self.events += (batch.len() - failed.len()) as u64;
+        }
+        self.bar.set_position(self.progress.bytes());
+        Ok(Ack::Nothing)
+    }
+
+    fn finish(&mut self, cx: &mut Context<'_, AnomalySlots>) -> Result<Ack> {
+        self.bar.finish_and_clear();
+        let (features, steps, job) = (&self.features, &mut self.steps, self.job);
+        let taken = self.aggregation.take()?;
+        self.events -= rejects::batch_failures(cx.dead, &features.label(), &taken.failed, " (at take)")?;
+        let (events, table) = (self.events, taken.table);
+        let dead_lettered = cx.dead.count();
+        steps.note(&format!("{events} events, {dead_lettered} dead-lettered, {} users", table.rows));
+        if self.aggregation.restarts() > 0 {
+            steps.note(&format!("the component faulted; its instance was replaced {} times", self.aggregation.restarts()));
+        }
+        if table.rows == 0 {
+            bail!("no valid events in {} ({dead_lettered} dead-lettered): nothing to score", self.source_name);
+        }
+        steps.step(&format!("Detecting anomalies (Isolation Forest); writing Parquet and report to {}", job.out.display()));
+        let staged = self.staged.take().expect("finish runs once");
+        let settings = DetectorSettings {
+            engine: cx.slots.detector.current(),
+            model: cx.slots.model.current(),
+            save_model: job.save_model.as_deref(),
+        };
+        let input = self.source_name.clone();
+        let (report, users, anomalies) =
+            score_and_write(cx.runtime, features, table, &settings, staged.path(), input, events, dead_lettered, steps)?;
+        // The dead letters live in the staged directory: durable before it is renamed in.
+        cx.dead.sync()?;
+        std::fs::write(staged.path().join("_SUCCESS"), b"")?;
+        let out = staged.commit()?;
+        let summary = RunSummary { events, dead_lettered, users, anomalies, out, seconds: 0.0 };
+        self.summary = Some((summary, report));
+        // Only now that the output is durable: acknowledge the input (Kafka offsets).
+        Ok(Ack::Commit(std::mem::take(&mut cx.read)))
+    }
 }
 
 /// How the detector runs for a pipeline.

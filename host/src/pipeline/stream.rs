@@ -5,51 +5,37 @@
 //! A window closes when every partition read so far has an event at least `lateness` past its
 //! end (the watermark is the minimum over partitions of their newest event time). Order of
 //! effects, per closed window: the window's directory is staged and renamed into place,
-//! dead letters are flushed (file fsync'd, dead-letter topic acknowledged), the closed-window
-//! watermark is saved (`OUT/_watermark`), and only then the group's offsets move — to the
-//! smallest offset, per partition, of any event still in an open window. A crash or a stop
+//! dead letters are flushed (file fsync'd, dead-letter topic acknowledged), the checkpoint is
+//! saved (`OUT/_checkpoint.json`, [`crate::sink::checkpoint`]), and only then the group's
+//! offsets move (through the driver) — to the smallest offset, per partition, of any event
+//! still in an open window. The window bookkeeping is [`super::windows`]. A crash or a stop
 //! therefore re-reads exactly the events of windows not yet written; a window is never written
 //! twice, and events for a window already written are dead-lettered as late.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
-use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
-use rdkafka::{Offset, TopicPartitionList};
+use anyhow::{Context as _, Result};
 
-use super::Steps;
 use super::anomaly::{DEAD_LETTER_FILE, DetectorSettings, score_and_write};
+use super::driver::{self, Ack, Context, Stage, drive};
+use super::windows::{OpenWindow, Route, Windows};
+use super::{EventDecoder, Steps, rejects};
+use crate::admin::AdminSettings;
 use crate::component::ComponentSource;
-use crate::admin::{self, AdminSettings};
-use crate::component::features::{Carried, FeatureAggregation, FeatureComponent, Quarantined, Window};
-use crate::metrics::{METRICS, SourceLabels};
-use crate::swap::{self, AnomalySlots, Role, Upgrades};
-use crate::time::iso_utc;
-use crate::dead_letter::{DeadLetter, DeadLetterFile, DeadLetterTopic, DeadLetters, Stage};
+use crate::component::features::{Carried, FeatureAggregation, FeatureComponent, Quarantined};
 use crate::detector::{DetectorChoice, ModelSource};
-use crate::events::{EventBatch, decode_chunk};
-use crate::output::StagedDir;
+use crate::events::{DecodedChunk, EventBatch};
+use crate::metrics::{METRICS, SourceLabels};
 use crate::runtime::{Limits, Runtime};
-use crate::source::group::{self, commit_with_patience};
+use crate::sink::{Checkpoint, DeadLetter, DeadLetters, RefusedBy, StagedDir};
 use crate::source::kafka::KafkaOptions;
-use crate::source::Position;
-
-/// File holding the checkpoint of what is written: the end of the last written window and,
-/// per partition, the offset below which every event is in a written window.
-pub const CHECKPOINT_FILE: &str = "_checkpoint.json";
-
-/// What the output directory already holds.
-#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct Checkpoint {
-    /// End (exclusive, epoch ms) of the newest written window; earlier windows are closed.
-    pub closed_until: Option<i64>,
-    /// Per partition: every event below this offset is in a written window (or dead-lettered).
-    pub covered: BTreeMap<i32, i64>,
-}
+use crate::source::{Input, Source};
+use crate::swap::{self, AnomalySlots, Role};
+use crate::time::iso_utc;
 
 /// Everything a streaming run needs.
 #[derive(Clone, Debug)]
@@ -97,31 +83,6 @@ pub struct StreamSummary {
     pub swaps: u64,
 }
 
-/// A window being aggregated (by one features version).
-struct OpenWindow<'r> {
-    aggregation: FeatureAggregation<'r>,
-    events: u64,
-    /// Smallest offset, per partition, of an event in this window.
-    first: BTreeMap<i32, i64>,
-}
-
-fn read_checkpoint(out: &Path) -> Result<Checkpoint> {
-    match std::fs::read(out.join(CHECKPOINT_FILE)) {
-        Ok(bytes) => serde_json::from_slice(&bytes).with_context(|| format!("reading {}", out.join(CHECKPOINT_FILE).display())),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Checkpoint::default()),
-        Err(e) => Err(e.into()),
-    }
-}
-
-fn write_checkpoint(out: &Path, checkpoint: &Checkpoint) -> Result<()> {
-    let tmp = out.join(format!(".{CHECKPOINT_FILE}.tmp"));
-    std::fs::write(&tmp, serde_json::to_vec(checkpoint)?)?;
-    std::fs::File::open(&tmp)?.sync_all()?;
-    std::fs::rename(&tmp, out.join(CHECKPOINT_FILE))?;
-    std::fs::File::open(out)?.sync_all()?;
-    Ok(())
-}
-
 /// Runs until `stop` is set: finishes the micro-batch in hand, commits what is safe, returns.
 pub fn run(job: &StreamJob, stop: &AtomicBool) -> Result<StreamSummary> {
     let mut steps = Steps::new(2, job.quiet);
@@ -129,187 +90,165 @@ pub fn run(job: &StreamJob, stop: &AtomicBool) -> Result<StreamSummary> {
     steps.step(&format!("Loading features component {}", job.component.origin()));
     let slots = AnomalySlots::load(&runtime, &job.component, &job.detector, &job.model)?;
     let files = swap::files((Role::Features, &job.component), Some(&job.detector), Some(&job.model));
-    let mut upgrades = Upgrades::new(runtime.clone(), slots, files);
-    upgrades.reload_on_sighup();
-    if let Some(admin) = &job.admin {
-        let address = admin::serve(admin.clone(), upgrades.status(), upgrades.requests())?;
+    let (mut upgrades, admin) = driver::upgrades(&runtime, slots, files, true, job.admin.as_ref())?;
+    if let Some(address) = admin {
         steps.note(&format!("admin API on http://{address}"));
     }
     std::fs::create_dir_all(&job.out).with_context(|| format!("creating {}", job.out.display()))?;
-    let topic = job.kafka.topic.topic.clone();
+    let input = Input::Kafka(KafkaOptions { follow: Some(job.batch_wait), chunk_messages: job.batch_events, ..job.kafka.clone() });
     let name = job.kafka.topic.url();
-    let dead_file = DeadLetterFile::append(&job.out.join(DEAD_LETTER_FILE), &name)?;
-    let dead_topic = match &job.dead_letter_topic {
-        Some(t) => Some(DeadLetterTopic::open(&job.kafka.topic, &job.kafka.properties, t)?),
-        None => None,
-    };
-    let mut dead = DeadLetters::new(dead_file, dead_topic);
-
-    let (consumer, shared) = group::join(&job.kafka)?;
+    let mut dead = driver::dead_letters(&job.out.join(DEAD_LETTER_FILE), true, &input, &name, job.dead_letter_topic.as_deref())?;
+    let source = Source::open(&input, 0)?;
     steps.step(&format!("Following {name} as group {} in windows of {} s", job.kafka.group, job.window_ms / 1000));
+    let windows = Windows::new(job.window_ms, job.lateness_ms, Checkpoint::read(&job.out)?);
+    let mut stage = Windowed { job, runtime: &runtime, name, windows, steps, summary: StreamSummary::default() };
+    drive(source, &mut stage, &mut upgrades, &runtime, &mut dead, stop)?;
+    let mut summary = stage.summary;
+    summary.dead_lettered = dead.count();
+    dead.finish()?;
+    Ok(summary)
+}
 
-    let mut windows: BTreeMap<i64, OpenWindow<'_>> = BTreeMap::new();
-    let mut next: BTreeMap<i32, i64> = BTreeMap::new();
-    let mut checkpoint = read_checkpoint(&job.out)?;
-    let mut closed_until = checkpoint.closed_until.unwrap_or(i64::MIN);
-    // Newest event time per partition; the watermark is their minimum, so a partition that is
-    // read ahead of another does not close windows the other still feeds.
-    let mut newest: BTreeMap<i32, i64> = BTreeMap::new();
-    let mut summary = StreamSummary::default();
+/// The windowed stream as a stage: events routed to their event-time windows (each aggregated
+/// by one features version), windows scored and written as the watermark passes them, the
+/// checkpoint saved, and the offsets behind written windows acknowledged.
+struct Windowed<'j, 'r> {
+    job: &'j StreamJob,
+    runtime: &'r Runtime,
+    name: String,
+    windows: Windows<FeatureAggregation<'r>>,
+    steps: Steps,
+    summary: StreamSummary,
+}
 
-    while !stop.load(Ordering::SeqCst) {
-        // One micro-batch.
-        let Some((chunk, read)) = group::fill(&consumer, &shared, job.batch_events, job.batch_wait, Some(stop)) else {
-            // Partitions moved: what is not written is re-read by whoever owns them now.
-            windows.clear();
-            next.clear();
-            newest.clear();
-            continue;
-        };
-        next.extend(read);
-        METRICS.batches.get_or_create(&SourceLabels { source: name.clone() }).inc();
-        let mut decoded = decode_chunk(chunk, job.max_message_bytes);
+impl<'r> Stage for Windowed<'_, 'r> {
+    type Decoder = EventDecoder;
+    type Slots = AnomalySlots;
+
+    fn decoder(&self) -> EventDecoder {
+        EventDecoder { max_message_bytes: self.job.max_message_bytes }
+    }
+
+    fn sample(decoded: &DecodedChunk) -> &EventBatch {
+        &decoded.batch
+    }
+
+    fn process(&mut self, mut decoded: DecodedChunk, cx: &mut Context<'_, AnomalySlots>) -> Result<Ack> {
+        let runtime = self.runtime;
+        METRICS.batches.get_or_create(&SourceLabels { source: self.name.clone() }).inc();
+        self.windows.read(cx.read.clone());
         for letter in &decoded.dead {
-            dead.write(letter)?;
+            cx.dead.write(letter)?;
         }
         let batch = std::mem::take(&mut decoded.batch);
-        // Between batches: a validated candidate becomes the version serving; open windows move
-        // to it as they take their next events (see `move_window`).
-        let pause = Instant::now();
-        if upgrades.poll(&batch, &runtime) == Some(Role::Features) {
-            summary.swaps += 1;
+        if let Some((Role::Features, pause)) = cx.switched {
+            self.summary.swaps += 1;
             eprintln!(
                 "sg-host: switch pause {:.2} ms (candidate checked on {} events; {} open windows move to it as they next receive events)",
-                pause.elapsed().as_secs_f64() * 1e3,
+                pause.as_secs_f64() * 1e3,
                 batch.len().min(swap::SAMPLE_RECORDS),
-                windows.len()
+                self.windows.open_windows()
             );
         }
-        let mut features = upgrades.slots.features.current().clone();
-        // Route events to their windows. Events below the checkpoint are in the output already
-        // (re-read after a commit that did not happen); events of written windows are late.
+        let mut features = cx.slots.features.current().clone();
+        // Route events to their windows; events of written windows are late.
         let mut by_window: BTreeMap<i64, Vec<usize>> = BTreeMap::new();
         for (i, &ts) in batch.timestamp_ms.iter().enumerate() {
-            if let Position::Kafka { partition, offset } = batch.positions[i]
-                && checkpoint.covered.get(&partition).is_some_and(|&c| offset < c)
-            {
-                continue;
-            }
-            let w = ts.div_euclid(job.window_ms) * job.window_ms;
-            if w + job.window_ms <= closed_until {
-                let reason = format!("late event: window {} is already written", iso_utc(w));
-                dead.write(&DeadLetter::new(batch.positions[i], Stage::Late, reason, decoded.raw(&batch, i)))?;
-            } else {
-                by_window.entry(w).or_default().push(i);
-            }
-            if let Position::Kafka { partition, .. } = batch.positions[i] {
-                let n = newest.entry(partition).or_insert(ts);
-                *n = (*n).max(ts);
+            match self.windows.route(batch.positions[i], ts) {
+                Route::Covered => {}
+                Route::Late(w) => {
+                    let reason = format!("late event: window {} is already written", iso_utc(w));
+                    cx.dead.write(&DeadLetter::new(batch.positions[i], RefusedBy::Late, reason, decoded.raw(&batch, i)))?;
+                }
+                Route::Open(w) => by_window.entry(w).or_default().push(i),
             }
         }
         for (w, rows) in by_window {
-            let window = match windows.entry(w) {
-                std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
-                std::collections::btree_map::Entry::Vacant(e) => {
-                    let bounds = Window { start_ms: w, end_ms: w + job.window_ms };
-                    let aggregation = features.windowed_aggregation(&runtime, bounds)?;
-                    e.insert(OpenWindow { aggregation, events: 0, first: BTreeMap::new() })
-                }
-            };
-            if !Arc::ptr_eq(window.aggregation.component(), &features) {
-                move_window(w, window, &features, &mut dead)?;
+            let window = self.windows.window(w, |bounds| features.windowed_aggregation(runtime, bounds))?;
+            if !Arc::ptr_eq(window.state.component(), &features) {
+                move_window(w, window, &features, cx.dead)?;
             }
             let sub: Arc<EventBatch> = Arc::new(batch.select(&rows));
-            let failed = match window.aggregation.push(&sub) {
+            let failed = match window.state.push(&sub) {
                 Ok(failed) => failed,
                 Err(e) => {
                     // A version failing every record is given up on: the batch is pushed to
                     // the previous one (which serves from now on).
-                    features = fall_back(e, &mut upgrades.slots, w, window, &mut dead)?;
-                    window.aggregation.push(&sub)?
+                    features = fall_back(e, cx.slots, w, window, cx.dead)?;
+                    window.state.push(&sub)?
                 }
             };
-            dead.write_failed(&window.aggregation.component().label(), &sub, &failed, |i| decoded.raw(&sub, i))?;
+            rejects::failed_events(cx.dead, &window.state.component().label(), &sub, &failed, |i| decoded.raw(&sub, i))?;
             window.events += (sub.len() - failed.len()) as u64;
-            for pos in &sub.positions {
-                if let Position::Kafka { partition, offset } = *pos {
-                    let first = window.first.entry(partition).or_insert(offset);
-                    *first = (*first).min(offset);
-                }
-            }
+            self.windows.hold(w, &sub.positions);
+        }
+        if self.windows.open_windows() == 0 {
+            return Ok(Ack::Safe(self.windows.safe_offsets()));
         }
         // Close every window the watermark has passed, oldest first.
-        let watermark = match unseen_busy_partition(&consumer, &topic, &newest)? {
-            true => i64::MIN,
-            false => newest.values().copied().min().unwrap_or(i64::MIN).saturating_sub(job.lateness_ms),
-        };
-        let closing: Vec<i64> = windows.keys().copied().filter(|&w| w + job.window_ms <= watermark).collect();
-        for w in closing {
-            let mut window = windows.remove(&w).expect("listed above");
-            let taken = match window.aggregation.take() {
-                Ok(taken) => taken,
-                Err(e) => {
-                    // A version whose take fails whatever it is given is given up on: the
-                    // window, with its events, is taken by the previous one.
-                    fall_back(e, &mut upgrades.slots, w, &mut window, &mut dead)?;
-                    window.aggregation.take()?
-                }
-            };
-            let label = window.aggregation.component().label();
-            window.events -= dead.write_batch_failures(&label, &taken.failed, " (at take)")?;
-            let table = taken.table;
-            if table.rows > 0 {
-                let dir = job.out.join(format!("window={}", iso_utc(w)));
-                let staged = StagedDir::new(&dir)?;
-                let input = format!("{name} [{}, {})", iso_utc(w), iso_utc(w + job.window_ms));
-                let version = window.aggregation.component().clone();
-                let settings = DetectorSettings {
-                    engine: upgrades.slots.detector.current(),
-                    model: upgrades.slots.model.current(),
-                    save_model: None,
-                };
-                let (report, _, anomalies) = score_and_write(
-                    &runtime, &version, table, &settings, staged.path(), input, window.events, dead.count(), &steps,
-                )?;
-                std::fs::write(staged.path().join("_SUCCESS"), b"")?;
-                staged.commit()?;
-                steps.note(&format!(
-                    "window {}: {} events, {} users, {anomalies} anomalous",
-                    iso_utc(w),
-                    window.events,
-                    report.total_users
-                ));
-                summary.windows += 1;
-                summary.events += window.events;
-            }
-            closed_until = closed_until.max(w + job.window_ms);
-            dead.sync()?;
-            let safe = safe_offsets(&next, &windows);
-            checkpoint.closed_until = Some(closed_until);
-            for (&p, &o) in &safe {
-                let c = checkpoint.covered.entry(p).or_insert(o);
-                *c = (*c).max(o);
-            }
-            write_checkpoint(&job.out, &checkpoint)?;
-            // The checkpoint, not the group's offsets, is what keeps a window from being written
-            // twice: a commit that fails (coordinator moving, membership lost) only means more
-            // re-reading, which the checkpoint skips.
-            match commit_with_patience(&consumer, &topic, &safe, Duration::from_secs(5)) {
-                Ok(()) => {
-                    METRICS.commits.get_or_create(&SourceLabels { source: name.clone() }).inc();
-                }
-                Err(e) => eprintln!("sg-host: {e:#}; will commit with the next window"),
-            }
+        let assigned = cx.assignment.assigned()?;
+        let watermark = self.windows.watermark(&assigned, |p| cx.assignment.is_idle(p));
+        let mut commit = None;
+        for w in self.windows.closing(watermark) {
+            let mut window = self.windows.remove(w).expect("listed as closing");
+            self.write_window(w, &mut window, cx)?;
+            // Dead letters durable, then the checkpoint, then (by the driver) the offsets.
+            cx.dead.sync()?;
+            let (checkpoint, safe) = self.windows.written(w);
+            checkpoint.write(&self.job.out)?;
+            commit = Some(safe);
         }
-        *shared.safe.lock().expect("not poisoned") = safe_offsets(&next, &windows);
+        Ok(match commit {
+            Some(safe) => Ack::Commit(safe),
+            None => Ack::Safe(self.windows.safe_offsets()),
+        })
     }
-    dead.sync()?;
-    if let Err(e) = commit_with_patience(&consumer, &topic, &safe_offsets(&next, &windows), Duration::from_secs(20)) {
-        eprintln!("sg-host: {e:#}; the next run re-reads from the last commit and skips what {} holds", CHECKPOINT_FILE);
+
+    fn revoked(&mut self) {
+        // What is not written is re-read by whoever owns the partitions now.
+        self.windows.revoked();
     }
-    summary.dead_lettered = dead.count();
-    dead.finish()?;
-    Ok(summary)
+
+    fn finish(&mut self, cx: &mut Context<'_, AnomalySlots>) -> Result<Ack> {
+        cx.dead.sync()?;
+        Ok(Ack::Commit(self.windows.safe_offsets()))
+    }
+}
+
+impl<'r> Windowed<'_, 'r> {
+    /// Takes a closed window's table and writes it as `OUT/window=START/`.
+    fn write_window(&mut self, w: i64, window: &mut OpenWindow<FeatureAggregation<'r>>, cx: &mut Context<'_, AnomalySlots>) -> Result<()> {
+        let taken = match window.state.take() {
+            Ok(taken) => taken,
+            Err(e) => {
+                // A version whose take fails whatever it is given is given up on: the
+                // window, with its events, is taken by the previous one.
+                fall_back(e, cx.slots, w, window, cx.dead)?;
+                window.state.take()?
+            }
+        };
+        let label = window.state.component().label();
+        window.events -= rejects::batch_failures(cx.dead, &label, &taken.failed, " (at take)")?;
+        let table = taken.table;
+        if table.rows == 0 {
+            return Ok(());
+        }
+        let length = self.job.window_ms;
+        let dir = self.job.out.join(format!("window={}", iso_utc(w)));
+        let staged = StagedDir::new(&dir)?;
+        let input = format!("{} [{}, {})", self.name, iso_utc(w), iso_utc(w + length));
+        let version = window.state.component().clone();
+        let settings = DetectorSettings { engine: cx.slots.detector.current(), model: cx.slots.model.current(), save_model: None };
+        let (report, _, anomalies) = score_and_write(
+            cx.runtime, &version, table, &settings, staged.path(), input, window.events, cx.dead.count(), &self.steps,
+        )?;
+        std::fs::write(staged.path().join("_SUCCESS"), b"")?;
+        staged.commit()?;
+        self.steps.note(&format!("window {}: {} events, {} users, {anomalies} anomalous", iso_utc(w), window.events, report.total_users));
+        self.summary.windows += 1;
+        self.summary.events += window.events;
+        Ok(())
+    }
 }
 
 /// After the error `e` of a window's aggregation: when it gave up on its version
@@ -319,7 +258,7 @@ fn fall_back(
     e: anyhow::Error,
     slots: &mut AnomalySlots,
     w: i64,
-    window: &mut OpenWindow<'_>,
+    window: &mut OpenWindow<FeatureAggregation<'_>>,
     dead: &mut DeadLetters,
 ) -> Result<Arc<FeatureComponent>> {
     let Some(previous) = e.downcast_ref::<Quarantined>().and_then(|q| slots.quarantine(q)) else { return Err(e) };
@@ -333,10 +272,10 @@ fn fall_back(
 /// fails on in a replay are dead-lettered (their messages stay re-readable: offsets are
 /// committed only behind written windows). A window that cannot be moved (journal over budget,
 /// or the move fails) finishes on its version, which the log says.
-fn move_window(w: i64, window: &mut OpenWindow<'_>, to: &Arc<FeatureComponent>, dead: &mut DeadLetters) -> Result<()> {
+fn move_window(w: i64, window: &mut OpenWindow<FeatureAggregation<'_>>, to: &Arc<FeatureComponent>, dead: &mut DeadLetters) -> Result<()> {
     let started = Instant::now();
-    let from = window.aggregation.component().label();
-    let moved = window.aggregation.migrate(to).unwrap_or_else(|e| {
+    let from = window.state.component().label();
+    let moved = window.state.migrate(to).unwrap_or_else(|e| {
         eprintln!("sg-host: window {} stays on {from}: moving it failed: {e:#}", iso_utc(w));
         None
     });
@@ -348,11 +287,11 @@ fn move_window(w: i64, window: &mut OpenWindow<'_>, to: &Arc<FeatureComponent>, 
         Carried::State { bytes } => format!("state carried, {bytes} bytes"),
         Carried::Replayed { events, failed } => {
             let note = format!(" (after the upgrade from {from} to {})", to.label());
-            window.events -= dead.write_batch_failures(&to.label(), failed, &note)?;
+            window.events -= rejects::batch_failures(dead, &to.label(), failed, &note)?;
             format!("{events} events replayed")
         }
     };
-    window.aggregation = moved.aggregation;
+    window.state = moved.aggregation;
     eprintln!(
         "sg-host: window {} moved from {from} to {} in {:.2} ms ({how})",
         iso_utc(w),
@@ -360,49 +299,4 @@ fn move_window(w: i64, window: &mut OpenWindow<'_>, to: &Arc<FeatureComponent>, 
         started.elapsed().as_secs_f64() * 1e3
     );
     Ok(())
-}
-
-/// Whether an assigned partition has not delivered an event yet but may still hold records
-/// for the open windows (so none may close). A partition counts as idle only while it is empty
-/// or committed at its end — checked afresh each time, since records may arrive at any moment.
-fn unseen_busy_partition<C: ConsumerContext>(
-    consumer: &BaseConsumer<C>,
-    topic: &str,
-    newest: &BTreeMap<i32, i64>,
-) -> Result<bool> {
-    let assignment = consumer.assignment().context("reading the assignment")?;
-    for e in assignment.elements() {
-        let p = e.partition();
-        if newest.contains_key(&p) {
-            continue;
-        }
-        let Ok((low, high)) = consumer.fetch_watermarks(topic, p, Duration::from_secs(2)) else { return Ok(true) };
-        if high <= low {
-            continue;
-        }
-        let mut tpl = TopicPartitionList::new();
-        tpl.add_partition(topic, p);
-        let Ok(committed) = consumer.committed_offsets(tpl, Duration::from_secs(2)) else { return Ok(true) };
-        let at = committed.find_partition(topic, p).and_then(|e| match e.offset() {
-            Offset::Offset(o) => Some(o),
-            _ => None,
-        });
-        if !at.is_some_and(|o| o >= high) {
-            return Ok(true);
-        }
-    }
-    Ok(false)
-}
-
-/// Per partition: the smallest offset of an event still in an open window, else the next
-/// offset to read.
-fn safe_offsets(next: &BTreeMap<i32, i64>, windows: &BTreeMap<i64, OpenWindow<'_>>) -> BTreeMap<i32, i64> {
-    let mut safe = next.clone();
-    for w in windows.values() {
-        for (&p, &o) in &w.first {
-            let s = safe.entry(p).or_insert(o);
-            *s = (*s).min(o);
-        }
-    }
-    safe
 }

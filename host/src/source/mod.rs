@@ -1,19 +1,24 @@
-//! Event sources, each in its own module: `file` (JSON lines from a file, gzip, or stdin),
-//! `kafka` (bounded reads of a topic) and `group` (a topic followed as a consumer-group
-//! member). All hand out [`Chunk`]s of framed messages.
+//! Sources: `file` (JSON lines from a file, gzip, or stdin) and `kafka` (a bounded read of a
+//! topic, or a topic followed as a consumer-group member). All hand out [`Chunk`]s of framed
+//! messages with their [`Position`]s; offsets move only through an [`OffsetCommitter`], which
+//! the pipeline driver calls once the output covering them is durable.
 
 mod file;
-pub mod group;
 pub mod kafka;
 
 pub use file::{FileSource, InputProgress};
-pub use group::GroupSource;
-pub use kafka::{KafkaOptions, KafkaSource};
+pub use kafka::{KafkaOptions, KafkaSource, OffsetCommitter};
 
+use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
 
 use anyhow::Result;
+
+use kafka::{FollowedTopic, Polled};
 
 /// What a pipeline reads.
 #[derive(Clone, Debug)]
@@ -30,8 +35,26 @@ pub enum Source {
     File(FileSource),
     /// A bounded read of a Kafka topic.
     Kafka(Box<KafkaSource>),
-    /// A Kafka topic followed as a consumer-group member.
-    KafkaGroup(Box<GroupSource>),
+    /// A Kafka topic followed as a consumer-group member: chunks of up to `max` records,
+    /// handed out at least every `wait`.
+    Followed {
+        /// The group member.
+        topic: Arc<FollowedTopic>,
+        /// Records per chunk.
+        max: usize,
+        /// Longest wait for a chunk.
+        wait: Duration,
+    },
+}
+
+/// What a source gave.
+pub enum Next {
+    /// Messages (a followed topic may give an empty chunk).
+    Chunk(Chunk),
+    /// Partitions were taken away: everything read and not yet durable must be dropped.
+    Revoked,
+    /// The input is exhausted (never for a followed topic).
+    End,
 }
 
 impl Source {
@@ -40,7 +63,11 @@ impl Source {
         Ok(match input {
             Input::File(path) => Source::File(FileSource::open(path, chunk_bytes)?),
             Input::Kafka(options) => match options.follow {
-                Some(wait) => Source::KafkaGroup(Box::new(GroupSource::open(options.clone(), wait)?)),
+                Some(wait) => Source::Followed {
+                    topic: Arc::new(FollowedTopic::join(options)?),
+                    max: options.chunk_messages,
+                    wait,
+                },
                 None => Source::Kafka(Box::new(KafkaSource::open(options.clone())?)),
             },
         })
@@ -51,21 +78,34 @@ impl Source {
         match self {
             Source::File(f) => f.name().to_string(),
             Source::Kafka(k) => k.name(),
-            Source::KafkaGroup(g) => g.name(),
+            Source::Followed { topic, .. } => topic.name().to_string(),
         }
     }
 
-    /// Whether offsets are committed by [`Source::acknowledge`] (Kafka).
-    pub fn commits(&self) -> bool {
-        !matches!(self, Source::File(_))
+    /// Whether it is a topic followed as a group member (read in step with processing, so
+    /// nothing of a revoked partition is written after the revocation).
+    pub fn follows(&self) -> bool {
+        matches!(self, Source::Followed { .. })
     }
 
-    /// The next chunk, or None at the end (a followed topic has none).
-    pub fn next_chunk(&mut self) -> Result<Option<Chunk>> {
+    /// The next chunk; a followed topic stops polling early when `stop` is set.
+    pub fn next(&mut self, stop: &AtomicBool) -> Result<Next> {
+        Ok(match self {
+            Source::File(f) => f.next_chunk()?.map_or(Next::End, Next::Chunk),
+            Source::Kafka(k) => k.next_chunk()?.map_or(Next::End, Next::Chunk),
+            Source::Followed { topic, max, wait } => match topic.poll(*max, *wait, Some(stop)) {
+                Polled::Records(chunk) => Next::Chunk(chunk),
+                Polled::Revoked => Next::Revoked,
+            },
+        })
+    }
+
+    /// What commits this source's offsets (none for files).
+    pub fn committer(&self) -> Option<OffsetCommitter> {
         match self {
-            Source::File(f) => f.next_chunk(),
-            Source::Kafka(k) => k.next_chunk(),
-            Source::KafkaGroup(g) => Ok(Some(g.next_chunk())),
+            Source::File(_) => None,
+            Source::Kafka(k) => Some(k.committer()),
+            Source::Followed { topic, .. } => Some(OffsetCommitter::group(topic.clone())),
         }
     }
 
@@ -73,7 +113,7 @@ impl Source {
     pub fn total_bytes(&self) -> Option<u64> {
         match self {
             Source::File(f) => f.total_bytes(),
-            Source::Kafka(_) | Source::KafkaGroup(_) => None,
+            Source::Kafka(_) | Source::Followed { .. } => None,
         }
     }
 
@@ -81,20 +121,31 @@ impl Source {
     pub fn progress(&self) -> InputProgress {
         match self {
             Source::File(f) => f.progress(),
-            Source::Kafka(_) | Source::KafkaGroup(_) => InputProgress::default(),
+            Source::Kafka(_) | Source::Followed { .. } => InputProgress::default(),
+        }
+    }
+}
+
+/// The partitions a pipeline reads now, for event-time watermarks.
+pub trait Assignment {
+    /// Partitions assigned to this reader.
+    fn assigned(&self) -> Result<Vec<i32>>;
+    /// Whether `partition` holds no record past its committed offset.
+    fn is_idle(&self, partition: i32) -> bool;
+}
+
+impl Assignment for Source {
+    fn assigned(&self) -> Result<Vec<i32>> {
+        match self {
+            Source::Followed { topic, .. } => topic.assignment(),
+            Source::File(_) | Source::Kafka(_) => Ok(Vec::new()),
         }
     }
 
-    /// Acknowledges every chunk handed out so far — call only after the output covering them is
-    /// durably written (Kafka: commits the group's offsets; files: nothing).
-    pub fn acknowledge(&self) -> Result<()> {
+    fn is_idle(&self, partition: i32) -> bool {
         match self {
-            Source::File(_) => Ok(()),
-            Source::Kafka(k) => k.commit(),
-            Source::KafkaGroup(g) => {
-                g.commit();
-                Ok(())
-            }
+            Source::Followed { topic, .. } => topic.is_idle(partition),
+            Source::File(_) | Source::Kafka(_) => true,
         }
     }
 }
@@ -160,5 +211,18 @@ impl Chunk {
     pub fn message(&self, i: usize) -> &[u8] {
         let r = &self.messages[i];
         &self.bytes[r.start as usize..r.end as usize]
+    }
+
+    /// Per Kafka partition, the offset after the chunk's last message (what committing the
+    /// whole chunk commits).
+    pub fn read(&self) -> BTreeMap<i32, i64> {
+        let mut read = BTreeMap::new();
+        for p in &self.positions {
+            if let Position::Kafka { partition, offset } = *p {
+                let next = read.entry(partition).or_insert(offset + 1);
+                *next = (*next).max(offset + 1);
+            }
+        }
+        read
     }
 }

@@ -7,44 +7,11 @@ use std::time::Duration;
 
 use anyhow::Result;
 
-use crate::component::ComponentSource;
+use crate::component::{ComponentSource, Role};
 use crate::component::features::FeatureComponent;
 use crate::component::policy::PolicyComponent;
 use crate::detector::{DetectorChoice, DetectorEngine, ModelChoice, SavedModel};
 use crate::runtime::Runtime;
-
-/// What a candidate is for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Role {
-    /// The features component.
-    Features,
-    /// The detector component (or `native`).
-    Detector,
-    /// The saved model the detector scores with.
-    Model,
-    /// The dedup policy component.
-    Policy,
-}
-
-impl Role {
-    /// Every role.
-    pub const ALL: [Role; 4] = [Role::Features, Role::Detector, Role::Model, Role::Policy];
-
-    /// Name in logs and in the admin API's paths.
-    pub fn name(self) -> &'static str {
-        match self {
-            Role::Features => "features",
-            Role::Detector => "detector",
-            Role::Model => "model",
-            Role::Policy => "policy",
-        }
-    }
-
-    /// The role called `name`.
-    pub fn parse(name: &str) -> Option<Role> {
-        Role::ALL.into_iter().find(|r| r.name() == name)
-    }
-}
 
 /// A loaded candidate, by role.
 pub enum Candidate {

@@ -13,7 +13,8 @@ mod watch;
 
 pub use anomaly::{AnomalySlots, validate};
 pub use dedup::DedupSlots;
-pub use loader::{Candidate, Loader, Requests, Role, Trigger};
+pub use loader::{Candidate, Loader, Requests, Trigger};
+pub use crate::component::Role;
 pub use slot::{Slot, SlotStatus, SwapEvent, VersionInfo, Versioned};
 pub use watch::FileWatch;
 
@@ -132,22 +133,13 @@ impl<S: Slots> Upgrades<S> {
     /// On `SIGHUP`, asks for every file behind the parts to be loaded again as a candidate.
     pub fn reload_on_sighup(&self) {
         let (requests, files) = (self.requests(), self.files.clone());
-        let spawned = std::thread::Builder::new().name("sg-sighup".into()).spawn(move || {
-            let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
-            runtime.block_on(async move {
-                let Ok(mut hangup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else { return };
-                while hangup.recv().await.is_some() {
-                    if files.is_empty() {
-                        eprintln!("sg-host: SIGHUP: nothing is loaded from a file; nothing to reload");
-                    }
-                    for (role, source) in &files {
-                        requests.load(*role, source.clone(), Trigger::Signal);
-                    }
-                }
-            });
+        crate::signals::on_hangup(move || {
+            if files.is_empty() {
+                eprintln!("sg-host: SIGHUP: nothing is loaded from a file; nothing to reload");
+            }
+            for (role, source) in &files {
+                requests.load(*role, source.clone(), Trigger::Signal);
+            }
         });
-        if let Err(e) = spawned {
-            eprintln!("sg-host: no SIGHUP reloads: {e}");
-        }
     }
 }

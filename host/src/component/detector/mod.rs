@@ -2,10 +2,16 @@
 
 mod v1;
 
-use anyhow::{Result, anyhow};
+use std::sync::Mutex;
+
+use anyhow::{Result, anyhow, bail};
 use wasmtime::component::Linker;
 
-use super::{ComponentSource, Contract, LoadedComponent, call_error};
+use super::contain::{self, Budget, GiveUp, bisect};
+use super::{ComponentSource, Contract, LoadedComponent};
+
+/// Call deadlines one scoring's bisection may take.
+const BISECTION_DEADLINES: u32 = 4;
 use crate::runtime::Runtime;
 
 /// WIT package of the detector contract.
@@ -22,6 +28,8 @@ pub struct DetectorComponent {
     loaded: LoadedComponent,
     contract: Contract,
     binding: Binding,
+    /// When to give up on it (shared: windows score through one `Arc`).
+    give_up: Mutex<GiveUp>,
 }
 
 /// A row-major f32 matrix: values, rows, columns.
@@ -37,7 +45,7 @@ impl DetectorComponent {
         let binding = Binding::V1(v1::Pre::new(&linker, &loaded.component).map_err(|e| {
             anyhow!("{} exports {contract} but does not match it: {e:#}", loaded.origin)
         })?);
-        Ok(DetectorComponent { loaded, contract, binding })
+        Ok(DetectorComponent { loaded, contract, binding, give_up: Mutex::new(GiveUp::default()) })
     }
 
     /// Where it came from.
@@ -55,21 +63,73 @@ impl DetectorComponent {
         &self.contract
     }
 
-    /// Trains in the sandbox; returns the model artefact.
+    /// Trains in the sandbox (one contained call); returns the model artefact.
     pub fn train(&self, runtime: &Runtime, x: MatrixRef<'_>, names: &[String], p: &sg_iforest::Params) -> Result<Vec<u8>> {
         let mut store = runtime.store();
         let Binding::V1(pre) = &self.binding;
-        pre.train(&mut store, x, names, p)
-            .map_err(|e| call_error(self.origin(), "train", e, store.data().stderr()))?
+        let ticks = runtime.limits().deadline_ticks();
+        contain::call(&mut store, ticks, (self.origin(), self.origin(), "train"), x.1, |s| pre.train(s, x, names, p))?
             .map_err(|e| anyhow!("{}: train refused: {e}", self.origin()))
     }
 
-    /// Scores in the sandbox: (score_samples, offset).
-    pub fn score(&self, runtime: &Runtime, model: &[u8], x: MatrixRef<'_>) -> Result<(Vec<f64>, f64)> {
+    /// Scores in the sandbox. A call that faults, or answers other than one finite score per
+    /// row, is bisected over the rows ([`contain::bisect`]): the rows it fails on come back in
+    /// [`Scored::failed`] (their scores NaN) and every other row has the score a clean call
+    /// gives. Fails when every row of [`contain::GIVE_UP_AFTER`] consecutive matrices fails.
+    pub fn score(&self, runtime: &Runtime, model: &[u8], x: MatrixRef<'_>) -> Result<Scored> {
+        let (values, rows, cols) = x;
+        let fault = match self.score_rows(runtime, model, values, rows, cols, runtime.limits().deadline_ticks()) {
+            Ok((scores, offset)) => {
+                self.give_up.lock().expect("not poisoned").failed_all(false);
+                return Ok(Scored { score_samples: scores, offset, failed: Vec::new() });
+            }
+            Err(fault) => fault,
+        };
+        let mut scores = vec![f64::NAN; rows];
+        let mut offset = None;
+        let mut budget = Budget::new(runtime, BISECTION_DEADLINES);
+        let failed = bisect((0..rows).collect(), fault, &mut budget, &mut |part: &[usize]| {
+            let (start, n) = (part[0], part.len());
+            let ticks = contain::probe_ticks(runtime, n, rows);
+            Ok(match self.score_rows(runtime, model, &values[start * cols..(start + n) * cols], n, cols, ticks) {
+                Ok((s, o)) => {
+                    scores[start..start + n].copy_from_slice(&s);
+                    offset = Some(o);
+                    None
+                }
+                Err(fault) => Some(fault),
+            })
+        })?;
+        if self.give_up.lock().expect("not poisoned").failed_all(failed.len() == rows) {
+            bail!("{} {}: {}", self.origin(), GiveUp::reason("row"), failed[0].1);
+        }
+        Ok(Scored { score_samples: scores, offset: offset.unwrap_or(f64::NAN), failed })
+    }
+
+    /// One contained `score` call over `rows` rows, checked: one finite score per row.
+    fn score_rows(&self, runtime: &Runtime, model: &[u8], values: &[f32], rows: usize, cols: usize, ticks: u64) -> Result<(Vec<f64>, f64), String> {
         let mut store = runtime.store();
         let Binding::V1(pre) = &self.binding;
-        pre.score(&mut store, model, x)
-            .map_err(|e| call_error(self.origin(), "score", e, store.data().stderr()))?
-            .map_err(|e| anyhow!("{}: score refused: {e}", self.origin()))
+        let origin = self.origin();
+        let answer = contain::call(&mut store, ticks, (origin, origin, "score"), rows, |s| pre.score(s, model, (values, rows, cols)));
+        let (scores, offset) = answer.map_err(|e| format!("{e:#}"))?.map_err(|e| format!("{origin}: score refused: {e}"))?;
+        if scores.len() != rows {
+            return Err(format!("{origin}: score answered {} scores for {rows} rows", scores.len()));
+        }
+        if let Some(bad) = scores.iter().find(|s| !s.is_finite()) {
+            return Err(format!("{origin}: score answered {bad}"));
+        }
+        Ok((scores, offset))
     }
+}
+
+/// What a detector component's scoring gave.
+#[derive(Debug)]
+pub struct Scored {
+    /// `score_samples` per row (NaN for the rows in `failed`).
+    pub score_samples: Vec<f64>,
+    /// The model's offset as the component reports it.
+    pub offset: f64,
+    /// Rows the component failed on, with the fault, in order.
+    pub failed: Vec<(usize, String)>,
 }

@@ -19,18 +19,10 @@ use wasmtime::Store;
 
 use super::{FeatureComponent, Instance, RejectedEvent, Window};
 use crate::component::call_error;
+use crate::component::contain::{self, Budget, GiveUp, bisect};
 use crate::events::EventBatch;
 use crate::metrics::METRICS;
 use crate::runtime::{Runtime, Sandbox};
-
-/// Consecutive batches in which every event failed before the component is given up on.
-pub const QUARANTINE_AFTER: u32 = 3;
-
-/// Smallest deadline of a bisection probe, in epoch ticks.
-const MIN_PROBE_TICKS: u64 = 5;
-
-/// Probes one batch's bisection may make; enough to isolate ~16 bad events in 8192.
-const MAX_PROBES: usize = 512;
 
 /// Call deadlines a push's bisection may take (its probes push parts of one batch).
 const PUSH_BISECTION_DEADLINES: u32 = 4;
@@ -38,18 +30,6 @@ const PUSH_BISECTION_DEADLINES: u32 = 4;
 /// Call deadlines a take's bisection may take (its probes replay parts of every batch since
 /// the last take, then take).
 const TAKE_BISECTION_DEADLINES: u32 = 32;
-
-/// What a batch's bisection may still spend: probes, and wall time (four call deadlines).
-struct Budget {
-    probes: usize,
-    until: std::time::Instant,
-}
-
-impl Budget {
-    fn spent(&self) -> bool {
-        self.probes == 0 || std::time::Instant::now() >= self.until
-    }
-}
 
 /// An event of a pushed batch that was not aggregated, and why.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -72,8 +52,8 @@ pub struct FeatureAggregation<'r> {
     journal: Option<Vec<Arc<EventBatch>>>,
     /// Bytes the journal holds.
     journal_bytes: usize,
-    /// Consecutive batches in which every event failed.
-    all_failed_streak: u32,
+    /// When to give up on the component.
+    give_up: GiveUp,
     /// Instances replaced after a fault.
     restarts: u64,
 }
@@ -89,7 +69,7 @@ impl<'r> FeatureAggregation<'r> {
             instance,
             journal: Some(Vec::new()),
             journal_bytes: 0,
-            all_failed_streak: 0,
+            give_up: GiveUp::default(),
             restarts: 0,
         })
     }
@@ -109,14 +89,9 @@ impl<'r> FeatureAggregation<'r> {
     }
 
     fn call_push(&mut self, batch: &EventBatch, ticks: u64) -> Result<Vec<RejectedEvent>> {
-        self.store.set_epoch_deadline(ticks);
-        let origin = self.component.origin();
-        let started = std::time::Instant::now();
-        let answer = self.instance.push(&mut self.store, batch);
-        let answer = answer.map_err(|e| call_error(origin, "push", e, self.store.data().stderr()));
-        let fault = answer.as_ref().err().map(|e| format!("{e:#}"));
-        METRICS.call(&self.component.label(), batch.len(), started.elapsed(), fault.as_deref());
-        let rejected = answer?;
+        let (label, origin) = (self.component.label(), self.component.origin());
+        let instance = &self.instance;
+        let rejected = contain::call(&mut self.store, ticks, (&label, origin, "push"), batch.len(), |s| instance.push(s, batch))?;
         if let Some(bad) = rejected.iter().find(|r| r.index as usize >= batch.len()) {
             bail!("{origin} rejected event {} of a batch of {}", bad.index, batch.len());
         }
@@ -126,31 +101,28 @@ impl<'r> FeatureAggregation<'r> {
     /// Folds a batch in. Events the component refuses, and events on which it traps, times out
     /// or runs out of memory, come back as [`FailedEvent`]s; the others are aggregated. Fails
     /// only when the component cannot be recovered (replay fails, or every event of
-    /// [`QUARANTINE_AFTER`] consecutive batches fails).
+    /// [`contain::GIVE_UP_AFTER`] consecutive batches fails).
     pub fn push(&mut self, batch: &Arc<EventBatch>) -> Result<Vec<FailedEvent>> {
         let ticks = self.runtime.limits().deadline_ticks();
         let fault = match self.call_push(batch, ticks) {
             Ok(rejected) => {
-                self.all_failed_streak = 0;
+                self.give_up.failed_all(false);
                 self.remember(batch.clone());
                 return Ok(rejected.into_iter().map(|r| FailedEvent { index: r.index as usize, reason: r.reason }).collect());
             }
             Err(e) => format!("{e:#}"),
         };
         self.restart()?;
-        let mut failed = Vec::new();
-        let mut budget = self.budget(PUSH_BISECTION_DEADLINES);
+        let mut budget = Budget::new(self.runtime, PUSH_BISECTION_DEADLINES);
         // Bisection visits left halves first, so `failed` comes out in index order.
-        bisect((0..batch.len()).collect(), fault, &mut budget, &mut |rows| self.probe(batch, rows), &mut failed)?;
+        let failed = bisect((0..batch.len()).collect(), fault, &mut budget, &mut |rows| self.probe(batch, rows))?;
         let mut failed: Vec<FailedEvent> = failed.into_iter().map(|(index, reason)| FailedEvent { index, reason }).collect();
+        if self.give_up.failed_all(failed.len() == batch.len()) {
+            return Err(self.quarantined(GiveUp::reason("event"), &failed[0].reason));
+        }
         if failed.len() == batch.len() {
-            self.all_failed_streak += 1;
-            if self.all_failed_streak >= QUARANTINE_AFTER {
-                return Err(self.quarantined(format!("failed on every event of {QUARANTINE_AFTER} consecutive batches"), &failed[0].reason));
-            }
             return Ok(failed);
         }
-        self.all_failed_streak = 0;
         let keep: Vec<usize> = {
             let bad: std::collections::HashSet<usize> = failed.iter().map(|f| f.index).collect();
             (0..batch.len()).filter(|i| !bad.contains(i)).collect()
@@ -170,11 +142,6 @@ impl<'r> FeatureAggregation<'r> {
         }
         failed.sort_by_key(|f| f.index);
         Ok(failed)
-    }
-
-    /// What one bisection may spend: [`MAX_PROBES`] probes and `deadlines` call deadlines.
-    fn budget(&self, deadlines: u32) -> Budget {
-        Budget { probes: MAX_PROBES, until: std::time::Instant::now() + deadlines * self.runtime.limits().call_deadline }
     }
 
     /// Replaces the poisoned instance and replays the journal into the new one.
@@ -203,17 +170,12 @@ impl<'r> FeatureAggregation<'r> {
     /// Pushes `rows` of `batch` into a fresh instance; the fault message if it fails.
     fn probe(&self, batch: &EventBatch, rows: &[usize]) -> Result<Option<String>> {
         let (mut store, instance) = self.component.instantiate(self.runtime, self.window)?;
-        let full = self.runtime.limits().deadline_ticks();
-        store.set_epoch_deadline((full * rows.len() as u64 / batch.len().max(1) as u64).max(MIN_PROBE_TICKS.min(full)));
+        let ticks = contain::probe_ticks(self.runtime, rows.len(), batch.len());
         let sub = batch.select(rows);
-        let started = std::time::Instant::now();
-        let fault = match instance.push(&mut store, &sub) {
-            Ok(_) => None,
-            Err(e) => Some(format!("{:#}", call_error(self.component.origin(), "push", e, store.data().stderr()))),
-        };
         // Probes are calls too: their faults show in the trap and timeout counters.
-        METRICS.call(&self.component.label(), sub.len(), started.elapsed(), fault.as_deref());
-        Ok(fault)
+        let (label, origin) = (self.component.label(), self.component.origin());
+        let pushed = contain::call(&mut store, ticks, (&label, origin, "push"), sub.len(), |s| instance.push(s, &sub));
+        Ok(pushed.err().map(|e| format!("{e:#}")))
     }
 
     /// The per-key table over everything pushed, checked (see [`Descriptor::check_table`]);
@@ -252,9 +214,8 @@ impl<'r> FeatureAggregation<'r> {
         if rows.is_empty() {
             bail!("{fault} (with no events pushed)");
         }
-        let mut bad = Vec::new();
-        let mut budget = self.budget(TAKE_BISECTION_DEADLINES);
-        bisect(rows.clone(), fault.clone(), &mut budget, &mut |probe| self.probe_take(&journal, probe), &mut bad)?;
+        let mut budget = Budget::new(self.runtime, TAKE_BISECTION_DEADLINES);
+        let bad = bisect(rows.clone(), fault.clone(), &mut budget, &mut |probe| self.probe_take(&journal, probe))?;
         if bad.len() == rows.len() {
             return Err(self.quarantined("failed take whatever events it was given".into(), &fault));
         }
@@ -365,7 +326,7 @@ impl<'r> FeatureAggregation<'r> {
                     instance,
                     journal: self.journal.clone(),
                     journal_bytes: self.journal_bytes,
-                    all_failed_streak: 0,
+                    give_up: GiveUp::default(),
                     restarts: 0,
                 };
                 Ok(Some(Migrated { aggregation, how: Carried::State { bytes: state.len() } }))
@@ -397,36 +358,8 @@ fn take_checked(
     Ok(table)
 }
 
-/// Finds the rows of `rows` (known to fail with `fault`) on which `probe` fails, halving; rows
-/// come out in order with their fault. When the budget is spent, the rows still undivided fail
-/// together with the fault that contains them.
-fn bisect<R: Copy>(
-    rows: Vec<R>,
-    fault: String,
-    budget: &mut Budget,
-    probe: &mut impl FnMut(&[R]) -> Result<Option<String>>,
-    failed: &mut Vec<(R, String)>,
-) -> Result<()> {
-    if rows.is_empty() {
-        return Ok(());
-    }
-    if rows.len() == 1 || budget.spent() {
-        let reason = if rows.len() == 1 { fault } else { format!("{fault} (in a group of {} not isolated further)", rows.len()) };
-        failed.extend(rows.into_iter().map(|r| (r, reason.clone())));
-        return Ok(());
-    }
-    let (left, right) = rows.split_at(rows.len() / 2);
-    for half in [left, right] {
-        budget.probes = budget.probes.saturating_sub(1);
-        if let Some(fault) = probe(half)? {
-            bisect(half.to_vec(), fault, budget, probe, failed)?;
-        }
-    }
-    Ok(())
-}
-
 /// The error of an aggregation that gave up on its component: every event of
-/// [`QUARANTINE_AFTER`] consecutive batches failed (the batch was not aggregated), or `take`
+/// [`contain::GIVE_UP_AFTER`] consecutive batches failed (the batch was not aggregated), or `take`
 /// failed whatever events it was given (the accepted events are kept). Either way the
 /// aggregation can be moved to another version and the call made there.
 #[derive(Debug, thiserror::Error)]

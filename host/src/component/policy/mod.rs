@@ -8,6 +8,7 @@ use sg_dedup_core::{Decisions, LogBatch, TextColumn, TextColumnBuf};
 use wasmtime::Store;
 use wasmtime::component::Linker;
 
+use super::contain::{Budget, GiveUp, bisect};
 use super::{ComponentSource, Contract, LoadedComponent, call_error};
 use crate::runtime::{Runtime, Sandbox};
 
@@ -54,10 +55,11 @@ pub struct PolicyComponent {
     descriptor: Descriptor,
     binding: Binding,
     live: Option<(Store<Sandbox>, Live)>,
+    give_up: GiveUp,
 }
 
-/// Calls below this many records that all fail mean a broken policy, not bad records.
-const ALL_FAIL_MIN_RECORDS: usize = 8;
+/// Call deadlines one batch's bisection may take (its probes decide parts of the batch).
+const BISECTION_DEADLINES: u32 = 4;
 
 impl PolicyComponent {
     /// Loads, checks the contract and reads the self-description.
@@ -77,7 +79,7 @@ impl PolicyComponent {
         semver::Version::parse(&descriptor.version).map_err(|e| {
             anyhow!("{}: implementation version {:?} is not semver: {e}", loaded.origin, descriptor.version)
         })?;
-        Ok(PolicyComponent { loaded, contract, descriptor, binding, live: Some((store, live)) })
+        Ok(PolicyComponent { loaded, contract, descriptor, binding, live: Some((store, live)), give_up: GiveUp::default() })
     }
 
     /// Where it came from.
@@ -128,34 +130,36 @@ impl PolicyComponent {
         result
     }
 
-    /// Decides every record of `batch`. When a call fails, the batch is split in halves until
-    /// the failing records are isolated: they come back in the list with the reason (and
+    /// Decides every record of `batch`. When a call fails, the records that make it fail are
+    /// isolated ([`bisect`]): they come back in the list with the reason (and
     /// `keep = false` in the decisions); every other record is decided as in a clean run. Fails
-    /// only when the policy fails every record of a batch (a broken policy, not bad records).
+    /// only when the policy fails every record of [`GIVE_UP_AFTER`](super::contain::GIVE_UP_AFTER) consecutive batches
+    /// (a broken policy, not bad records).
     pub fn decide(&mut self, runtime: &Runtime, batch: &LogBatch<'_>) -> Result<(Decisions, Vec<FailedRecord>)> {
         let rows = batch.line.len();
-        if let Ok(d) = self.call(runtime, batch) {
-            return Ok((d, Vec::new()));
-        }
-        let mut merged = Merged::new(rows);
-        let mut failed = Vec::new();
-        let mut stack = vec![(0usize, rows)];
-        while let Some((start, end)) = stack.pop() {
-            let part = slice(batch, start, end);
-            match self.call(runtime, &part) {
-                Ok(d) => merged.put(start, &d),
-                Err(e) if end - start == 1 => failed.push(FailedRecord { row: start, reason: format!("{e:#}") }),
-                Err(_) => {
-                    let mid = start + (end - start) / 2;
-                    stack.push((mid, end));
-                    stack.push((start, mid));
-                }
+        let fault = match self.call(runtime, batch) {
+            Ok(d) => {
+                self.give_up.failed_all(false);
+                return Ok((d, Vec::new()));
             }
+            Err(e) => format!("{e:#}"),
+        };
+        let mut merged = Merged::new(rows);
+        let mut budget = Budget::new(runtime, BISECTION_DEADLINES);
+        let failed = bisect((0..rows).collect(), fault, &mut budget, &mut |part: &[usize]| {
+            let (start, end) = (part[0], part[part.len() - 1] + 1);
+            Ok(match self.call(runtime, &slice(batch, start, end)) {
+                Ok(d) => {
+                    merged.put(start, &d);
+                    None
+                }
+                Err(e) => Some(format!("{e:#}")),
+            })
+        })?;
+        let failed: Vec<FailedRecord> = failed.into_iter().map(|(row, reason)| FailedRecord { row, reason }).collect();
+        if self.give_up.failed_all(failed.len() == rows) {
+            bail!("{} ({}) {}: {}", self.origin(), self.label(), GiveUp::reason("record"), failed[0].reason);
         }
-        if failed.len() == rows && rows >= ALL_FAIL_MIN_RECORDS {
-            bail!("{} ({}) failed on every record of a batch of {rows}: {}", self.origin(), self.label(), failed[0].reason);
-        }
-        failed.sort_by_key(|f| f.row);
         Ok((merged.finish(), failed))
     }
 }

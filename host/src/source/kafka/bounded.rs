@@ -1,90 +1,17 @@
-//! Bounded reads of a Kafka topic with `rdkafka`: exactly the offsets needed per partition,
-//! from the watermarks (never the whole topic), ending when every partition reached its end.
+//! Bounded reads of a Kafka topic: exactly the offsets needed per partition, from the
+//! watermarks (never the whole topic), ending when every partition reached its end.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, Result, anyhow, bail};
-use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use anyhow::{Context, Result, bail};
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 
-use super::{Chunk, Position};
-
-/// Broker round trips (metadata, watermarks, offsets) give up after this.
-const META_TIMEOUT: Duration = Duration::from_secs(15);
-
-/// A topic address: `kafka://HOST:PORT[,HOST:PORT…]/TOPIC`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct KafkaTopic {
-    /// `bootstrap.servers`.
-    pub brokers: String,
-    /// Topic name.
-    pub topic: String,
-}
-
-impl KafkaTopic {
-    /// Parses `kafka://HOST:PORT[,HOST:PORT…]/TOPIC`.
-    pub fn parse(url: &str) -> Result<KafkaTopic> {
-        let rest = url.strip_prefix("kafka://").ok_or_else(|| anyhow!("{url}: expected kafka://HOST:PORT/TOPIC"))?;
-        let (brokers, topic) = rest.split_once('/').ok_or_else(|| anyhow!("{url}: no topic after the brokers"))?;
-        if brokers.is_empty() || topic.is_empty() || topic.contains('/') {
-            bail!("{url}: expected kafka://HOST:PORT[,HOST:PORT…]/TOPIC");
-        }
-        Ok(KafkaTopic { brokers: brokers.into(), topic: topic.into() })
-    }
-
-    /// `kafka://…/topic` as given.
-    pub fn url(&self) -> String {
-        format!("kafka://{}/{}", self.brokers, self.topic)
-    }
-}
-
-/// Where a bounded read starts in each partition.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum StartAt {
-    /// The low watermark.
-    Earliest,
-    /// The high watermark (nothing is read unless `--to-time`… this is for streams).
-    Latest,
-    /// The group's committed offset (the low watermark where none).
-    Committed,
-    /// The first offset at or after this time (epoch ms).
-    Time(i64),
-}
-
-/// Settings of a Kafka read.
-#[derive(Clone, Debug)]
-pub struct KafkaOptions {
-    /// Topic and brokers.
-    pub topic: KafkaTopic,
-    /// Consumer group (offsets are committed to it after the output is written).
-    pub group: String,
-    /// librdkafka properties passed through (`-X key=value`).
-    pub properties: Vec<(String, String)>,
-    /// Where to start.
-    pub start: StartAt,
-    /// Stop before the first offset at or after this time (epoch ms).
-    pub to_time: Option<i64>,
-    /// Read at most this many messages in all.
-    pub max_events: Option<u64>,
-    /// Messages per chunk.
-    pub chunk_messages: usize,
-    /// Follow the topic as a member of `group` instead of a bounded read (a stream,
-    /// [`super::GroupSource`]): a chunk is handed out once it is full or after this long.
-    pub follow: Option<Duration>,
-}
-
-/// A client config with the brokers and every `-X` property.
-pub fn client_config(topic: &KafkaTopic, properties: &[(String, String)]) -> ClientConfig {
-    let mut config = ClientConfig::new();
-    config.set("bootstrap.servers", &topic.brokers);
-    for (k, v) in properties {
-        config.set(k, v);
-    }
-    config
-}
+use super::{KafkaOptions, META_TIMEOUT, OffsetCommitter, StartAt, client_config};
+use crate::source::{Chunk, Position};
 
 /// Splits `want` messages over partitions with `available[i]` each: equal shares, and what a
 /// short partition cannot take goes to the others (water-filling). Deterministic.
@@ -118,7 +45,7 @@ pub struct Span {
 /// A bounded read of a topic.
 pub struct KafkaSource {
     options: KafkaOptions,
-    consumer: BaseConsumer,
+    consumer: Arc<BaseConsumer>,
     spans: BTreeMap<i32, Span>,
     /// Next offset expected per partition still open.
     next: BTreeMap<i32, i64>,
@@ -218,7 +145,7 @@ impl KafkaSource {
         }
         consumer.assign(&tpl).context("assigning partitions")?;
         let next = spans.iter().filter(|(_, s)| s.end > s.start).map(|(&p, s)| (p, s.start)).collect();
-        Ok(KafkaSource { options, consumer, spans, next })
+        Ok(KafkaSource { options, consumer: Arc::new(consumer), spans, next })
     }
 
     /// The source's URL.
@@ -260,36 +187,15 @@ impl KafkaSource {
         Ok(Some(chunk))
     }
 
-    /// Commits everything handed out so far (per partition: the next offset to read, or the
-    /// span's end once it is finished) — call only once the output covering it is durably
-    /// written.
-    pub fn commit(&self) -> Result<()> {
-        let mut tpl = TopicPartitionList::new();
-        for (&p, span) in &self.spans {
-            let read_to = self.next.get(&p).copied().unwrap_or(span.end);
-            if read_to > span.start {
-                tpl.add_partition_offset(&self.options.topic.topic, p, Offset::Offset(read_to))?;
-            }
-        }
-        if tpl.count() > 0 {
-            self.consumer.commit(&tpl, CommitMode::Sync).context("committing offsets")?;
-        }
-        Ok(())
+    /// What commits this read's offsets.
+    pub fn committer(&self) -> OffsetCommitter {
+        OffsetCommitter::bounded(self.consumer.clone(), self.options.topic.topic.clone())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn parses_topic_urls() {
-        let t = KafkaTopic::parse("kafka://a:9092,b:9093/security-events").unwrap();
-        assert_eq!(t.brokers, "a:9092,b:9093");
-        assert_eq!(t.topic, "security-events");
-        assert!(KafkaTopic::parse("kafka://a:9092").is_err());
-        assert!(KafkaTopic::parse("http://a/b").is_err());
-    }
 
     #[test]
     fn shares_fill_short_partitions_first() {

@@ -15,14 +15,14 @@ use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Reb
 use rdkafka::message::Message;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
-use super::kafka::{KafkaOptions, StartAt, client_config};
-use super::{Chunk, Position};
+use super::{KafkaOptions, META_TIMEOUT, StartAt, client_config};
 use crate::metrics::{METRICS, PartitionLabels};
+use crate::source::{Chunk, Position};
 
 /// What the rebalance callback shares with the reading loop: the offsets safe to commit, and a
 /// flag saying partitions were taken away.
 #[derive(Default)]
-pub(crate) struct Shared {
+struct Shared {
     /// Per partition, the offset below which the output is durable.
     pub safe: Mutex<BTreeMap<i32, i64>>,
     /// Set when partitions are revoked; the loop drops what it has not written.
@@ -31,7 +31,7 @@ pub(crate) struct Shared {
 
 /// Commits what is safe when partitions are taken away, tells the loop to drop its state, and
 /// feeds the lag gauge from librdkafka's statistics.
-pub(crate) struct GroupContext {
+struct GroupContext {
     shared: Arc<Shared>,
     topic: String,
     /// The source's name in metrics.
@@ -70,9 +70,88 @@ impl ConsumerContext for GroupContext {
     }
 }
 
-/// A consumer that joined `options.group` and subscribed to its topic (manual commits; `start`
-/// applies to a group without committed offsets), with the [`Shared`] state of its rebalances.
-pub(crate) fn join(options: &KafkaOptions) -> Result<(BaseConsumer<GroupContext>, Arc<Shared>)> {
+/// What one poll of a followed topic gave.
+pub enum Polled {
+    /// Records (possibly none).
+    Records(Chunk),
+    /// Partitions were taken away meanwhile: what was read is dropped (not written, so whoever
+    /// owns the partitions now reads it again), and so must be everything not yet written.
+    Revoked,
+}
+
+/// A topic followed as a member of a consumer group: polled in chunks, committed only where the
+/// caller says the output is durable, with the partitions it was given.
+pub struct FollowedTopic {
+    consumer: BaseConsumer<GroupContext>,
+    shared: Arc<Shared>,
+    topic: String,
+    name: String,
+}
+
+impl FollowedTopic {
+    /// Joins `options.group` and subscribes to its topic (manual commits; `start` applies to a
+    /// group without committed offsets). Cooperative assignors are refused (module doc).
+    pub fn join(options: &KafkaOptions) -> Result<FollowedTopic> {
+        let (consumer, shared) = join(options)?;
+        Ok(FollowedTopic { consumer, shared, topic: options.topic.topic.clone(), name: options.topic.url() })
+    }
+
+    /// `kafka://…/topic`.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Polls until `max` records, `wait` passed or `stop` is set (see [`fill`]).
+    pub fn poll(&self, max: usize, wait: Duration, stop: Option<&AtomicBool>) -> Polled {
+        match fill(&self.consumer, &self.shared, max, wait, stop) {
+            Some(chunk) => Polled::Records(chunk),
+            None => Polled::Revoked,
+        }
+    }
+
+    /// Per partition, the offsets below which the output is durable: what a rebalance commits
+    /// before the partitions move.
+    pub fn set_durable(&self, offsets: BTreeMap<i32, i64>) {
+        *self.shared.safe.lock().expect("not poisoned") = offsets;
+    }
+
+    /// Commits `offsets`, waiting up to `patience` for a coordinator (see
+    /// [`commit_with_patience`]); counts the commit in the source's metrics.
+    pub fn commit(&self, offsets: &BTreeMap<i32, i64>, patience: Duration) -> Result<()> {
+        commit_with_patience(&self.consumer, &self.topic, offsets, patience)?;
+        METRICS.commits.get_or_create(&crate::metrics::SourceLabels { source: self.name.clone() }).inc();
+        Ok(())
+    }
+
+    /// The partitions assigned to this member now.
+    pub fn assignment(&self) -> Result<Vec<i32>> {
+        let assignment = self.consumer.assignment().context("reading the assignment")?;
+        Ok(assignment.elements().iter().map(|e| e.partition()).collect())
+    }
+
+    /// Whether `partition` holds no record past its committed offset (it is empty, or committed
+    /// at its end) — asked afresh each time, since records may arrive at any moment. A broker
+    /// that does not answer counts as "may hold records".
+    pub fn is_idle(&self, partition: i32) -> bool {
+        let wait = Duration::from_secs(2).min(META_TIMEOUT);
+        let Ok((low, high)) = self.consumer.fetch_watermarks(&self.topic, partition, wait) else { return false };
+        if high <= low {
+            return true;
+        }
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition(&self.topic, partition);
+        let Ok(committed) = self.consumer.committed_offsets(tpl, wait) else { return false };
+        let at = committed.find_partition(&self.topic, partition).and_then(|e| match e.offset() {
+            Offset::Offset(o) => Some(o),
+            _ => None,
+        });
+        at.is_some_and(|o| o >= high)
+    }
+}
+
+/// A consumer that joined `options.group` and subscribed to its topic, with the [`Shared`]
+/// state of its rebalances.
+fn join(options: &KafkaOptions) -> Result<(BaseConsumer<GroupContext>, Arc<Shared>)> {
     let (topic, name) = (options.topic.topic.clone(), options.topic.url());
     if let Some((_, v)) = options.properties.iter().find(|(k, v)| k == "partition.assignment.strategy" && v.contains("cooperative")) {
         // A cooperative rebalance keeps some partitions where they are, reading on past what
@@ -103,7 +182,7 @@ pub(crate) fn join(options: &KafkaOptions) -> Result<(BaseConsumer<GroupContext>
 /// Commits `offsets`, retrying for up to `patience` while the group coordinator is being
 /// (re)found, as after a broker outage. librdkafka finds it on its own thread, so no poll is
 /// needed (a poll here could hand over records the caller would then skip).
-pub(crate) fn commit_with_patience<C: ConsumerContext>(
+fn commit_with_patience<C: ConsumerContext>(
     consumer: &BaseConsumer<C>,
     topic: &str,
     offsets: &BTreeMap<i32, i64>,
@@ -137,20 +216,19 @@ pub(crate) fn commit_with_patience<C: ConsumerContext>(
 }
 
 /// Polls `consumer` into a chunk until it holds `max` records, `wait` has passed or `stop` is
-/// set; returns it with, per partition, the offset after its last record. `None` when
+/// set. `None` when
 /// partitions were taken away meanwhile: what was read is dropped (not written, so whoever owns
 /// the partitions now reads it again), and polling stops at the poll that saw it, so records
 /// of the next assignment are never dropped with it (they would not come again). Kafka errors
 /// are logged and polling goes on (librdkafka retries on its own; a stream outlives them).
-pub(crate) fn fill(
+fn fill(
     consumer: &BaseConsumer<GroupContext>,
     shared: &Shared,
     max: usize,
     wait: Duration,
     stop: Option<&AtomicBool>,
-) -> Option<(Chunk, BTreeMap<i32, i64>)> {
+) -> Option<Chunk> {
     let mut chunk = Chunk::default();
-    let mut read = BTreeMap::new();
     let until = Instant::now() + wait;
     while chunk.len() < max && !stop.is_some_and(|s| s.load(Ordering::SeqCst)) {
         let left = until.saturating_duration_since(Instant::now());
@@ -171,62 +249,11 @@ pub(crate) fn fill(
         };
         let (p, offset) = (message.partition(), message.offset());
         chunk.push(message.payload().unwrap_or_default(), Position::Kafka { partition: p, offset });
-        read.insert(p, offset + 1);
     }
     if shared.revoked.swap(false, Ordering::SeqCst) {
         return None;
     }
-    Some((chunk, read))
-}
-
-/// A topic followed as a group member, in chunks of messages (the dedup stream's source).
-pub struct GroupSource {
-    consumer: BaseConsumer<GroupContext>,
-    shared: Arc<Shared>,
-    options: KafkaOptions,
-    /// A chunk is handed out once full or after this long.
-    wait: Duration,
-    /// Per partition, the offset after the last message handed out.
-    next: BTreeMap<i32, i64>,
-}
-
-impl GroupSource {
-    /// Joins the group and subscribes; chunks come at least every `wait`.
-    pub fn open(options: KafkaOptions, wait: Duration) -> Result<GroupSource> {
-        let (consumer, shared) = join(&options)?;
-        Ok(GroupSource { consumer, shared, options, wait, next: BTreeMap::new() })
-    }
-
-    /// The source's URL.
-    pub fn name(&self) -> String {
-        self.options.topic.url()
-    }
-
-    /// The next chunk (possibly empty; there is always a next one). When partitions were taken
-    /// away while it filled, the chunk is dropped — its messages are not written, so whoever
-    /// owns their partitions now reads them again — and an empty one is handed out.
-    pub fn next_chunk(&mut self) -> Chunk {
-        match fill(&self.consumer, &self.shared, self.options.chunk_messages, self.wait, None) {
-            Some((chunk, read)) => {
-                self.next.extend(read);
-                chunk
-            }
-            None => {
-                self.next.clear();
-                Chunk::default()
-            }
-        }
-    }
-
-    /// Commits everything handed out so far — call only once the output covering it is
-    /// durably written. A commit that fails (a rebalance under way, the coordinator moving) is
-    /// logged, not fatal: it only means the partition's next owner re-reads more.
-    pub fn commit(&self) {
-        *self.shared.safe.lock().expect("not poisoned") = self.next.clone();
-        if let Err(e) = commit_with_patience(&self.consumer, &self.options.topic.topic, &self.next, Duration::from_secs(5)) {
-            eprintln!("sg-host: {e:#}; the next owner of these partitions re-reads more");
-        }
-    }
+    Some(chunk)
 }
 
 #[cfg(test)]

@@ -1,13 +1,4 @@
-//! Pipeline outputs: the scored feature table as Hive-partitioned Parquet, the anomaly report,
-//! written atomically.
-
-mod parquet;
-mod report;
-mod staging;
-
-pub use parquet::{write_partitioned, write_table};
-pub use report::{AnomalyReport, TopAnomaly};
-pub use staging::StagedDir;
+//! A feature table with its detector results: what the Parquet and report sinks write.
 
 use sg_features_core::FeatureTable;
 

@@ -1,8 +1,6 @@
-//! `sg-host produce`: loads JSON lines into a Kafka topic fast (demos, tests, benchmarks), and
-//! creates topics.
+//! Producing to Kafka and creating topics: [`Producer`] sends records with headers and counts
+//! what the brokers did not acknowledge (the `produce` command and the dead-letter topic use it).
 
-use std::io::{BufRead, BufReader};
-use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
@@ -11,22 +9,10 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::ClientContext;
 use rdkafka::message::DeliveryResult;
-use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::producer::{BaseRecord, Producer as _, ProducerContext, ThreadedProducer};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::events::decode::decode_event;
-use crate::source::kafka::{KafkaTopic, client_config};
-
-/// How records are keyed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum KeyBy {
-    /// The event's `user` (lets several hosts in one group each own whole users).
-    User,
-    /// The event's `event_id` (what the reference generator did).
-    EventId,
-    /// No key.
-    None,
-}
+use super::{KafkaTopic, client_config};
 
 /// Makes sure `topic` exists: left alone if the brokers know it, else created with
 /// `partitions` partitions.
@@ -56,14 +42,14 @@ pub fn create_topic(topic: &KafkaTopic, properties: &[(String, String)], partiti
 
 /// Counts records the brokers did not acknowledge.
 #[derive(Default)]
-pub(crate) struct DeliveryCount {
+struct DeliveryCount {
     failed: AtomicU64,
     first_error: std::sync::Mutex<Option<String>>,
 }
 
 impl DeliveryCount {
     /// Fails if any of the `sent` records was not delivered.
-    pub(crate) fn check(&self, sent: u64) -> Result<()> {
+    fn check(&self, sent: u64) -> Result<()> {
         let failed = self.failed.load(Ordering::Relaxed);
         if failed > 0 {
             let first = self.first_error.lock().unwrap().clone().unwrap_or_default();
@@ -86,35 +72,40 @@ impl ProducerContext for DeliveryCount {
     }
 }
 
-/// Sends every non-blank line of `input` to `topic`; returns how many were sent. Lines that are
-/// not valid events are sent too (unkeyed), so a topic can hold bad messages for tests.
-pub fn produce_file(topic: &KafkaTopic, properties: &[(String, String)], input: &Path, key_by: KeyBy) -> Result<u64> {
-    let producer: ThreadedProducer<DeliveryCount> = client_config(topic, properties)
-        .set("linger.ms", "5")
-        .set("batch.num.messages", "10000")
-        .set("queue.buffering.max.messages", "1000000")
-        .create_with_context(DeliveryCount::default())
-        .context("creating a Kafka producer")?;
-    let file = std::fs::File::open(input).with_context(|| format!("cannot open {}", input.display()))?;
-    let mut sent = 0u64;
-    for line in BufReader::with_capacity(1 << 20, file).split(b'\n') {
-        let line = line?;
-        let line = line.strip_suffix(b"\r").unwrap_or(&line);
-        if line.iter().all(u8::is_ascii_whitespace) {
-            continue;
+/// A producer to one cluster: records are queued (waiting while librdkafka's queue is full) and
+/// [`Producer::flush`] fails if any sent record was not acknowledged.
+pub struct Producer {
+    inner: ThreadedProducer<DeliveryCount>,
+    sent: u64,
+}
+
+impl Producer {
+    /// A producer with the brokers and properties of `topic`, plus `tuning` (e.g. `linger.ms`).
+    pub fn open(topic: &KafkaTopic, properties: &[(String, String)], tuning: &[(&str, &str)]) -> Result<Producer> {
+        let mut config = client_config(topic, properties);
+        for (k, v) in tuning {
+            config.set(*k, *v);
         }
-        let event = decode_event(line).ok();
-        let key: Option<&str> = match (key_by, &event) {
-            (KeyBy::User, Some(e)) => e.user.as_deref(),
-            (KeyBy::EventId, Some(e)) => Some(&e.event_id),
-            _ => None,
-        };
-        let mut record = BaseRecord::<str, [u8]>::to(&topic.topic).payload(line);
+        let inner = config.create_with_context(DeliveryCount::default()).context("creating a Kafka producer")?;
+        Ok(Producer { inner, sent: 0 })
+    }
+
+    /// Queues one record for `topic` with an optional key and `headers` (name, value).
+    pub fn send(&mut self, topic: &str, key: Option<&[u8]>, payload: &[u8], headers: &[(&str, &str)]) -> Result<()> {
+        use rdkafka::message::{Header, OwnedHeaders};
+        let mut owned = OwnedHeaders::new_with_capacity(headers.len());
+        for (key, value) in headers {
+            owned = owned.insert(Header { key, value: Some(*value) });
+        }
+        let mut record = BaseRecord::<[u8], [u8]>::to(topic).payload(payload);
+        if !headers.is_empty() {
+            record = record.headers(owned);
+        }
         if let Some(k) = key {
             record = record.key(k);
         }
         loop {
-            match producer.send(record) {
+            match self.inner.send(record) {
                 Ok(()) => break,
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
                     record = back;
@@ -123,9 +114,18 @@ pub fn produce_file(topic: &KafkaTopic, properties: &[(String, String)], input: 
                 Err((e, _)) => return Err(e).context("producing"),
             }
         }
-        sent += 1;
+        self.sent += 1;
+        Ok(())
     }
-    producer.flush(Duration::from_secs(60)).context("flushing the producer")?;
-    producer.context().check(sent)?;
-    Ok(sent)
+
+    /// Records queued so far.
+    pub fn sent(&self) -> u64 {
+        self.sent
+    }
+
+    /// Waits (up to `timeout`) until every queued record is acknowledged; fails if one was not.
+    pub fn flush(&self, timeout: Duration) -> Result<()> {
+        self.inner.flush(timeout).context("flushing the producer")?;
+        self.inner.context().check(self.sent)
+    }
 }
