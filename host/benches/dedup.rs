@@ -6,14 +6,14 @@
 
 use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use sg_dedup_core::InputFormat;
-use sg_host::bundled::{DEDUP_EXACT, DEDUP_TEMPLATE};
-use sg_host::component::ComponentSource;
-use sg_host::component::policy::PolicyComponent;
-use sg_host::dedup::{Deduper, Lineage, LogRecords};
-use sg_host::embed::Embedder;
-use sg_host::runtime::{Limits, Runtime};
-use sg_host::source::Chunk;
-use sg_host::sink::store::EdgeStore;
+use sg_core::bundled::{DEDUP_EXACT, DEDUP_TEMPLATE};
+use sg_core::component::ComponentSource;
+use sg_core::component::policy::PolicyComponent;
+use sg_dedup::{Deduper, Lineage, LogRecords};
+use sg_dedup::embed::Embedder;
+use sg_core::runtime::{Limits, Runtime};
+use sg_model::Chunk;
+use sg_dedup::store::EdgeStore;
 
 /// A unit vector derived from the text's length: no model, constant cost.
 struct FixedVectors;

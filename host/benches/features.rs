@@ -3,12 +3,12 @@
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use sg_features_core::{Aggregator, Flavor};
-use sg_host::bundled::{SPARK_COMPAT, STREAMGUARD};
-use sg_host::component::ComponentSource;
-use sg_host::component::features::FeatureComponent;
-use sg_host::events::{EventBatch, decode_chunk};
-use sg_host::runtime::{Limits, Runtime};
-use sg_host::source::Chunk;
+use sg_core::bundled::{SPARK_COMPAT, STREAMGUARD};
+use sg_core::component::ComponentSource;
+use sg_core::component::features::FeatureComponent;
+use sg_model::events::{EventBatch, decode_chunk};
+use sg_core::runtime::{Limits, Runtime};
+use sg_model::Chunk;
 use sg_host::synthetic::{GenSettings, generate};
 
 const EVENTS: u64 = 200_000;

@@ -10,12 +10,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use sg_host::bundled::STREAMGUARD;
-use sg_host::component::ComponentSource;
-use sg_host::component::features::FeatureComponent;
-use sg_host::events::{EventBatch, decode_chunk};
-use sg_host::runtime::{Limits, Runtime};
-use sg_host::source::Chunk;
+use sg_core::bundled::STREAMGUARD;
+use sg_core::component::ComponentSource;
+use sg_core::component::features::FeatureComponent;
+use sg_model::events::{EventBatch, decode_chunk};
+use sg_core::runtime::{Limits, Runtime};
+use sg_model::Chunk;
 use sg_host::synthetic::{GenSettings, generate};
 
 fn batch_of(lines: &[u8]) -> Arc<EventBatch> {

@@ -1,23 +1,6 @@
-//! `sg-host`: runs security-analytics pipelines, calling sandboxed, versioned WASM components
-//! for feature extraction, and the Isolation Forest natively or in a component.
+//! `sg-host`, the command line: parses flags and configuration and runs the jobs of
+//! `sg-anomaly` and `sg-dedup` on the `sg-pipeline` driver (see `docs/architecture.md`).
 
-pub mod admin;
-pub mod bundle;
-pub mod bundled;
 pub mod cli;
-pub mod component;
-pub mod dedup;
-pub mod detector;
-pub mod embed;
-pub mod events;
 pub mod synthetic;
-pub mod lineage;
-pub mod metrics;
-pub mod pipeline;
-pub mod runtime;
-pub mod signals;
-pub mod sink;
-pub mod source;
-pub mod swap;
 pub mod table_io;
-pub mod time;

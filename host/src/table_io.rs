@@ -84,7 +84,7 @@ pub fn write_scores(path: &Path, score_samples: &[f64], offset: f64) -> Result<(
             Arc::new(Float64Array::from(score_samples.iter().map(|s| -s).collect::<Vec<_>>())),
             Arc::new(Int8Array::from(outlier)),
         ])?;
-        crate::sink::write_table(path, &batch, &[("streamguard.detector.offset".into(), offset.to_string())])
+        sg_pipeline::sink::write_table(path, &batch, &[("streamguard.detector.offset".into(), offset.to_string())])
     } else {
         let mut out = BufWriter::new(File::create(path).with_context(|| format!("creating {}", path.display()))?);
         writeln!(out, "score_samples,anomaly_score,is_anomaly")?;

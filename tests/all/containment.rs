@@ -168,17 +168,17 @@ fn a_table_the_host_refuses_is_traced_to_its_events() {
 
 /// Calls made into `component` so far in this process.
 fn calls(component: &str) -> u64 {
-    let labels = sg_host::metrics::ComponentLabels { component: component.into() };
-    sg_host::metrics::METRICS.calls.get_or_create(&labels).get()
+    let labels = sg_metrics::ComponentLabels { component: component.into() };
+    sg_metrics::METRICS.calls.get_or_create(&labels).get()
 }
 
 #[test]
 fn one_bisection_isolates_exactly_the_bad_records_of_every_component_kind() {
     use std::sync::Arc;
 
-    use sg_host::component::contain::MAX_PROBES;
-    use sg_host::component::{ComponentSource, detector::DetectorComponent, features::FeatureComponent, policy::PolicyComponent};
-    use sg_host::runtime::{Limits, Runtime};
+    use sg_core::component::contain::MAX_PROBES;
+    use sg_core::component::{ComponentSource, detector::DetectorComponent, features::FeatureComponent, policy::PolicyComponent};
+    use sg_core::runtime::{Limits, Runtime};
 
     let runtime = Runtime::new(Limits { call_deadline: std::time::Duration::from_secs(5), ..Limits::default() }).unwrap();
     let bad = [3usize, 517, 998];
@@ -192,7 +192,7 @@ fn one_bisection_isolates_exactly_the_bad_records_of_every_component_kind() {
         })
         .collect();
     let features = FeatureComponent::load(&runtime, &ComponentSource::File(HOSTILE.into())).unwrap();
-    let decoded = sg_host::events::decode_chunk(sg_host::source::Chunk::from_lines(lines.join("\n").into_bytes(), 1), 1 << 20);
+    let decoded = sg_model::events::decode_chunk(sg_model::Chunk::from_lines(lines.join("\n").into_bytes(), 1), 1 << 20);
     let before = calls(&features.label());
     let failed = features.aggregation(&runtime).unwrap().push(&Arc::new(decoded.batch)).unwrap();
     assert_eq!(failed.iter().map(|f| f.index).collect::<Vec<_>>(), bad, "features: {failed:?}");
@@ -254,9 +254,9 @@ fn one_bisection_isolates_exactly_the_bad_records_of_every_component_kind() {
     // The host scores the rows a detector fails on natively: every score as a clean run.
     let mut x = clean.clone();
     x[bad[0] * cols] = 666.0;
-    let engine = sg_host::detector::DetectorEngine::Component(Box::new(detector));
-    let choice = sg_host::detector::ModelChoice::Train(params);
-    let d = sg_host::detector::run(&runtime, &engine, &choice, &x, &names).unwrap();
+    let engine = sg_core::detector::DetectorEngine::Component(Box::new(detector));
+    let choice = sg_core::detector::ModelChoice::Train(params);
+    let d = sg_core::detector::run(&runtime, &engine, &choice, &x, &names).unwrap();
     let marked = sg_iforest::Matrix::new(&x, n, cols).unwrap();
     let expected = sg_iforest::fit(&marked, &names, &params).unwrap().score_samples(&marked).unwrap();
     assert_eq!(d.score_samples, expected, "the failed row scored natively, the rest by the component: as a native run");

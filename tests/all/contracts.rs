@@ -1,9 +1,9 @@
 //! Loading components: a clear error naming what was expected for anything unusable.
 
-use sg_host::bundled::{IFOREST, STREAMGUARD};
-use sg_host::component::ComponentSource;
-use sg_host::component::features::FeatureComponent;
-use sg_host::runtime::{Limits, Runtime};
+use sg_core::bundled::{IFOREST, STREAMGUARD};
+use sg_core::component::ComponentSource;
+use sg_core::component::features::FeatureComponent;
+use sg_core::runtime::{Limits, Runtime};
 
 fn load_error(source: ComponentSource) -> String {
     let runtime = Runtime::new(Limits::default()).unwrap();

@@ -7,12 +7,12 @@ use std::path::Path;
 use qdrant_edge::{EdgeShard, PointId, WithPayloadInterface};
 use serde_json::Value;
 use sg_dedup_core::{InputFormat, LogBatch, Policy, TextColumnBuf, decide, normalize};
-use sg_host::bundled;
-use sg_host::component::ComponentSource;
-use sg_host::component::policy::PolicyComponent;
-use sg_host::dedup::point_id;
-use sg_host::embed::{Embedder, HttpEmbedder, HttpSettings, MiniLm};
-use sg_host::runtime::{Limits, Runtime};
+use sg_core::bundled;
+use sg_core::component::ComponentSource;
+use sg_core::component::policy::PolicyComponent;
+use sg_dedup::point_id;
+use sg_dedup::embed::{Embedder, HttpEmbedder, HttpSettings, MiniLm};
+use sg_core::runtime::{Limits, Runtime};
 
 use crate::support::{EmbedServer, HDFS_SAMPLE, fixture, fixture_lines, model_dir, sg_host, sigint};
 
@@ -414,7 +414,7 @@ fn the_policy_of_a_followed_topic_is_upgraded_live() {
     wait_for("the first batches", 60, || records_of(&template) >= 1000);
 
     let post = |path: &str, bytes: &[u8]| {
-        let sha = sg_host::bundle::sha256_hex(bytes);
+        let sha = sg_core::bundle::sha256_hex(bytes);
         http(&admin, "POST", &format!("{path}?sha256={sha}"), Some(TOKEN), bytes)
     };
     // Another kind of component, and a role a dedup stream does not have: refused.

@@ -1,6 +1,6 @@
 //! `spark-compat`: the 31 reference columns, bugs included, against values worked out by hand.
 
-use sg_host::bundled::SPARK_COMPAT;
+use sg_core::bundled::SPARK_COMPAT;
 
 use crate::support::{assert_col, event, features, fixture};
 

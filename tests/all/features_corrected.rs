@@ -1,6 +1,6 @@
 //! `streamguard` (corrected): each difference from `spark-compat`, shown by a case.
 
-use sg_host::bundled::{SPARK_COMPAT, STREAMGUARD};
+use sg_core::bundled::{SPARK_COMPAT, STREAMGUARD};
 
 use crate::support::{assert_col, event, features};
 

@@ -1,10 +1,10 @@
 //! Isolation Forest: quality against scikit-learn's published AUCs, native = component,
 //! and `sg-host detect` with saved models.
 
-use sg_host::bundled::IFOREST;
-use sg_host::component::ComponentSource;
-use sg_host::detector::{DetectorChoice, ModelSource, detect};
-use sg_host::runtime::{Limits, Runtime};
+use sg_core::bundled::IFOREST;
+use sg_core::component::ComponentSource;
+use sg_core::detector::{DetectorChoice, ModelSource, detect};
+use sg_core::runtime::{Limits, Runtime};
 use sg_host::table_io::read_numeric;
 use sg_iforest::{Contamination, Matrix, Params};
 

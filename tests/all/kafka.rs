@@ -144,8 +144,8 @@ fn read_topic(brokers: &str, topic: &str, n: usize) -> Vec<Record> {
 #[ignore = "services: needs the nisshi Kafka broker (scripts/test.sh runs it)"]
 fn against_a_real_broker_bounded_reads_commits_and_dead_letters() {
     let broker = crate::support::Broker::start();
-    let topic = sg_host::source::kafka::KafkaTopic { brokers: broker.address.clone(), topic: "security-events".into() };
-    sg_host::source::kafka::create_topic(&topic, &[], 4).unwrap();
+    let topic = sg_kafka::KafkaTopic { brokers: broker.address.clone(), topic: "security-events".into() };
+    sg_kafka::create_topic(&topic, &[], 4).unwrap();
     // Partition 3 stays empty; partition 1 carries two bad messages at its end.
     fill(&broker.address, "security-events", &[1500, 1500, 600, 0], &[(1, "{oops"), (1, r#"{"event_id":"e","timestamp":"x","event_type":"y"}"#)]);
     let source = topic.url();
@@ -232,8 +232,8 @@ fn a_stream_writes_windows_and_survives_a_restart_with_nothing_lost_or_written_t
 #[ignore = "services: needs the nisshi Kafka broker (scripts/test.sh runs it)"]
 fn a_stream_on_a_real_broker_survives_a_restart() {
     let broker = crate::support::Broker::start();
-    let topic = sg_host::source::kafka::KafkaTopic { brokers: broker.address.clone(), topic: "stream".into() };
-    sg_host::source::kafka::create_topic(&topic, &[], 2).unwrap();
+    let topic = sg_kafka::KafkaTopic { brokers: broker.address.clone(), topic: "stream".into() };
+    sg_kafka::create_topic(&topic, &[], 2).unwrap();
     stream_survives_a_restart(&broker.address);
 }
 
@@ -389,8 +389,8 @@ fn time_bounded_reads_on_a_real_broker_use_record_timestamps() {
     // (librdkafka's mock cluster does not answer offset-for-time lookups.)
     let broker = crate::support::Broker::start();
     let brokers = broker.address.clone();
-    let topic = sg_host::source::kafka::KafkaTopic { brokers: brokers.clone(), topic: "timed".into() };
-    sg_host::source::kafka::create_topic(&topic, &[], 2).unwrap();
+    let topic = sg_kafka::KafkaTopic { brokers: brokers.clone(), topic: "timed".into() };
+    sg_kafka::create_topic(&topic, &[], 2).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("e.jsonl");
     assert!(sg_host().args(["gen-events", "6000", "--out"]).arg(&file).output().unwrap().status.success());

@@ -5,6 +5,7 @@ mod contracts;
 mod dedup;
 mod features_compat;
 mod features_corrected;
+mod hostile_input;
 mod iforest;
 mod kafka;
 mod pipeline;

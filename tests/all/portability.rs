@@ -5,10 +5,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;
-use sg_host::bundle::Bundle;
-use sg_host::component::Role;
-use sg_host::bundled;
-use sg_host::runtime::{CodeLayout, HOST_TARGET, Limits};
+use sg_core::bundle::Bundle;
+use sg_core::component::Role;
+use sg_core::bundled;
+use sg_core::runtime::{CodeLayout, HOST_TARGET, Limits};
 
 use crate::support::{HDFS_SAMPLE, fixture, python_json, sg_host, workspace};
 

@@ -7,12 +7,12 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use sg_features_core::columns::ColumnData;
-use sg_host::bundled::Builtin;
-use sg_host::component::ComponentSource;
-use sg_host::component::features::FeatureComponent;
-use sg_host::events::decode_chunk;
-use sg_host::runtime::{Limits, Runtime};
-use sg_host::source::Chunk;
+use sg_core::bundled::Builtin;
+use sg_core::component::ComponentSource;
+use sg_core::component::features::FeatureComponent;
+use sg_model::events::decode_chunk;
+use sg_core::runtime::{Limits, Runtime};
+use sg_model::Chunk;
 
 /// The workspace root.
 pub fn workspace() -> PathBuf {
@@ -194,7 +194,7 @@ impl Drop for Broker {
 pub fn model_dir() -> PathBuf {
     let dir = std::env::var("SG_MODEL_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|_| workspace().join(sg_host::embed::DEFAULT_MODEL_DIR));
+        .unwrap_or_else(|_| workspace().join(sg_dedup::embed::DEFAULT_MODEL_DIR));
     assert!(dir.join("model.safetensors").exists(), "{} has no model: run scripts/test.sh (it runs scripts/fetch-model.sh)", dir.display());
     dir
 }

@@ -9,14 +9,14 @@ use rdkafka::ClientConfig;
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use serde_json::Value;
-use sg_host::bundled::{SPARK_COMPAT, STREAMGUARD};
+use sg_core::bundled::{SPARK_COMPAT, STREAMGUARD};
 
 use crate::support::{counter, free_port, http, mark, sg_host, wait_for};
 
 const TOKEN: &str = "test-token";
 
 fn upload(address: &str, bytes: &[u8], token: Option<&str>) -> (u16, String) {
-    let sha = sg_host::bundle::sha256_hex(bytes);
+    let sha = sg_core::bundle::sha256_hex(bytes);
     http(address, "POST", &format!("/components/features?sha256={sha}"), token, bytes)
 }
 
@@ -282,7 +282,7 @@ fn an_upgrade_across_contract_majors_keeps_every_window_whole() {
     // Three phases, one version each: 0.1 (features@1), 0.2 (features@2), 0.2.1 (features@2).
     // The phase boundaries fall inside windows, so windows open at an upgrade move: from 0.1 by
     // replaying their events, from 0.2 by carrying their state.
-    let v2 = std::fs::read(sg_host::bundled::STREAMGUARD_V2.built_at).unwrap();
+    let v2 = std::fs::read(sg_core::bundled::STREAMGUARD_V2.built_at).unwrap();
     let next = std::fs::read(sg_test_programs::FEATURES_NEXT).unwrap();
     produce(&broker.address, "majors", &lines[..5_500], dir.path());
     wait_for(format!("the first window ({})", f.log()), 60, || !windows(&f.out).is_empty());
@@ -374,7 +374,7 @@ fn the_detector_and_its_model_are_upgraded_live() {
 
     let f = Follower::start(&broker.address, "detector", "10s", None, dir.path());
     let post = |path: &str, bytes: &[u8]| {
-        let sha = sg_host::bundle::sha256_hex(bytes);
+        let sha = sg_core::bundle::sha256_hex(bytes);
         http(&f.admin, "POST", &format!("{path}?sha256={sha}"), Some(TOKEN), bytes)
     };
     produce(&broker.address, "detector", &lines[..4_000], dir.path());
@@ -386,7 +386,7 @@ fn the_detector_and_its_model_are_upgraded_live() {
     assert_eq!(code, 409, "a model for other features is refused: {body}");
     produce(&broker.address, "detector", &lines[4_000..8_000], dir.path());
     std::thread::sleep(Duration::from_millis(1500));
-    let (code, body) = post("/components/detector", &std::fs::read(sg_host::bundled::IFOREST.built_at).unwrap());
+    let (code, body) = post("/components/detector", &std::fs::read(sg_core::bundled::IFOREST.built_at).unwrap());
     assert_eq!(code, 200, "{body}");
     let (code, body) = post("/components/detector", b"not a component");
     assert_eq!(code, 409, "{body}");
@@ -400,7 +400,7 @@ fn the_detector_and_its_model_are_upgraded_live() {
     assert!(metrics.contains(&format!("sg_source_lag{{source=\"kafka://{}/detector\",partition=\"0\"}}", broker.address)), "{metrics}");
 
     // Each window names the detector and model that scored it.
-    let sha = sg_host::bundle::sha256_hex(&model_bytes);
+    let sha = sg_core::bundle::sha256_hex(&model_bytes);
     let scored: Vec<(String, Option<String>)> = crate::support::written_windows(&out)
         .iter()
         .map(|(_, r)| {

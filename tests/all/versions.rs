@@ -6,12 +6,12 @@ use std::sync::Arc;
 
 use serde_json::Value;
 use sg_features_core::columns::{ColumnData, ColumnRole};
-use sg_host::bundled::{STREAMGUARD, STREAMGUARD_V2};
-use sg_host::component::ComponentSource;
-use sg_host::component::features::{Carried, FeatureComponent, Window};
-use sg_host::events::{EventBatch, decode_chunk};
-use sg_host::runtime::{Limits, Runtime};
-use sg_host::source::Chunk;
+use sg_core::bundled::{STREAMGUARD, STREAMGUARD_V2};
+use sg_core::component::ComponentSource;
+use sg_core::component::features::{Carried, FeatureComponent, Window};
+use sg_model::events::{EventBatch, decode_chunk};
+use sg_core::runtime::{Limits, Runtime};
+use sg_model::Chunk;
 
 use crate::support::{features, sg_host};
 
@@ -147,7 +147,7 @@ fn a_windows_share_of_a_batch_has_rows_only_for_its_users() {
     let rows: Vec<usize> = (0..b.len()).filter(|&i| b.user.codes[i] == first_user).collect();
     let share = Arc::new(b.select(&rows));
     let runtime = Runtime::new(Limits::default()).unwrap();
-    for builtin in [&STREAMGUARD, &STREAMGUARD_V2, &sg_host::bundled::SPARK_COMPAT] {
+    for builtin in [&STREAMGUARD, &STREAMGUARD_V2, &sg_core::bundled::SPARK_COMPAT] {
         let c = load(ComponentSource::Builtin(builtin), &runtime);
         let mut agg = c.aggregation(&runtime).unwrap();
         assert!(agg.push(&share).unwrap().is_empty());

@@ -3,13 +3,13 @@
 
 use std::path::PathBuf;
 
-#[path = "../../host/guests.rs"]
+#[path = "../../crates/core/guests.rs"]
 mod guests;
 
 fn main() {
     let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
     let workspace = manifest.parent().unwrap().parent().unwrap().to_path_buf();
-    println!("cargo:rerun-if-changed=../../host/guests.rs");
+    println!("cargo:rerun-if-changed=../../crates/core/guests.rs");
     guests::build(
         &workspace,
         &[

@@ -58,6 +58,13 @@ impl std::fmt::Display for ModelError {
 
 impl std::error::Error for ModelError {}
 
+/// Most trees a model artefact may hold.
+pub const MAX_TREES: usize = 10_000;
+/// Largest subsample size ψ a model artefact may declare.
+pub const MAX_SUBSAMPLE: usize = 1 << 20;
+/// Most features a model artefact may name.
+pub const MAX_FEATURES: usize = 4_096;
+
 /// A trained Isolation Forest with everything needed to score new data without retraining.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Model {
@@ -140,7 +147,8 @@ impl Model {
         serde_json::to_vec(self).expect("a model always serializes")
     }
 
-    /// Reads and validates an artefact.
+    /// Reads and validates an artefact (written by anyone: every count is capped, every tree
+    /// checked as one grown on the declared subsample; see `Tree::validate`).
     pub fn from_bytes(bytes: &[u8]) -> Result<Model, ModelError> {
         #[derive(Deserialize)]
         struct Header {
@@ -161,8 +169,14 @@ impl Model {
         if model.trees.is_empty() || model.max_samples == 0 {
             return Err(ModelError::Artefact("no trees or zero subsample size".into()));
         }
+        let (trees, psi, features) = (model.trees.len(), model.max_samples, model.feature_names.len());
+        if trees > MAX_TREES || psi > MAX_SUBSAMPLE || features > MAX_FEATURES {
+            return Err(ModelError::Artefact(format!(
+                "{trees} trees, subsample {psi}, {features} features: the limits are {MAX_TREES}, {MAX_SUBSAMPLE}, {MAX_FEATURES}"
+            )));
+        }
         for (i, t) in model.trees.iter_mut().enumerate() {
-            t.validate(model.feature_names.len()).map_err(|e| ModelError::Artefact(format!("tree {i}: {e}")))?;
+            t.validate(features, psi).map_err(|e| ModelError::Artefact(format!("tree {i}: {e}")))?;
             t.pack();
         }
         Ok(model)

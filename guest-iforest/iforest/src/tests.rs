@@ -62,6 +62,41 @@ fn artefact_round_trips_and_is_checked() {
 }
 
 #[test]
+fn hostile_artefacts_are_refused_with_the_reason() {
+    let data: Vec<f32> = (0..300).map(|i| (i % 17) as f32).collect();
+    let x = Matrix::new(&data, 100, 3).unwrap();
+    let names: Vec<String> = vec!["x".into(), "y".into(), "z".into()];
+    let m = fit(&x, &names, &Params { n_estimators: 4, ..Params::default() }).unwrap();
+    let good: serde_json::Value = serde_json::from_slice(&m.to_bytes()).unwrap();
+    let refused = |edit: &dyn Fn(&mut serde_json::Value)| {
+        let mut v = good.clone();
+        edit(&mut v);
+        Model::from_bytes(&serde_json::to_vec(&v).unwrap()).unwrap_err().to_string()
+    };
+    // The depth bomb: one leaf declaring a depth of 4e9 would make every walk loop 4e9 times.
+    let bomb = refused(&|v| {
+        v["trees"][0] = serde_json::json!({"feature": [0], "threshold": [0.0], "left": [0], "right": [0], "value": [1.0], "depth": 4_000_000_000u32});
+    });
+    assert!(bomb.contains("depth 4000000000 is more than ⌈log2 ψ⌉ = 7"), "{bomb}");
+    let shallow = refused(&|v| v["trees"][1]["depth"] = serde_json::json!(v["trees"][1]["depth"].as_u64().unwrap() - 1));
+    assert!(shallow.contains("below the tree depth"), "{shallow}");
+    let deep = refused(&|v| {
+        v["max_samples"] = serde_json::json!(1 << 16);
+        v["trees"][1]["depth"] = serde_json::json!(v["trees"][1]["depth"].as_u64().unwrap() + 1);
+    });
+    assert!(deep.contains("but the deepest leaf is at"), "{deep}");
+    let wide = refused(&|v| v["max_samples"] = serde_json::json!(2));
+    assert!(wide.contains("more than 2ψ − 1 = 3"), "{wide}");
+    let infinite = refused(&|v| v["trees"][2]["threshold"][0] = serde_json::json!(1e39));
+    assert!(infinite.contains("tree 2: node 0: threshold is not finite"), "{infinite}");
+    let many = refused(&|v| {
+        let tree = v["trees"][0].clone();
+        v["trees"] = serde_json::Value::Array(vec![tree; 10_001]);
+    });
+    assert!(many.contains("10001 trees"), "{many}");
+}
+
+#[test]
 fn constant_and_nan_inputs_do_not_crash() {
     let data = vec![1.0f32; 40];
     let x = Matrix::new(&data, 20, 2).unwrap();

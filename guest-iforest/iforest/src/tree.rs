@@ -266,14 +266,25 @@ impl Tree {
         }
     }
 
-    /// Checks the structure of a tree read from outside: arrays of one length, children in
-    /// range and after their parent (no cycles but leaves' self-loops), features in range, and
-    /// `depth` steps reach a leaf from the root.
-    pub(crate) fn validate(&self, n_features: usize) -> Result<(), String> {
+    /// Checks a tree read from outside, as one grown on a subsample of `psi` rows would be:
+    /// arrays of one length, at most 2ψ − 1 nodes, children in range and after their parent (no
+    /// cycles but leaves' self-loops), features in range, finite thresholds and path lengths,
+    /// and a declared `depth` of at most ⌈log2 ψ⌉ that is the depth of its deepest leaf (every
+    /// walk is `depth` steps: a forged depth would make scoring loop).
+    pub(crate) fn validate(&self, n_features: usize, psi: usize) -> Result<(), String> {
         let n = self.feature.len();
         if n == 0 || [self.threshold.len(), self.left.len(), self.right.len(), self.value.len()] != [n; 4] {
             return Err("tree arrays of different lengths".into());
         }
+        let max_nodes = psi.max(1).saturating_mul(2) - 1;
+        if n > max_nodes {
+            return Err(format!("{n} nodes, more than 2ψ − 1 = {max_nodes} for a subsample of {psi}"));
+        }
+        let max_depth = (psi.max(2) as f64).log2().ceil() as u32;
+        if self.depth > max_depth {
+            return Err(format!("depth {} is more than ⌈log2 ψ⌉ = {max_depth}", self.depth));
+        }
+        let mut deepest = 0;
         let mut depth = vec![0u32; n];
         for i in 0..n {
             let (f, l, r) = (self.feature[i] as usize, self.left[i] as usize, self.right[i] as usize);
@@ -282,6 +293,7 @@ impl Tree {
                 return Err(format!("node {i}: feature {f} or children {l}, {r} out of range"));
             }
             if leaf {
+                deepest = deepest.max(depth[i]);
                 if depth[i] > self.depth {
                     return Err(format!("leaf {i} at depth {} below the tree depth {}", depth[i], self.depth));
                 }
@@ -289,9 +301,15 @@ impl Tree {
                     return Err(format!("leaf {i}: path length is not finite"));
                 }
             } else {
+                if !self.threshold[i].is_finite() {
+                    return Err(format!("node {i}: threshold is not finite"));
+                }
                 depth[l] = depth[i] + 1;
                 depth[r] = depth[i] + 1;
             }
+        }
+        if deepest != self.depth {
+            return Err(format!("declared depth {} but the deepest leaf is at {deepest}", self.depth));
         }
         Ok(())
     }

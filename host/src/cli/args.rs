@@ -8,9 +8,9 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::Args;
 
-use crate::admin::AdminSettings;
-use crate::runtime::Limits;
-use crate::source::Input;
+use sg_pipeline::admin::AdminSettings;
+use sg_core::runtime::Limits;
+use sg_pipeline::source::Input;
 
 /// Settings of every Kafka client a command makes.
 #[derive(Args, Debug, Clone, Default)]

@@ -8,13 +8,13 @@ use clap::Args;
 use sg_dedup_core::InputFormat;
 
 use super::args::{AdminArgs, DeadLetterArgs, KafkaClientArgs, SandboxArgs, parse_duration, parse_size};
-use crate::bundle::Bundle;
-use crate::component::{ComponentSource, Role};
-use crate::dedup::{self, DedupJob, EmbedderChoice, StoreChoice};
-use crate::embed::{DEFAULT_MODEL_DIR, HttpSettings};
-use crate::source::Input;
-use crate::source::kafka::{KafkaOptions, KafkaTopic, StartAt};
-use crate::sink::store::DEFAULT_COLLECTION;
+use sg_core::bundle::Bundle;
+use sg_core::component::{ComponentSource, Role};
+use sg_dedup::{DedupJob, EmbedderChoice, StoreChoice};
+use sg_dedup::embed::{DEFAULT_MODEL_DIR, HttpSettings};
+use sg_pipeline::source::Input;
+use sg_kafka::{KafkaOptions, KafkaTopic, StartAt};
+use sg_dedup::store::DEFAULT_COLLECTION;
 
 #[derive(Args, Debug, Clone)]
 pub(super) struct DedupArgs {
@@ -52,8 +52,8 @@ pub(super) struct DedupArgs {
     /// A Qdrant server instead of the embedded store (gRPC, e.g. `http://127.0.0.1:6334`).
     #[arg(long)]
     qdrant: Option<String>,
-    /// Collection name.
-    #[arg(long, default_value = DEFAULT_COLLECTION)]
+    /// Collection name (letters, digits, `_`, `-`; at most 64).
+    #[arg(long, default_value = DEFAULT_COLLECTION, value_parser = parse_collection)]
     collection: String,
     /// all-MiniLM-L6-v2 directory for the in-process embedder (scripts/fetch-model.sh fills it).
     #[arg(long, env = "SG_MODEL_DIR", default_value = DEFAULT_MODEL_DIR)]
@@ -177,14 +177,14 @@ impl DedupArgs {
 pub(super) fn dedup(args: DedupArgs) -> Result<()> {
     if args.dry_run {
         let stdout = std::io::stdout();
-        dedup::plan(&args.job()?, &mut std::io::BufWriter::new(stdout.lock()))?;
+        sg_dedup::plan(&args.job()?, &mut std::io::BufWriter::new(stdout.lock()))?;
         return Ok(());
     }
     let stop = match args.follow {
-        true => crate::signals::stop_flag(),
+        true => sg_core::signals::stop_flag(),
         false => Default::default(),
     };
-    let s = dedup::run(&args.job()?, &stop)?;
+    let s = sg_dedup::run(&args.job()?, &stop)?;
     let t = s.totals;
     println!(
         "{} records in {} batches with {}: {} duplicates skipped, {} new, {} embedded, {} inserted, {} filtered, {} dead-lettered; {} points stored; {:.2}s ({:.0} records/s)",
@@ -202,4 +202,9 @@ pub(super) fn dedup(args: DedupArgs) -> Result<()> {
         t.records as f64 / s.seconds.max(1e-9)
     );
     Ok(())
+}
+
+/// A collection name `sg_dedup::store::check_collection` accepts.
+fn parse_collection(s: &str) -> Result<String, String> {
+    sg_dedup::store::check_collection(s).map(|()| s.to_string())
 }

@@ -7,9 +7,9 @@ use anyhow::{Context, Result, anyhow};
 use clap::{Args, Subcommand};
 
 use super::parse_size;
-use crate::bundle::Bundle;
-use crate::component::Role;
-use crate::runtime::{CodeLayout, HOST_TARGET, Limits, precompile};
+use sg_core::bundle::Bundle;
+use sg_core::component::Role;
+use sg_core::runtime::{CodeLayout, HOST_TARGET, Limits, precompile};
 
 /// Code layouts on the command line.
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]

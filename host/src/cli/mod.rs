@@ -15,18 +15,20 @@ use clap::{Args, Parser, Subcommand};
 use sg_iforest::{Contamination, MaxSamples, Params};
 
 use args::{AdminArgs, DeadLetterArgs, KafkaClientArgs, SandboxArgs, parse_duration, parse_size};
-use crate::bundle::Bundle;
-use crate::component::{ComponentSource, Role};
-use crate::component::features::FeatureComponent;
-use crate::detector::{self, DetectorChoice, ModelSource};
-use crate::pipeline::anomaly::{self, AnomalyJob};
-use crate::pipeline::stream::{self, StreamJob};
-use crate::runtime::{Limits, Runtime};
-use crate::source::Input;
-use crate::source::kafka::{KafkaOptions, KafkaTopic, StartAt};
+use sg_core::bundle::Bundle;
+use sg_core::component::{ComponentSource, Role};
+use sg_core::component::features::FeatureComponent;
+use sg_core::detector::{self, DetectorChoice, ModelSource};
+use sg_anomaly::bounded::{self, AnomalyJob};
+use sg_anomaly::stream::{self, StreamJob};
+use sg_anomaly::windows::EventTime;
+use sg_pipeline::sink::Replace;
+use sg_core::runtime::{Limits, Runtime};
+use sg_pipeline::source::Input;
+use sg_kafka::{KafkaOptions, KafkaTopic, StartAt};
 use crate::synthetic::{GenSettings, generate};
 use crate::table_io;
-use crate::time::parse_time;
+use sg_model::time::parse_time;
 
 /// StreamGuard Edge: security-analytics pipelines with sandboxed, hot-swappable WASM components.
 #[derive(Parser, Debug)]
@@ -141,9 +143,13 @@ struct RunArgs {
     input: Option<PathBuf>,
     #[command(flatten)]
     kafka: KafkaArgs,
-    /// Output directory (replaced atomically).
+    /// Output directory (replaced atomically; only an earlier output or an empty directory,
+    /// unless --force).
     #[arg(long)]
     out: PathBuf,
+    /// Replace --out even when it is not an sg-host output.
+    #[arg(long)]
+    force: bool,
     #[command(flatten)]
     detector: DetectorArgs,
     #[command(flatten)]
@@ -203,6 +209,14 @@ struct KafkaArgs {
     /// A window stays open until the newest event time is this far past its end.
     #[arg(long, default_value = "0s", value_parser = parse_duration)]
     lateness: Duration,
+    /// Events stamped further than this past the wall clock are dead-lettered (`future`): a
+    /// forged timestamp cannot close every window early.
+    #[arg(long, default_value = "1h", value_parser = parse_duration)]
+    max_future_skew: Duration,
+    /// A partition that delivers no record for this long stops holding the watermark back
+    /// (Flink's `withIdleness`), until it delivers again; `0s` never.
+    #[arg(long, default_value = "5min", value_parser = parse_duration)]
+    idle_timeout: Duration,
     /// A micro-batch ends after this many records…
     #[arg(long, default_value_t = 8192)]
     batch_events: usize,
@@ -300,6 +314,7 @@ fn run(args: RunArgs) -> Result<()> {
         input,
         dead_letter_topic,
         out: args.out,
+        replace: if args.force { Replace::Anything } else { Replace::OnlyOutput },
         detector,
         model,
         save_model: args.detector.save_model.clone(),
@@ -308,9 +323,9 @@ fn run(args: RunArgs) -> Result<()> {
         max_message_bytes: args.max_message_bytes,
         quiet: args.quiet,
     };
-    let ran = anomaly::run(&job);
+    let ran = bounded::run(&job);
     if let Some(path) = &args.metrics_out {
-        std::fs::write(path, crate::metrics::METRICS.render()).with_context(|| format!("writing {}", path.display()))?;
+        std::fs::write(path, sg_metrics::METRICS.render()).with_context(|| format!("writing {}", path.display()))?;
     }
     let s = ran?;
     println!(
@@ -355,7 +370,11 @@ fn follow(args: RunArgs, kafka: KafkaOptions, dead_letter_topic: Option<String>,
         model,
         limits,
         window_ms: args.kafka.window.as_millis() as i64,
-        lateness_ms: args.kafka.lateness.as_millis() as i64,
+        time: EventTime {
+            lateness_ms: args.kafka.lateness.as_millis() as i64,
+            max_future_skew_ms: args.kafka.max_future_skew.as_millis() as i64,
+            idle_timeout_ms: Some(args.kafka.idle_timeout.as_millis() as i64).filter(|&ms| ms > 0),
+        },
         batch_events: args.kafka.batch_events,
         batch_wait: args.kafka.batch_wait,
         max_message_bytes: args.max_message_bytes,
@@ -366,7 +385,7 @@ fn follow(args: RunArgs, kafka: KafkaOptions, dead_letter_topic: Option<String>,
     if job.window_ms <= 0 {
         anyhow::bail!("--window must be positive");
     }
-    let stop = crate::signals::stop_flag();
+    let stop = sg_core::signals::stop_flag();
     let s = stream::run(&job, &stop)?;
     println!("{} windows written, {} events, {} dead-lettered, {} upgrades", s.windows, s.events, s.dead_lettered, s.swaps);
     Ok(())
@@ -445,7 +464,7 @@ fn demo(events: u64, dir: PathBuf) -> Result<()> {
             _ => unreachable!("the demo runs gen-events and run"),
         }
     }
-    let report = std::fs::read_to_string(out.join(anomaly::REPORT_FILE))?;
+    let report = std::fs::read_to_string(out.join(bounded::REPORT_FILE))?;
     println!("{report}");
     Ok(())
 }

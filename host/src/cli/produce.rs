@@ -9,8 +9,8 @@ use anyhow::{Context, Result};
 use clap::Args;
 
 use super::KafkaClientArgs;
-use crate::events::decode::decode_event;
-use crate::source::kafka::{KafkaTopic, Producer, create_topic};
+use sg_model::events::decode::decode_event;
+use sg_kafka::{KafkaTopic, Producer, create_topic};
 
 /// How records are keyed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]

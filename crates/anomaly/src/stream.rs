@@ -1,0 +1,313 @@
+//! The streaming anomaly pipeline (`run --follow`): consumer-group membership, micro-batches
+//! bounded by size and time, tumbling event-time windows scored and written as they close (one
+//! output directory per window), and offsets committed only behind what is durably written.
+//!
+//! A window closes when every partition read so far has an event at least `lateness` past its
+//! end (the watermark is the minimum over partitions of their newest event time). Order of
+//! effects, per closed window: the window's directory is staged and renamed into place,
+//! dead letters are flushed (file fsync'd, dead-letter topic acknowledged), the checkpoint is
+//! saved (`OUT/_checkpoint.json`, [`sg_pipeline::sink::checkpoint`]), and only then the group's
+//! offsets move (through the driver) — to the smallest offset, per partition, of any event
+//! still in an open window. The window bookkeeping is [`super::windows`]. A crash or a stop
+//! therefore re-reads exactly the events of windows not yet written; a window is never written
+//! twice, and events for a window already written are dead-lettered as late.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result};
+
+use crate::bounded::{DEAD_LETTER_FILE, DetectorSettings, score_and_write};
+use sg_pipeline::driver::{self, Ack, Context, Stage, drive};
+use crate::windows::{EventTime, OpenWindow, Route, Windows};
+use crate::{EventDecoder, rejects};
+use sg_pipeline::steps::Steps;
+use sg_pipeline::admin::AdminSettings;
+use sg_core::component::ComponentSource;
+use sg_core::component::features::{Carried, FeatureAggregation, FeatureComponent, Quarantined};
+use sg_core::detector::{DetectorChoice, ModelSource};
+use sg_model::events::{DecodedChunk, EventBatch};
+use sg_metrics::{METRICS, SourceLabels};
+use sg_core::runtime::{Limits, Runtime};
+use sg_pipeline::sink::{Checkpoint, DeadLetter, DeadLetters, RefusedBy, Replace, StagedDir};
+use sg_kafka::KafkaOptions;
+use sg_pipeline::source::{Framing, Input, Source};
+use crate::slots::AnomalySlots;
+use sg_core::swap::{self, Role};
+use sg_model::time::iso_utc;
+
+/// Everything a streaming run needs.
+#[derive(Clone, Debug)]
+pub struct StreamJob {
+    /// Features component.
+    pub component: ComponentSource,
+    /// Topic, group, properties (`start` applies to a group without offsets).
+    pub kafka: KafkaOptions,
+    /// Output directory; each window is written to `OUT/window=START/`.
+    pub out: PathBuf,
+    /// Where the Isolation Forest runs.
+    pub detector: DetectorChoice,
+    /// Train per window, or score with a saved model.
+    pub model: ModelSource,
+    /// Sandbox limits.
+    pub limits: Limits,
+    /// Window length, ms.
+    pub window_ms: i64,
+    /// Lateness, future skew and idle timeout.
+    pub time: EventTime,
+    /// A micro-batch ends after this many records…
+    pub batch_events: usize,
+    /// …or after this long.
+    pub batch_wait: Duration,
+    /// Larger messages are dead-lettered.
+    pub max_message_bytes: usize,
+    /// Also send dead letters to this topic.
+    pub dead_letter_topic: Option<String>,
+    /// No progress output.
+    pub quiet: bool,
+    /// The admin API (list, upload, rollback, metrics), if wanted.
+    pub admin: Option<AdminSettings>,
+}
+
+/// What a streaming run did.
+#[derive(Debug, Default)]
+pub struct StreamSummary {
+    /// Windows written.
+    pub windows: u64,
+    /// Events aggregated into written windows.
+    pub events: u64,
+    /// Messages dead-lettered.
+    pub dead_lettered: u64,
+    /// Switches to another features version.
+    pub swaps: u64,
+}
+
+/// Runs until `stop` is set: finishes the micro-batch in hand, commits what is safe, returns.
+pub fn run(job: &StreamJob, stop: &AtomicBool) -> Result<StreamSummary> {
+    let mut steps = Steps::new(2, job.quiet);
+    let runtime = Arc::new(Runtime::new(job.limits)?);
+    steps.step(&format!("Loading features component {}", job.component.origin()));
+    let slots = AnomalySlots::load(&runtime, &job.component, &job.detector, &job.model)?;
+    let files = swap::files((Role::Features, &job.component), Some(&job.detector), Some(&job.model));
+    let (mut upgrades, admin) = driver::upgrades(&runtime, slots, files, true, job.admin.as_ref())?;
+    if let Some(address) = admin {
+        steps.note(&format!("admin API on http://{address}"));
+    }
+    std::fs::create_dir_all(&job.out).with_context(|| format!("creating {}", job.out.display()))?;
+    let input = Input::Kafka(KafkaOptions { follow: Some(job.batch_wait), chunk_messages: job.batch_events, ..job.kafka.clone() });
+    let name = job.kafka.topic.url();
+    let mut dead = driver::dead_letters(&job.out.join(DEAD_LETTER_FILE), true, &input, &name, job.dead_letter_topic.as_deref())?;
+    let source = Source::open(&input, Framing::new(0, job.max_message_bytes))?;
+    steps.step(&format!("Following {name} as group {} in windows of {} s", job.kafka.group, job.window_ms / 1000));
+    let windows = Windows::new(job.window_ms, job.time, Checkpoint::read(&job.out)?);
+    let mut stage = Windowed { job, runtime: &runtime, name, windows, steps, summary: StreamSummary::default() };
+    drive(source, &mut stage, &mut upgrades, &runtime, &mut dead, stop)?;
+    let mut summary = stage.summary;
+    summary.dead_lettered = dead.count();
+    dead.finish()?;
+    Ok(summary)
+}
+
+/// The windowed stream as a stage: events routed to their event-time windows (each aggregated
+/// by one features version), windows scored and written as the watermark passes them, the
+/// checkpoint saved, and the offsets behind written windows acknowledged.
+struct Windowed<'j, 'r> {
+    job: &'j StreamJob,
+    runtime: &'r Runtime,
+    name: String,
+    windows: Windows<FeatureAggregation<'r>>,
+    steps: Steps,
+    summary: StreamSummary,
+}
+
+impl<'r> Stage for Windowed<'_, 'r> {
+    type Decoder = EventDecoder;
+    type Slots = AnomalySlots;
+
+    fn decoder(&self) -> EventDecoder {
+        EventDecoder { max_message_bytes: self.job.max_message_bytes }
+    }
+
+    fn sample(decoded: &DecodedChunk) -> &EventBatch {
+        &decoded.batch
+    }
+
+    fn process(&mut self, mut decoded: DecodedChunk, cx: &mut Context<'_, AnomalySlots>) -> Result<Ack> {
+        let runtime = self.runtime;
+        METRICS.batches.get_or_create(&SourceLabels { source: self.name.clone() }).inc();
+        let now = wall_clock_ms();
+        self.windows.read(cx.read.clone(), now);
+        for letter in &decoded.dead {
+            cx.dead.write(letter)?;
+        }
+        let batch = std::mem::take(&mut decoded.batch);
+        if let Some((Role::Features, pause)) = cx.switched {
+            self.summary.swaps += 1;
+            eprintln!(
+                "sg-host: switch pause {:.2} ms (candidate checked on {} events; {} open windows move to it as they next receive events)",
+                pause.as_secs_f64() * 1e3,
+                batch.len().min(swap::SAMPLE_RECORDS),
+                self.windows.open_windows()
+            );
+        }
+        let mut features = cx.slots.features.current().clone();
+        // Route events to their windows; events of written windows are late.
+        let mut by_window: BTreeMap<i64, Vec<usize>> = BTreeMap::new();
+        for (i, &ts) in batch.timestamp_ms.iter().enumerate() {
+            match self.windows.route(batch.positions[i], ts, now) {
+                Route::Covered => {}
+                Route::Late(w) => {
+                    let reason = format!("late event: window {} is already written", iso_utc(w));
+                    cx.dead.write(&DeadLetter::new(batch.positions[i], RefusedBy::Late, reason, decoded.raw(&batch, i)))?;
+                }
+                Route::Future(limit) => {
+                    let reason = format!("event time {} is past the future-skew limit {}", iso_utc(ts), iso_utc(limit));
+                    cx.dead.write(&DeadLetter::new(batch.positions[i], RefusedBy::Future, reason, decoded.raw(&batch, i)))?;
+                }
+                Route::Open(w) => by_window.entry(w).or_default().push(i),
+            }
+        }
+        for (w, rows) in by_window {
+            let window = self.windows.window(w, |bounds| features.windowed_aggregation(runtime, bounds))?;
+            if !Arc::ptr_eq(window.state.component(), &features) {
+                move_window(w, window, &features, cx.dead)?;
+            }
+            let sub: Arc<EventBatch> = Arc::new(batch.select(&rows));
+            let failed = match window.state.push(&sub) {
+                Ok(failed) => failed,
+                Err(e) => {
+                    // A version failing every record is given up on: the batch is pushed to
+                    // the previous one (which serves from now on).
+                    features = fall_back(e, cx.slots, w, window, cx.dead)?;
+                    window.state.push(&sub)?
+                }
+            };
+            rejects::failed_events(cx.dead, &window.state.component().label(), &sub, &failed, |i| decoded.raw(&sub, i))?;
+            window.events += (sub.len() - failed.len()) as u64;
+            self.windows.hold(w, &sub.positions);
+        }
+        if self.windows.open_windows() == 0 {
+            return Ok(Ack::Safe(self.windows.safe_offsets()));
+        }
+        // Close every window the watermark has passed, oldest first.
+        let assigned = cx.assignment.assigned()?;
+        let watermark = self.windows.watermark(&assigned, |p| cx.assignment.is_idle(p), now);
+        let mut commit = None;
+        for w in self.windows.closing(watermark) {
+            let mut window = self.windows.remove(w).expect("listed as closing");
+            self.write_window(w, &mut window, cx)?;
+            // Dead letters durable, then the checkpoint, then (by the driver) the offsets.
+            cx.dead.sync()?;
+            let (checkpoint, safe) = self.windows.written(w);
+            checkpoint.write(&self.job.out)?;
+            commit = Some(safe);
+        }
+        Ok(match commit {
+            Some(safe) => Ack::Commit(safe),
+            None => Ack::Safe(self.windows.safe_offsets()),
+        })
+    }
+
+    fn revoked(&mut self) {
+        // What is not written is re-read by whoever owns the partitions now.
+        self.windows.revoked();
+    }
+
+    fn finish(&mut self, cx: &mut Context<'_, AnomalySlots>) -> Result<Ack> {
+        cx.dead.sync()?;
+        Ok(Ack::Commit(self.windows.safe_offsets()))
+    }
+}
+
+impl<'r> Windowed<'_, 'r> {
+    /// Takes a closed window's table and writes it as `OUT/window=START/`.
+    fn write_window(&mut self, w: i64, window: &mut OpenWindow<FeatureAggregation<'r>>, cx: &mut Context<'_, AnomalySlots>) -> Result<()> {
+        let taken = match window.state.take() {
+            Ok(taken) => taken,
+            Err(e) => {
+                // A version whose take fails whatever it is given is given up on: the
+                // window, with its events, is taken by the previous one.
+                fall_back(e, cx.slots, w, window, cx.dead)?;
+                window.state.take()?
+            }
+        };
+        let label = window.state.component().label();
+        window.events -= rejects::batch_failures(cx.dead, &label, &taken.failed, " (at take)")?;
+        let table = taken.table;
+        if table.rows == 0 {
+            return Ok(());
+        }
+        let length = self.job.window_ms;
+        let dir = self.job.out.join(format!("window={}", iso_utc(w)));
+        let staged = StagedDir::new(&dir, Replace::OnlyOutput)?;
+        let input = format!("{} [{}, {})", self.name, iso_utc(w), iso_utc(w + length));
+        let version = window.state.component().clone();
+        let settings = DetectorSettings { engine: cx.slots.detector.current(), model: cx.slots.model.current(), save_model: None };
+        let (report, _, anomalies) = score_and_write(
+            cx.runtime, &version, table, &settings, staged.path(), input, window.events, cx.dead.count(), &self.steps,
+        )?;
+        staged.commit()?;
+        self.steps.note(&format!("window {}: {} events, {} users, {anomalies} anomalous", iso_utc(w), window.events, report.total_users));
+        self.summary.windows += 1;
+        self.summary.events += window.events;
+        Ok(())
+    }
+}
+
+/// After the error `e` of a window's aggregation: when it gave up on its version
+/// ([`Quarantined`]) and a previous version exists, that version serves again and the window
+/// moves to it (for the caller to repeat the call there); otherwise `e`.
+fn fall_back(
+    e: anyhow::Error,
+    slots: &mut AnomalySlots,
+    w: i64,
+    window: &mut OpenWindow<FeatureAggregation<'_>>,
+    dead: &mut DeadLetters,
+) -> Result<Arc<FeatureComponent>> {
+    let Some(previous) = e.downcast_ref::<Quarantined>().and_then(|q| slots.quarantine(q)) else { return Err(e) };
+    move_window(w, window, &previous, dead)?;
+    Ok(previous)
+}
+
+/// Moves an open window to the version serving before it takes more events, so each batch is
+/// processed by one version: by its exported state when both versions carry state in the same
+/// format, else by replaying its accepted batches into a fresh instance of `to`. Events `to`
+/// fails on in a replay are dead-lettered (their messages stay re-readable: offsets are
+/// committed only behind written windows). A window that cannot be moved (journal over budget,
+/// or the move fails) finishes on its version, which the log says.
+fn move_window(w: i64, window: &mut OpenWindow<FeatureAggregation<'_>>, to: &Arc<FeatureComponent>, dead: &mut DeadLetters) -> Result<()> {
+    let started = Instant::now();
+    let from = window.state.component().label();
+    let moved = window.state.migrate(to).unwrap_or_else(|e| {
+        eprintln!("sg-host: window {} stays on {from}: moving it failed: {e:#}", iso_utc(w));
+        None
+    });
+    let Some(moved) = moved else {
+        eprintln!("sg-host: window {} finishes on {from}", iso_utc(w));
+        return Ok(());
+    };
+    let how = match &moved.how {
+        Carried::State { bytes } => format!("state carried, {bytes} bytes"),
+        Carried::Replayed { events, failed } => {
+            let note = format!(" (after the upgrade from {from} to {})", to.label());
+            window.events -= rejects::batch_failures(dead, &to.label(), failed, &note)?;
+            format!("{events} events replayed")
+        }
+    };
+    window.state = moved.aggregation;
+    eprintln!(
+        "sg-host: window {} moved from {from} to {} in {:.2} ms ({how})",
+        iso_utc(w),
+        to.label(),
+        started.elapsed().as_secs_f64() * 1e3
+    );
+    Ok(())
+}
+
+/// The wall clock, epoch ms (what event time is judged against).
+fn wall_clock_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}

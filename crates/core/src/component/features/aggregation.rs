@@ -1,0 +1,411 @@
+//! A contained aggregation: a call that traps, times out or exceeds its memory poisons only its
+//! instance. The host then starts a fresh instance, replays the batches already accepted, finds
+//! the events that fail by bisecting the batch on throwaway instances, and pushes the rest —
+//! so the failing events are dead-lettered with the trap message and everything else counts.
+//! A `take` that faults or answers a table the host refuses (wrong lengths or types, NaN or
+//! infinite model inputs, more rows than events) is bisected the same way over the events
+//! accepted since the last `take`, and the table is computed again without the events that
+//! cause it.
+//!
+//! The journal shares the caller's batches (`Arc`, no copy) and is bounded by
+//! [`Limits::journal_bytes`](crate::runtime::Limits): past it, the journal is dropped and a later
+//! fault fails the run with that reason instead of being recovered.
+
+use std::sync::Arc;
+
+use anyhow::{Result, bail};
+use sg_features_core::columns::FeatureTable;
+use wasmtime::Store;
+
+use super::{FeatureComponent, Instance, RejectedEvent, Window};
+use crate::component::call_error;
+use crate::component::contain::{self, Budget, GiveUp, bisect};
+use sg_model::events::EventBatch;
+use sg_metrics::METRICS;
+use crate::runtime::{Runtime, Sandbox};
+
+/// Call deadlines a push's bisection may take (its probes push parts of one batch).
+const PUSH_BISECTION_DEADLINES: u32 = 4;
+
+/// Call deadlines a take's bisection may take (its probes replay parts of every batch since
+/// the last take, then take).
+const TAKE_BISECTION_DEADLINES: u32 = 32;
+
+/// An event of a pushed batch that was not aggregated, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FailedEvent {
+    /// Index in the pushed batch.
+    pub index: usize,
+    /// The component's rejection reason or the trap message.
+    pub reason: String,
+}
+
+/// An aggregation inside a sandboxed instance of a features component.
+pub struct FeatureAggregation<'r> {
+    component: Arc<FeatureComponent>,
+    runtime: &'r Runtime,
+    window: Option<Window>,
+    store: Store<Sandbox>,
+    instance: Instance,
+    /// Batches accepted since the last `take`, replayed into a fresh instance after a fault;
+    /// `None` once it outgrew its budget.
+    journal: Option<Vec<Arc<EventBatch>>>,
+    /// Bytes the journal holds.
+    journal_bytes: usize,
+    /// When to give up on the component.
+    give_up: GiveUp,
+    /// Instances replaced after a fault.
+    restarts: u64,
+}
+
+impl<'r> FeatureAggregation<'r> {
+    pub(super) fn new(component: Arc<FeatureComponent>, runtime: &'r Runtime, window: Option<Window>) -> Result<Self> {
+        let (store, instance) = component.instantiate(runtime, window)?;
+        Ok(FeatureAggregation {
+            component,
+            runtime,
+            window,
+            store,
+            instance,
+            journal: Some(Vec::new()),
+            journal_bytes: 0,
+            give_up: GiveUp::default(),
+            restarts: 0,
+        })
+    }
+
+    fn remember(&mut self, batch: Arc<EventBatch>) {
+        self.journal_bytes += batch.heap_bytes();
+        if self.journal_bytes > self.runtime.limits().journal_bytes {
+            self.journal = None;
+        } else if let Some(j) = &mut self.journal {
+            j.push(batch);
+        }
+    }
+
+    /// Instances replaced after a trap, timeout or memory fault.
+    pub fn restarts(&self) -> u64 {
+        self.restarts
+    }
+
+    fn call_push(&mut self, batch: &EventBatch, ticks: u64) -> Result<Vec<RejectedEvent>> {
+        let (label, origin) = (self.component.label(), self.component.origin());
+        let instance = &self.instance;
+        let rejected = contain::call(&mut self.store, ticks, (&label, origin, "push"), batch.len(), |s| instance.push(s, batch))?;
+        if let Some(bad) = rejected.iter().find(|r| r.index as usize >= batch.len()) {
+            bail!("{origin} rejected event {} of a batch of {}", bad.index, batch.len());
+        }
+        Ok(rejected)
+    }
+
+    /// Folds a batch in. Events the component refuses, and events on which it traps, times out
+    /// or runs out of memory, come back as [`FailedEvent`]s; the others are aggregated. Fails
+    /// only when the component cannot be recovered (replay fails, or every event of
+    /// [`contain::GIVE_UP_AFTER`] consecutive batches fails).
+    pub fn push(&mut self, batch: &Arc<EventBatch>) -> Result<Vec<FailedEvent>> {
+        let ticks = self.runtime.limits().deadline_ticks();
+        let fault = match self.call_push(batch, ticks) {
+            Ok(rejected) => {
+                self.give_up.failed_all(false);
+                self.remember(batch.clone());
+                return Ok(rejected.into_iter().map(|r| FailedEvent { index: r.index as usize, reason: r.reason }).collect());
+            }
+            Err(e) => format!("{e:#}"),
+        };
+        self.restart()?;
+        let mut budget = Budget::new(self.runtime, PUSH_BISECTION_DEADLINES);
+        // Bisection visits left halves first, so `failed` comes out in index order.
+        let failed = bisect((0..batch.len()).collect(), fault, &mut budget, &mut |rows| self.probe(batch, rows))?;
+        let mut failed: Vec<FailedEvent> = failed.into_iter().map(|(index, reason)| FailedEvent { index, reason }).collect();
+        if self.give_up.failed_all(failed.len() == batch.len()) {
+            return Err(self.quarantined(GiveUp::reason("event"), &failed[0].reason));
+        }
+        if failed.len() == batch.len() {
+            return Ok(failed);
+        }
+        let keep: Vec<usize> = {
+            let bad: std::collections::HashSet<usize> = failed.iter().map(|f| f.index).collect();
+            (0..batch.len()).filter(|i| !bad.contains(i)).collect()
+        };
+        let good = Arc::new(batch.select(&keep));
+        match self.call_push(&good, ticks) {
+            Ok(rejected) => {
+                failed.extend(rejected.into_iter().map(|r| FailedEvent { index: keep[r.index as usize], reason: r.reason }));
+                self.remember(good);
+            }
+            Err(e) => {
+                // The events pass one by one but not together: give up on the whole batch.
+                self.restart()?;
+                let reason = format!("{e:#}");
+                failed.extend(keep.into_iter().map(|index| FailedEvent { index, reason: reason.clone() }));
+            }
+        }
+        failed.sort_by_key(|f| f.index);
+        Ok(failed)
+    }
+
+    /// Replaces the poisoned instance and replays the journal into the new one.
+    fn restart(&mut self) -> Result<()> {
+        self.restarts += 1;
+        let (store, instance) = self.component.instantiate(self.runtime, self.window)?;
+        self.store = store;
+        self.instance = instance;
+        let ticks = self.runtime.limits().deadline_ticks();
+        let Some(journal) = self.journal.take() else {
+            bail!(
+                "{} faulted after more than {} bytes of events since the last window: too many to replay into a new instance",
+                self.component.origin(),
+                self.runtime.limits().journal_bytes
+            );
+        };
+        for batch in &journal {
+            if let Err(e) = self.call_push(batch, ticks) {
+                bail!("{} failed replaying batches it had accepted (is it deterministic?): {e:#}", self.component.origin());
+            }
+        }
+        self.journal = Some(journal);
+        Ok(())
+    }
+
+    /// Pushes `rows` of `batch` into a fresh instance; the fault message if it fails.
+    fn probe(&self, batch: &EventBatch, rows: &[usize]) -> Result<Option<String>> {
+        let (mut store, instance) = self.component.instantiate(self.runtime, self.window)?;
+        let ticks = contain::probe_ticks(self.runtime, rows.len(), batch.len());
+        let sub = batch.select(rows);
+        // Probes are calls too: their faults show in the trap and timeout counters.
+        let (label, origin) = (self.component.label(), self.component.origin());
+        let pushed = contain::call(&mut store, ticks, (&label, origin, "push"), sub.len(), |s| instance.push(s, &sub));
+        Ok(pushed.err().map(|e| format!("{e:#}")))
+    }
+
+    /// The per-key table over everything pushed, checked (see [`Descriptor::check_table`]);
+    /// resets. A fault or a refused table is bisected over the events accepted since the last
+    /// take: the events that cause it come back in [`Taken::failed`] and the table is computed
+    /// without them. Fails when that is not possible (journal over budget, or every event
+    /// causes it).
+    pub fn take(&mut self) -> Result<Taken> {
+        self.store.set_epoch_deadline(self.runtime.limits().deadline_ticks());
+        let accepted = self.journal.as_ref().map(|j| j.iter().map(|b| b.len()).sum());
+        let started = std::time::Instant::now();
+        let answer = take_checked(&self.component, &mut self.store, &self.instance, accepted);
+        METRICS.call(&self.component.label(), 0, started.elapsed(), answer.as_ref().err().map(String::as_str));
+        let taken = match answer {
+            Ok(table) => Taken { table, failed: Vec::new() },
+            // On failure the journal stays: the window can move to another version.
+            Err(fault) => self.recover_take(fault)?,
+        };
+        self.journal = Some(Vec::new());
+        self.journal_bytes = 0;
+        Ok(taken)
+    }
+
+    fn quarantined(&self, what: String, last: &str) -> anyhow::Error {
+        let c = &self.component;
+        Quarantined { component: c.label(), origin: c.origin().into(), what, last: last.into() }.into()
+    }
+
+    /// Isolates the events that make `take` fail and takes again without them.
+    fn recover_take(&mut self, fault: String) -> Result<Taken> {
+        let Some(journal) = self.journal.clone() else {
+            bail!("{fault}; more than {} bytes of events since the last take: too many to isolate the cause", self.runtime.limits().journal_bytes);
+        };
+        let rows: Vec<(usize, usize)> =
+            journal.iter().enumerate().flat_map(|(b, batch)| (0..batch.len()).map(move |r| (b, r))).collect();
+        if rows.is_empty() {
+            bail!("{fault} (with no events pushed)");
+        }
+        let mut budget = Budget::new(self.runtime, TAKE_BISECTION_DEADLINES);
+        let bad = bisect(rows.clone(), fault.clone(), &mut budget, &mut |probe| self.probe_take(&journal, probe))?;
+        if bad.len() == rows.len() {
+            return Err(self.quarantined("failed take whatever events it was given".into(), &fault));
+        }
+        let isolated: std::collections::HashSet<(usize, usize)> = bad.iter().map(|&(row, _)| row).collect();
+        let mut failed: BatchFailures = Vec::new();
+        for ((b, r), reason) in bad {
+            match failed.last_mut() {
+                Some((batch, events)) if Arc::ptr_eq(batch, &journal[b]) => events.push(FailedEvent { index: r, reason }),
+                _ => failed.push((journal[b].clone(), vec![FailedEvent { index: r, reason }])),
+            }
+        }
+        let keep: Vec<(usize, usize)> = rows.into_iter().filter(|row| !isolated.contains(row)).collect();
+        let (mut store, instance, fault) = self.replay(&journal, &keep)?;
+        if let Some(fault) = fault {
+            bail!("{fault} (again, without the events that failed take)");
+        }
+        let table = take_checked(&self.component, &mut store, &instance, Some(keep.len()))
+            .map_err(|e| anyhow::anyhow!("{e} (again, without the events that failed it)"))?;
+        self.restarts += 1;
+        self.store = store;
+        self.instance = instance;
+        Ok(Taken { table, failed })
+    }
+
+    /// A fresh instance fed the `rows` (batch, row) of the journal, in order, one push per
+    /// batch; with the fault of the push that failed, if one did. The deadline is armed for the
+    /// next call.
+    fn replay(&self, journal: &[Arc<EventBatch>], rows: &[(usize, usize)]) -> Result<(Store<Sandbox>, Instance, Option<String>)> {
+        let (mut store, instance) = self.component.instantiate(self.runtime, self.window)?;
+        let ticks = self.runtime.limits().deadline_ticks();
+        for group in rows.chunk_by(|a, b| a.0 == b.0) {
+            let picked: Vec<usize> = group.iter().map(|&(_, r)| r).collect();
+            store.set_epoch_deadline(ticks);
+            if let Err(e) = instance.push(&mut store, &journal[group[0].0].select(&picked)) {
+                let fault = format!("{:#}", call_error(self.component.origin(), "push", e, store.data().stderr()));
+                return Ok((store, instance, Some(fault)));
+            }
+        }
+        store.set_epoch_deadline(ticks);
+        Ok((store, instance, None))
+    }
+
+    /// Pushes the `rows` of the journal into a fresh instance and takes; the fault, if any.
+    fn probe_take(&self, journal: &[Arc<EventBatch>], rows: &[(usize, usize)]) -> Result<Option<String>> {
+        let (mut store, instance, fault) = self.replay(journal, rows)?;
+        if fault.is_some() {
+            return Ok(fault);
+        }
+        Ok(take_checked(&self.component, &mut store, &instance, Some(rows.len())).err())
+    }
+
+    /// The component version this aggregation runs.
+    pub fn component(&self) -> &Arc<FeatureComponent> {
+        &self.component
+    }
+
+    /// The same aggregation under another version of the component, so a window keeps its
+    /// events across an upgrade and is computed by one version only. When both versions carry
+    /// state in the same format (`features@2`), the state is exported and imported; otherwise
+    /// (or when the new version refuses the state) every batch accepted so far is replayed into
+    /// a fresh instance of `to`, and events it fails on come back with their batch. `None` when
+    /// neither works (journal over budget): the window then finishes on its old version.
+    pub fn migrate(&mut self, to: &Arc<FeatureComponent>) -> Result<Option<Migrated<'r>>> {
+        if let Some(carried) = self.carry_state(to)? {
+            return Ok(Some(carried));
+        }
+        let Some(journal) = &self.journal else { return Ok(None) };
+        let mut next = FeatureAggregation::new(to.clone(), self.runtime, self.window)?;
+        let mut failed = Vec::new();
+        for batch in journal {
+            let f = next.push(batch)?;
+            if !f.is_empty() {
+                failed.push((batch.clone(), f));
+            }
+        }
+        let replayed = journal.iter().map(|b| b.len()).sum();
+        Ok(Some(Migrated { aggregation: next, how: Carried::Replayed { events: replayed, failed } }))
+    }
+
+    /// Moves the state when both versions name the same state format; `None` when they do not,
+    /// or `to` refuses it (logged).
+    fn carry_state(&mut self, to: &Arc<FeatureComponent>) -> Result<Option<Migrated<'r>>> {
+        let (Some(from_format), Some(to_format)) = (&self.component.descriptor.state_format, &to.descriptor.state_format) else {
+            return Ok(None);
+        };
+        if from_format != to_format {
+            eprintln!("sg-host: {} writes state as {from_format}, {} reads {to_format}: replaying instead", self.component.label(), to.label());
+            return Ok(None);
+        }
+        self.store.set_epoch_deadline(self.runtime.limits().deadline_ticks());
+        let Some(exported) = self.instance.export_state(&mut self.store) else { return Ok(None) };
+        let state = match exported {
+            Ok(state) => state,
+            Err(e) => {
+                let e = call_error(self.component.origin(), "export-state", e, self.store.data().stderr());
+                eprintln!("sg-host: {e:#}; replaying instead");
+                self.restart()?;
+                return Ok(None);
+            }
+        };
+        match to.import(self.runtime, self.window, from_format, &state)? {
+            Ok((store, instance)) => {
+                let aggregation = FeatureAggregation {
+                    component: to.clone(),
+                    runtime: self.runtime,
+                    window: self.window,
+                    store,
+                    instance,
+                    journal: self.journal.clone(),
+                    journal_bytes: self.journal_bytes,
+                    give_up: GiveUp::default(),
+                    restarts: 0,
+                };
+                Ok(Some(Migrated { aggregation, how: Carried::State { bytes: state.len() } }))
+            }
+            Err(reason) => {
+                eprintln!("sg-host: {} refused the state of {}: {reason}; replaying instead", to.label(), self.component.label());
+                Ok(None)
+            }
+        }
+    }
+}
+
+/// Calls `take` and checks the answer against the descriptor and `accepted` events (when
+/// known): the fault or the refusal as a message.
+fn take_checked(
+    component: &FeatureComponent,
+    store: &mut Store<Sandbox>,
+    instance: &Instance,
+    accepted: Option<usize>,
+) -> Result<FeatureTable, String> {
+    let origin = component.origin();
+    let table = instance.take(store).map_err(|e| format!("{:#}", call_error(origin, "take", e, store.data().stderr())))?;
+    if let Some(n) = accepted
+        && table.rows > n
+    {
+        return Err(format!("{origin}: take answered {} rows for {n} events", table.rows));
+    }
+    component.descriptor.check_table(&table).map_err(|e| format!("{origin}: take answered a table the host refuses: {e}"))?;
+    Ok(table)
+}
+
+/// The error of an aggregation that gave up on its component: every event of
+/// [`contain::GIVE_UP_AFTER`] consecutive batches failed (the batch was not aggregated), or `take`
+/// failed whatever events it was given (the accepted events are kept). Either way the
+/// aggregation can be moved to another version and the call made there.
+#[derive(Debug, thiserror::Error)]
+#[error("{origin} {what}; quarantined (last: {last})")]
+pub struct Quarantined {
+    /// `name@version` of the component.
+    pub component: String,
+    /// Where it came from.
+    pub origin: String,
+    /// What it failed on.
+    pub what: String,
+    /// The last failure.
+    pub last: String,
+}
+
+/// Per batch, the events that failed (`take` and migrations report these).
+pub type BatchFailures = Vec<(Arc<EventBatch>, Vec<FailedEvent>)>;
+
+/// The table of a [`FeatureAggregation::take`], and the events left out of it.
+pub struct Taken {
+    /// The per-key table.
+    pub table: FeatureTable,
+    /// Events whose presence made `take` fail, with the reason; the table is without them.
+    pub failed: BatchFailures,
+}
+
+/// An aggregation moved to another component version.
+pub struct Migrated<'r> {
+    /// The aggregation, now under the new version.
+    pub aggregation: FeatureAggregation<'r>,
+    /// How its contents got there.
+    pub how: Carried,
+}
+
+/// How an aggregation's contents reached the new version.
+pub enum Carried {
+    /// The state was exported and imported (no event replayed).
+    State {
+        /// Size of the state.
+        bytes: usize,
+    },
+    /// The accepted batches were replayed; events the new version failed on, with their batch.
+    Replayed {
+        /// Events replayed.
+        events: usize,
+        /// Per batch, the events the new version failed on.
+        failed: BatchFailures,
+    },
+}

@@ -1,0 +1,255 @@
+//! The detector step: Isolation Forest natively (default, multi-threaded) or in a component.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use sg_iforest::{Matrix, Model, Params};
+
+use crate::component::ComponentSource;
+use crate::component::detector::DetectorComponent;
+use crate::lineage::{ComponentLineage, DetectorLineage};
+use crate::runtime::Runtime;
+
+/// Where the Isolation Forest runs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DetectorChoice {
+    /// `sg-iforest` linked into the host.
+    Native,
+    /// A `streamguard:detector` component.
+    Component(ComponentSource),
+}
+
+impl DetectorChoice {
+    /// Parses `--detector`: `native`, `builtin:iforest`, or a component path.
+    pub fn parse(spec: &str) -> Result<DetectorChoice> {
+        Ok(match spec {
+            "native" => DetectorChoice::Native,
+            other => DetectorChoice::Component(ComponentSource::parse(other)?),
+        })
+    }
+}
+
+/// Train a new model, or score with a saved one.
+#[derive(Clone, Debug)]
+pub enum ModelSource {
+    /// Train with these parameters.
+    Train(Params),
+    /// Load a model artefact.
+    Load(PathBuf),
+}
+
+/// What a detector run produced.
+pub struct Detection {
+    /// scikit-learn's `score_samples` per row.
+    pub score_samples: Vec<f64>,
+    /// `decision_function = score_samples − offset`.
+    pub offset: f64,
+    /// The model artefact (for `--save-model`).
+    pub model_bytes: Vec<u8>,
+    /// What to record.
+    pub lineage: DetectorLineage,
+    /// Seconds spent training (0 when a model was loaded); includes the offset's scoring pass
+    /// when contamination is a fraction, as in scikit-learn.
+    pub fit_seconds: f64,
+    /// Seconds spent scoring the rows.
+    pub score_seconds: f64,
+}
+
+/// Where the Isolation Forest runs, loaded (a component compiled once).
+pub enum DetectorEngine {
+    /// `sg-iforest` linked into the host.
+    Native,
+    /// A `streamguard:detector` component.
+    Component(Box<DetectorComponent>),
+}
+
+impl DetectorEngine {
+    /// Loads what `choice` names.
+    pub fn load(runtime: &Runtime, choice: &DetectorChoice) -> Result<DetectorEngine> {
+        Ok(match choice {
+            DetectorChoice::Native => DetectorEngine::Native,
+            DetectorChoice::Component(src) => DetectorEngine::Component(Box::new(DetectorComponent::load(runtime, src)?)),
+        })
+    }
+
+    /// `native` or the component's origin.
+    pub fn label(&self) -> String {
+        match self {
+            DetectorEngine::Native => "native".into(),
+            DetectorEngine::Component(c) => c.origin().into(),
+        }
+    }
+}
+
+/// A saved model artefact, read and parsed.
+pub struct SavedModel {
+    /// The model.
+    pub model: Model,
+    /// Its bytes (what a component scores with).
+    pub bytes: Vec<u8>,
+    /// Where it was read from.
+    pub path: PathBuf,
+    /// sha256 of the bytes.
+    pub sha256: String,
+}
+
+/// Largest model artefact read (a forest at every cap of `sg_iforest::Model::from_bytes` is far
+/// smaller than a file this size would have to be).
+pub const MAX_MODEL_BYTES: u64 = 256 << 20;
+
+/// The file at `path`, refused when larger than `max` bytes (read through a bound, so a file
+/// that grows while read cannot get past it).
+fn read_capped(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?.take(max + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > max {
+        return Err(std::io::Error::other(format!("larger than the limit of {max} bytes")));
+    }
+    Ok(bytes)
+}
+
+impl SavedModel {
+    /// Reads and parses a model artefact.
+    pub fn load(path: &Path) -> Result<SavedModel> {
+        let bytes = read_capped(path, MAX_MODEL_BYTES).with_context(|| format!("cannot read model {}", path.display()))?;
+        let model = Model::from_bytes(&bytes).with_context(|| format!("loading model {}", path.display()))?;
+        Ok(SavedModel { model, sha256: crate::bundle::sha256_hex(&bytes), bytes, path: path.to_path_buf() })
+    }
+}
+
+/// The model a detector scores with: trained on each input, or a saved one.
+pub enum ModelChoice {
+    /// Train on each input with these parameters.
+    Train(Params),
+    /// Score with this model.
+    Saved(SavedModel),
+}
+
+impl ModelChoice {
+    /// Loads what `source` names.
+    pub fn load(source: &ModelSource) -> Result<ModelChoice> {
+        Ok(match source {
+            ModelSource::Train(p) => ModelChoice::Train(*p),
+            ModelSource::Load(path) => ModelChoice::Saved(SavedModel::load(path)?),
+        })
+    }
+
+    /// `trained per input` or the model file and digest.
+    pub fn label(&self) -> String {
+        match self {
+            ModelChoice::Train(_) => "trained per input".into(),
+            ModelChoice::Saved(m) => format!("{} ({}…)", m.path.display(), &m.sha256[..12]),
+        }
+    }
+}
+
+/// Loads the detector and the model, then runs them once (the `detect` command).
+pub fn detect(runtime: &Runtime, choice: &DetectorChoice, source: &ModelSource, values: &[f32], names: &[String]) -> Result<Detection> {
+    run(runtime, &DetectorEngine::load(runtime, choice)?, &ModelChoice::load(source)?, values, names)
+}
+
+/// Runs the detector on a row-major matrix whose columns are `names`.
+pub fn run(runtime: &Runtime, engine: &DetectorEngine, choice: &ModelChoice, values: &[f32], names: &[String]) -> Result<Detection> {
+    let cols = names.len();
+    let rows = values.len().checked_div(cols).unwrap_or(0);
+    let x = Matrix::new(values, rows, cols)?;
+    let model_file = match choice {
+        ModelChoice::Saved(m) => Some(m.path.display().to_string()),
+        ModelChoice::Train(_) => None,
+    };
+    let mut fit_seconds = 0.0;
+    let score_seconds;
+    let (model, model_bytes, score_samples, component) = match engine {
+        DetectorEngine::Native => {
+            let (model, bytes) = match choice {
+                ModelChoice::Train(params) => {
+                    let (model, seconds) = timed(|| sg_iforest::fit(&x, names, params));
+                    let model = model?;
+                    fit_seconds = seconds;
+                    let bytes = model.to_bytes();
+                    (model, bytes)
+                }
+                ModelChoice::Saved(m) => {
+                    m.model.check_features(names)?;
+                    (m.model.clone(), m.bytes.clone())
+                }
+            };
+            let (scores, seconds) = timed(|| model.score_samples(&x));
+            score_seconds = seconds;
+            (model, bytes, scores?, None)
+        }
+        DetectorEngine::Component(c) => {
+            let bytes = match choice {
+                ModelChoice::Train(params) => {
+                    let (bytes, seconds) = timed(|| c.train(runtime, (values, rows, cols), names, params));
+                    fit_seconds = seconds;
+                    bytes?
+                }
+                ModelChoice::Saved(m) => {
+                    m.model.check_features(names)?;
+                    m.bytes.clone()
+                }
+            };
+            let model = Model::from_bytes(&bytes).context("the detector component returned an unreadable model")?;
+            let (scored, seconds) = timed(|| c.score(runtime, &bytes, (values, rows, cols)));
+            score_seconds = seconds;
+            let mut scored = scored?;
+            if !scored.failed.is_empty() {
+                // The rows the component fails on are scored by the same forest natively: the
+                // same model gives the same scores, so nothing is lost and nothing differs.
+                let picked: Vec<f32> = scored.failed.iter().flat_map(|&(r, _)| values[r * cols..(r + 1) * cols].iter().copied()).collect();
+                let native = model.score_samples(&Matrix::new(&picked, scored.failed.len(), cols)?)?;
+                for (&(row, _), s) in scored.failed.iter().zip(native) {
+                    scored.score_samples[row] = s;
+                }
+                let rows_failed: Vec<usize> = scored.failed.iter().map(|f| f.0).collect();
+                eprintln!(
+                    "sg-host: {} failed on {} of {rows} rows ({rows_failed:?}; first: {}); those rows were scored natively with the same model",
+                    c.origin(),
+                    rows_failed.len(),
+                    scored.failed[0].1
+                );
+            }
+            let scores = scored.score_samples;
+            let lineage = ComponentLineage {
+                name: "iforest".into(),
+                version: env!("CARGO_PKG_VERSION").into(),
+                contract: c.contract().to_string(),
+                sha256: c.digest().into(),
+                origin: c.origin().into(),
+            };
+            (model, bytes, scores, Some(lineage))
+        }
+    };
+    let lineage = DetectorLineage {
+        kind: engine.label(),
+        component,
+        params: *model.params(),
+        n_train: model.n_train(),
+        offset: model.offset(),
+        model_file,
+        model_sha256: match choice {
+            ModelChoice::Saved(m) => Some(m.sha256.clone()),
+            ModelChoice::Train(_) => None,
+        },
+    };
+    Ok(Detection { score_samples, offset: model.offset(), model_bytes, lineage, fit_seconds, score_seconds })
+}
+
+/// Runs `f`, and says how long it took: fitting and scoring are timed alone, not the model's
+/// serialization or the checks around them.
+fn timed<T>(f: impl FnOnce() -> T) -> (T, f64) {
+    let started = Instant::now();
+    let out = f();
+    (out, started.elapsed().as_secs_f64())
+}
+
+/// Writes a model artefact atomically.
+pub fn save_model(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("renaming into {}", path.display()))?;
+    Ok(())
+}

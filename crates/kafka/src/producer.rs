@@ -1,0 +1,131 @@
+//! Producing to Kafka and creating topics: [`Producer`] sends records with headers and counts
+//! what the brokers did not acknowledge (the `produce` command and the dead-letter topic use it).
+
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::ClientContext;
+use rdkafka::message::DeliveryResult;
+use rdkafka::producer::{BaseRecord, Producer as _, ProducerContext, ThreadedProducer};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::{KafkaTopic, client_config};
+
+/// Makes sure `topic` exists: left alone if the brokers know it, else created with
+/// `partitions` partitions.
+pub fn ensure_topic(topic: &KafkaTopic, properties: &[(String, String)], partitions: i32) -> Result<()> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let probe: BaseConsumer = client_config(topic, properties).create().context("creating a Kafka client")?;
+    let metadata = probe.fetch_metadata(Some(&topic.topic), Duration::from_secs(15)).context("reading topic metadata")?;
+    let known = metadata.topics().iter().any(|t| t.name() == topic.topic && t.error().is_none() && !t.partitions().is_empty());
+    if known { Ok(()) } else { create_topic(topic, properties, partitions) }
+}
+
+/// Creates `topic` with `partitions` partitions; an existing topic is left as it is.
+pub fn create_topic(topic: &KafkaTopic, properties: &[(String, String)], partitions: i32) -> Result<()> {
+    let admin: AdminClient<DefaultClientContext> = client_config(topic, properties).create().context("creating a Kafka admin client")?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build()?;
+    let new = NewTopic::new(&topic.topic, partitions, TopicReplication::Fixed(1));
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(15)));
+    let results = runtime.block_on(admin.create_topics([&new], &options)).context("creating the topic")?;
+    for r in results {
+        match r {
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((name, code)) => bail!("creating topic {name}: {code}"),
+        }
+    }
+    Ok(())
+}
+
+/// Counts records the brokers did not acknowledge.
+#[derive(Default)]
+struct DeliveryCount {
+    failed: AtomicU64,
+    first_error: std::sync::Mutex<Option<String>>,
+}
+
+impl DeliveryCount {
+    /// Fails if any of the `sent` records was not delivered.
+    fn check(&self, sent: u64) -> Result<()> {
+        let failed = self.failed.load(Ordering::Relaxed);
+        if failed > 0 {
+            let first = self.first_error.lock().unwrap().clone().unwrap_or_default();
+            bail!("{failed} of {sent} records were not delivered (first error: {first})");
+        }
+        Ok(())
+    }
+}
+
+impl ClientContext for DeliveryCount {}
+
+impl ProducerContext for DeliveryCount {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        if let Err((e, _)) = result {
+            self.failed.fetch_add(1, Ordering::Relaxed);
+            self.first_error.lock().unwrap().get_or_insert_with(|| e.to_string());
+        }
+    }
+}
+
+/// A producer to one cluster: records are queued (waiting while librdkafka's queue is full) and
+/// [`Producer::flush`] fails if any sent record was not acknowledged.
+pub struct Producer {
+    inner: ThreadedProducer<DeliveryCount>,
+    sent: u64,
+}
+
+impl Producer {
+    /// A producer with the brokers and properties of `topic`, plus `tuning` (e.g. `linger.ms`).
+    pub fn open(topic: &KafkaTopic, properties: &[(String, String)], tuning: &[(&str, &str)]) -> Result<Producer> {
+        let mut config = client_config(topic, properties);
+        for (k, v) in tuning {
+            config.set(*k, *v);
+        }
+        let inner = config.create_with_context(DeliveryCount::default()).context("creating a Kafka producer")?;
+        Ok(Producer { inner, sent: 0 })
+    }
+
+    /// Queues one record for `topic` with an optional key and `headers` (name, value).
+    pub fn send(&mut self, topic: &str, key: Option<&[u8]>, payload: &[u8], headers: &[(&str, &str)]) -> Result<()> {
+        use rdkafka::message::{Header, OwnedHeaders};
+        let mut owned = OwnedHeaders::new_with_capacity(headers.len());
+        for (key, value) in headers {
+            owned = owned.insert(Header { key, value: Some(*value) });
+        }
+        let mut record = BaseRecord::<[u8], [u8]>::to(topic).payload(payload);
+        if !headers.is_empty() {
+            record = record.headers(owned);
+        }
+        if let Some(k) = key {
+            record = record.key(k);
+        }
+        loop {
+            match self.inner.send(record) {
+                Ok(()) => break,
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                    record = back;
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err((e, _)) => return Err(e).context("producing"),
+            }
+        }
+        self.sent += 1;
+        Ok(())
+    }
+
+    /// Records queued so far.
+    pub fn sent(&self) -> u64 {
+        self.sent
+    }
+
+    /// Waits (up to `timeout`) until every queued record is acknowledged; fails if one was not.
+    pub fn flush(&self, timeout: Duration) -> Result<()> {
+        self.inner.flush(timeout).context("flushing the producer")?;
+        self.inner.context().check(self.sent)
+    }
+}

@@ -1,0 +1,18 @@
+//! Sinks: everything a pipeline writes, each durable before the source positions it covers are
+//! acknowledged — dead letters (file and topic), the scored table as Hive-partitioned Parquet
+//! with its report (staged beside, then renamed into place), the streaming checkpoint, and the
+//! point store of the dedup job.
+
+pub mod checkpoint;
+pub mod dead_letter;
+mod parquet;
+mod report;
+mod scored;
+mod staging;
+
+pub use checkpoint::Checkpoint;
+pub use dead_letter::{DeadLetter, DeadLetterFile, DeadLetterTopic, DeadLetters, RefusedBy};
+pub use parquet::{write_partitioned, write_table};
+pub use report::{AnomalyReport, TopAnomaly};
+pub use scored::ScoredTable;
+pub use staging::{Replace, SUCCESS_FILE, StagedDir};

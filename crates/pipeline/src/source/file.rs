@@ -1,0 +1,384 @@
+//! JSON lines from a file (plain or gzip, detected by magic bytes) or stdin, read in bounded
+//! memory whatever the file holds: a line longer than the message limit is skipped to its end
+//! (hashed on the way) and handed out as a cut message — its first bytes, size and digest — and
+//! gzip input that inflates past a ratio of what was read (a decompression bomb) ends the input
+//! with a cut message saying so.
+
+use std::fs::File;
+use std::io::{self, BufReader, Read};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use anyhow::{Context, Result};
+use flate2::read::MultiGzDecoder;
+use sha2::{Digest, Sha256};
+
+use sg_model::{Chunk, Cut, KEPT_PREFIX_BYTES, Position};
+
+/// How a file is cut into chunks of messages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Framing {
+    /// Bytes per chunk (about).
+    pub chunk_bytes: usize,
+    /// A longer line is not held: it is handed out cut (and dead-lettered by the decoder).
+    pub max_message_bytes: usize,
+    /// Gzip input may inflate to at most this many times the bytes read…
+    pub max_inflate_ratio: u64,
+}
+
+/// …once past this much output (small files may inflate by any ratio).
+const INFLATE_RATIO_AFTER: u64 = 256 << 20;
+
+impl Framing {
+    /// Chunks of `chunk_bytes`, lines up to `max_message_bytes`, gzip inflating at most 250×.
+    pub fn new(chunk_bytes: usize, max_message_bytes: usize) -> Framing {
+        Framing { chunk_bytes, max_message_bytes, max_inflate_ratio: 250 }
+    }
+}
+
+/// A gzip stream that fails once it inflates past the ratio (with `INFLATE_RATIO_AFTER` grace).
+struct Inflating<R> {
+    inner: R,
+    read: InputProgress,
+    inflated: u64,
+    max_ratio: u64,
+}
+
+/// The error an [`Inflating`] stream fails with; the message is the dead letter's reason.
+#[derive(Debug)]
+struct InflationLimit(String);
+
+impl std::fmt::Display for InflationLimit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for InflationLimit {}
+
+impl<R: Read> Read for Inflating<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.inflated += n as u64;
+        let read = self.read.bytes().max(1);
+        if self.inflated > INFLATE_RATIO_AFTER && self.inflated > read.saturating_mul(self.max_ratio) {
+            let why = format!(
+                "gzip input inflated to {} bytes from {read} read, more than {}× (a decompression bomb?): the rest of the input is not read",
+                self.inflated, self.max_ratio
+            );
+            return Err(io::Error::other(InflationLimit(why)));
+        }
+        Ok(n)
+    }
+}
+
+/// Bytes of raw input read so far, shared with a progress display.
+#[derive(Clone, Default)]
+pub struct InputProgress(Arc<AtomicU64>);
+
+impl InputProgress {
+    /// Raw (possibly compressed) bytes read so far.
+    pub fn bytes(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+struct Counting<R> {
+    inner: R,
+    progress: InputProgress,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.progress.0.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+/// A source of JSON lines cut into chunks of about `chunk_bytes`.
+pub struct FileSource {
+    name: String,
+    reader: Box<dyn Read + Send>,
+    carry: Vec<u8>,
+    next_line: u64,
+    chunk_bytes: usize,
+    max_line: usize,
+    eof: bool,
+    total_bytes: Option<u64>,
+    progress: InputProgress,
+}
+
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+
+impl FileSource {
+    /// Opens `path` (`-` for stdin), decompressing gzip transparently.
+    pub fn open(path: &Path, framing: Framing) -> Result<FileSource> {
+        let progress = InputProgress::default();
+        let (name, raw, total_bytes): (String, Box<dyn Read + Send>, Option<u64>) = if path == Path::new("-") {
+            ("stdin".into(), Box::new(io::stdin()), None)
+        } else {
+            let file = File::open(path).with_context(|| format!("cannot open input {}", path.display()))?;
+            let len = file.metadata().ok().map(|m| m.len());
+            (path.display().to_string(), Box::new(file), len)
+        };
+        let mut buffered = BufReader::with_capacity(1 << 20, Counting { inner: raw, progress: progress.clone() });
+        let head = io::BufRead::fill_buf(&mut buffered).context("reading input")?;
+        let reader: Box<dyn Read + Send> = if head.starts_with(&GZIP_MAGIC) {
+            let inflating = Inflating { inner: MultiGzDecoder::new(buffered), read: progress.clone(), inflated: 0, max_ratio: framing.max_inflate_ratio };
+            Box::new(BufReader::with_capacity(1 << 20, inflating))
+        } else {
+            Box::new(buffered)
+        };
+        Ok(FileSource {
+            name,
+            reader,
+            carry: Vec::new(),
+            next_line: 1,
+            chunk_bytes: framing.chunk_bytes,
+            max_line: framing.max_message_bytes,
+            eof: false,
+            total_bytes,
+            progress,
+        })
+    }
+
+    /// The input's name for messages and dead letters.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Raw size, when known (files, not stdin).
+    pub fn total_bytes(&self) -> Option<u64> {
+        self.total_bytes
+    }
+
+    /// Progress counter.
+    pub fn progress(&self) -> InputProgress {
+        self.progress.clone()
+    }
+
+    /// The next chunk of whole lines, or None at end of input.
+    pub fn next_chunk(&mut self) -> Result<Option<Chunk>> {
+        if self.eof && self.carry.is_empty() {
+            return Ok(None);
+        }
+        let mut buf = std::mem::take(&mut self.carry);
+        buf.reserve(self.chunk_bytes + (64 << 10));
+        // Read until the buffer holds at least one full chunk (or input ends).
+        while !self.eof && buf.len() < self.chunk_bytes {
+            let start = buf.len();
+            buf.resize(start + (self.chunk_bytes - start).max(64 << 10), 0);
+            let n = match self.fill(&mut buf[start..]) {
+                Ok(n) => n,
+                Err(Stop::Bomb(why)) => {
+                    buf.truncate(start);
+                    return Ok(Some(self.bombed(buf, why)));
+                }
+                Err(Stop::Io(e)) => return Err(e),
+            };
+            buf.truncate(start + n);
+            if n == 0 {
+                self.eof = true;
+            }
+        }
+        // Cut after the last newline; the tail waits for the next chunk.
+        if !self.eof {
+            match memchr::memrchr(b'\n', &buf) {
+                Some(cut) => self.carry = buf.split_off(cut + 1),
+                None if buf.len() > self.max_line => return self.skip_line(buf).map(Some),
+                None => {
+                    // One line longer than a chunk (and within the limit): read to its end.
+                    self.carry = buf;
+                    return self.next_chunk_growing();
+                }
+            }
+        }
+        let chunk = Chunk::from_lines(buf, self.next_line);
+        self.next_line += chunk.len() as u64;
+        Ok(Some(chunk))
+    }
+
+    /// Reads into `buf`; a decompression bomb is told apart from other read errors.
+    fn fill(&mut self, buf: &mut [u8]) -> Result<usize, Stop> {
+        self.reader.read(buf).map_err(|e| match e.get_ref().and_then(|i| i.downcast_ref::<InflationLimit>()) {
+            Some(InflationLimit(why)) => Stop::Bomb(why.clone()),
+            None => Stop::Io(anyhow::Error::new(e).context(format!("reading {}", self.name))),
+        })
+    }
+
+    /// Skips the rest of a line that already holds `head` (longer than the limit, no newline
+    /// yet), hashing it; hands it out cut.
+    fn skip_line(&mut self, head: Vec<u8>) -> Result<Chunk> {
+        let mut hasher = Sha256::new();
+        hasher.update(&head);
+        let mut bytes = head.len() as u64;
+        let prefix = head[..head.len().min(KEPT_PREFIX_BYTES)].to_vec();
+        let mut scratch = head;
+        scratch.resize(1 << 20, 0);
+        let why = loop {
+            let n = match self.fill(&mut scratch) {
+                Ok(n) => n,
+                Err(Stop::Bomb(why)) => {
+                    self.eof = true;
+                    self.carry.clear();
+                    break Some(why);
+                }
+                Err(Stop::Io(e)) => return Err(e),
+            };
+            if n == 0 {
+                self.eof = true;
+                break None;
+            }
+            match memchr::memchr(b'\n', &scratch[..n]) {
+                Some(k) => {
+                    let end = if k > 0 && scratch[k - 1] == b'\r' { k - 1 } else { k };
+                    hasher.update(&scratch[..end]);
+                    bytes += end as u64;
+                    self.carry = scratch[k + 1..n].to_vec();
+                    break None;
+                }
+                None => {
+                    hasher.update(&scratch[..n]);
+                    bytes += n as u64;
+                }
+            }
+        };
+        let why = why.unwrap_or_else(|| format!("line of {bytes} bytes exceeds the limit of {}", self.max_line));
+        let cut = Cut { bytes, sha256: hex::encode(hasher.finalize()) };
+        let mut chunk = Chunk::default();
+        chunk.push_cut(&prefix, Position::Line(self.next_line), cut, why);
+        self.next_line += 1;
+        Ok(chunk)
+    }
+
+    /// Ends the input at a decompression bomb: the whole lines before it, then the line it
+    /// was in, cut, with the reason.
+    fn bombed(&mut self, buf: Vec<u8>, why: String) -> Chunk {
+        self.eof = true;
+        self.carry.clear();
+        let whole = memchr::memrchr(b'\n', &buf).map_or(0, |k| k + 1);
+        let mut chunk = Chunk::from_lines(buf[..whole].to_vec(), self.next_line);
+        self.next_line += chunk.len() as u64;
+        let rest = &buf[whole..];
+        chunk.push_cut(&rest[..rest.len().min(KEPT_PREFIX_BYTES)], Position::Line(self.next_line), Cut::of(rest), why);
+        self.next_line += 1;
+        chunk
+    }
+
+    fn next_chunk_growing(&mut self) -> Result<Option<Chunk>> {
+        let saved = self.chunk_bytes;
+        self.chunk_bytes = self.carry.len() * 2;
+        let r = self.next_chunk();
+        self.chunk_bytes = saved;
+        r
+    }
+}
+
+/// Why reading stopped.
+enum Stop {
+    /// The input inflated past the ratio; the reason.
+    Bomb(String),
+    /// Any other read error.
+    Io(anyhow::Error),
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+
+    fn chunks(content: &[u8], chunk_bytes: usize) -> Vec<(u64, Vec<Vec<u8>>)> {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        f.write_all(content).unwrap();
+        let mut src = FileSource::open(f.path(), Framing::new(chunk_bytes, 1 << 20)).unwrap();
+        let mut out = Vec::new();
+        while let Some(c) = src.next_chunk().unwrap() {
+            let Some(Position::Line(first)) = c.positions.first().copied() else { continue };
+            out.push((first, (0..c.len()).map(|i| c.message(i).to_vec()).collect()));
+        }
+        out
+    }
+
+    #[test]
+    fn chunks_hold_whole_lines_with_their_numbers() {
+        let text = b"aaaa\nbb\r\ncccccc\n\nd";
+        let all: Vec<(u64, Vec<u8>)> = chunks(text, 5)
+            .into_iter()
+            .flat_map(|(first, lines)| lines.into_iter().enumerate().map(move |(i, l)| (first + i as u64, l)))
+            .collect();
+        let expected: Vec<(u64, Vec<u8>)> =
+            vec![(1, b"aaaa".to_vec()), (2, b"bb".to_vec()), (3, b"cccccc".to_vec()), (4, vec![]), (5, b"d".to_vec())];
+        assert_eq!(all, expected);
+    }
+
+    #[test]
+    fn a_line_longer_than_a_chunk_stays_whole() {
+        let long = vec![b'x'; 300_000];
+        let mut text = b"first\n".to_vec();
+        text.extend_from_slice(&long);
+        text.extend_from_slice(b"\nlast\n");
+        let lines: Vec<Vec<u8>> = chunks(&text, 1 << 10).into_iter().flat_map(|(_, l)| l).collect();
+        assert_eq!(lines, vec![b"first".to_vec(), long, b"last".to_vec()]);
+    }
+
+    #[test]
+    fn gzip_is_detected_by_magic() {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(b"one\ntwo\n").unwrap();
+        let lines: Vec<Vec<u8>> = chunks(&gz.finish().unwrap(), 1 << 20).into_iter().flat_map(|(_, l)| l).collect();
+        assert_eq!(lines, vec![b"one".to_vec(), b"two".to_vec()]);
+    }
+
+    /// Every message of `src` with its cut, if any.
+    fn messages(mut src: FileSource) -> Vec<(Vec<u8>, Option<(Cut, String)>)> {
+        let mut out = Vec::new();
+        while let Some(c) = src.next_chunk().unwrap() {
+            for i in 0..c.len() {
+                let cut = c.cuts.iter().find(|(j, ..)| *j == i).map(|(_, cut, why)| (cut.clone(), why.clone()));
+                out.push((c.message(i).to_vec(), cut));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn a_line_past_the_limit_is_skipped_in_bounded_memory_and_handed_out_cut() {
+        let long = vec![b'x'; 5 << 20];
+        let mut text = b"first\n".to_vec();
+        text.extend_from_slice(&long);
+        text.extend_from_slice(b"\r\nlast\n");
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        f.write_all(&text).unwrap();
+        let got = messages(FileSource::open(f.path(), Framing::new(64 << 10, 1 << 20)).unwrap());
+        assert_eq!(got.len(), 3);
+        assert_eq!(got[0], (b"first".to_vec(), None));
+        let (prefix, cut) = &got[1];
+        assert_eq!(prefix.len(), KEPT_PREFIX_BYTES);
+        let (cut, why) = cut.clone().unwrap();
+        assert_eq!(cut, Cut::of(&long), "size and digest of the whole line, without its \\r\\n");
+        assert_eq!(why, "line of 5242880 bytes exceeds the limit of 1048576");
+        assert_eq!(got[2], (b"last".to_vec(), None));
+    }
+
+    #[test]
+    fn a_gzip_bomb_ends_the_input_with_the_reason() {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        gz.write_all(b"{\"a\": 1}\n").unwrap();
+        let zeros = vec![b'0'; 1 << 20];
+        for _ in 0..400 {
+            gz.write_all(&zeros).unwrap();
+        }
+        let bomb = gz.finish().unwrap();
+        assert!(bomb.len() < 1 << 20, "{} bytes inflate to 400 MiB", bomb.len());
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        f.write_all(&bomb).unwrap();
+        let got = messages(FileSource::open(f.path(), Framing::new(8 << 20, 1 << 20)).unwrap());
+        assert_eq!(got[0], (b"{\"a\": 1}".to_vec(), None));
+        assert_eq!(got.len(), 2);
+        let why = &got[1].1.as_ref().unwrap().1;
+        assert!(why.contains("more than 250× (a decompression bomb?)"), "{why}");
+    }
+}
