@@ -8,7 +8,7 @@ use rdkafka::ClientConfig;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use serde_json::Value;
 
-use crate::support::{mock_cluster, produce_round_robin, sg_host, sigint, wait_for};
+use crate::support::{assert_exactly_once, ledger_ids, mock_cluster, produce_round_robin, sg_host, sigint, topic_ids, wait_for};
 
 /// Generated events, `per_partition[p]` of them sent to partition `p` (in order).
 fn fill(brokers: &str, topic: &str, per_partition: &[usize], extra: &[(i32, &str)]) {
@@ -65,6 +65,37 @@ fn bounded_reads_take_exactly_what_is_needed_and_commit_after_writing() {
     // Another group reads the whole topic; equal to reading the same events from a file.
     let all = run(&source, &dir.path().join("d"), &["--group", "g2"]);
     assert_eq!(all["lineage"]["events"], 6500);
+}
+
+#[test]
+fn a_bounded_read_of_a_transactional_topic_ends_at_the_commit_marker() {
+    // A committed transaction ends with a control marker: the high watermark is one past it,
+    // and no record is ever delivered at that offset.
+    let (_cluster, brokers) = mock_cluster("tx", 1);
+    let producer: ThreadedProducer<DefaultProducerContext> =
+        ClientConfig::new().set("bootstrap.servers", &brokers).set("transactional.id", "sg-test").create().unwrap();
+    producer.init_transactions(Duration::from_secs(10)).unwrap();
+    producer.begin_transaction().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("e.jsonl");
+    assert!(sg_host().args(["gen-events", "300", "--out"]).arg(&file).output().unwrap().status.success());
+    for line in std::fs::read_to_string(&file).unwrap().lines() {
+        producer.send(BaseRecord::<str, str>::to("tx").payload(line).partition(0)).unwrap();
+    }
+    producer.commit_transaction(Duration::from_secs(10)).unwrap();
+    let out = dir.path().join("out");
+    let mut child = sg_host().args(["run", "-q", "--source", &format!("kafka://{brokers}/tx"), "--group", "tx-reader", "--out"]).arg(&out).spawn().unwrap();
+    let status = (0..600).find_map(|_| {
+        std::thread::sleep(Duration::from_millis(100));
+        child.try_wait().unwrap()
+    });
+    let Some(status) = status else {
+        let _ = child.kill();
+        panic!("the bounded read waited for the control marker for a minute");
+    };
+    assert!(status.success());
+    let report: Value = serde_json::from_slice(&std::fs::read(out.join("anomaly_report.json")).unwrap()).unwrap();
+    assert_eq!(report["lineage"]["events"], 300);
 }
 
 #[test]
@@ -254,7 +285,7 @@ fn stream_survives_a_restart(brokers: &str) {
     let out = dir.path().join("out");
     let follow = || {
         let child = sg_host()
-            .args(["run", "-q", "--follow", "--window", "10s", "--batch-events", "500", "--batch-wait", "100ms", "--group", "watch"])
+            .args(["run", "-q", "--follow", "--ledger", "--window", "10s", "--batch-events", "500", "--batch-wait", "100ms", "--group", "watch"])
             .args(["-X", "session.timeout.ms=6000", "--source", &format!("kafka://{brokers}/stream"), "--out"])
             .arg(&out)
             .stdout(std::process::Stdio::null())
@@ -273,6 +304,7 @@ fn stream_survives_a_restart(brokers: &str) {
     let tick = serde_json::to_string(&{
         let mut v: Value = serde_json::from_str(std::fs::read_to_string(&file).unwrap().lines().next().unwrap()).unwrap();
         v["timestamp"] = tick_ts.into();
+        v["event_id"] = "tick".into();
         v
     })
     .unwrap();
@@ -290,8 +322,15 @@ fn stream_survives_a_restart(brokers: &str) {
         assert!(written.contains(w));
     }
     let counts: Vec<u64> = written.iter().map(|(_, n)| *n).collect();
-    assert_eq!(counts, expected.values().copied().collect::<Vec<_>>(), "every event in exactly one written window");
+    assert_eq!(counts, expected.values().copied().collect::<Vec<_>>(), "the generated count in each window");
+    let ids = topic_ids(&brokers, "stream", 6002);
+    assert_exactly_once(&ledger_ids(&[&out], &ids), events_only(&ids));
     assert_eq!(std::fs::read_to_string(out.join("_dead_letters.jsonl")).unwrap_or_default(), "", "nothing late, nothing bad");
+}
+
+/// The ids of `ids` that are events, not ticks (which stay in the open window an hour later).
+fn events_only(ids: &std::collections::BTreeMap<(i64, i64), String>) -> impl Iterator<Item = &String> {
+    ids.values().filter(|id| !id.starts_with("tick"))
 }
 
 /// `n` generated events in `dir/e.jsonl`, followed by `ticks` events an hour later (one per
@@ -302,7 +341,8 @@ fn events_with_ticks(dir: &std::path::Path, n: u64, ticks: usize) -> std::path::
     let mut text = std::fs::read_to_string(&file).unwrap();
     let mut tick: Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
     tick["timestamp"] = (tick["timestamp"].as_i64().unwrap() + 3_600_000).into();
-    for _ in 0..ticks {
+    for i in 0..ticks {
+        tick["event_id"] = format!("tick-{i}").into();
         text.push_str(&format!("{tick}\n"));
     }
     std::fs::write(&file, text).unwrap();
@@ -313,7 +353,7 @@ fn events_with_ticks(dir: &std::path::Path, n: u64, ticks: usize) -> std::path::
 /// goes to `stderr`.
 fn spawn_follower(brokers: &str, topic: &str, group: &str, out: &std::path::Path, stderr: &std::path::Path) -> Follower {
     let child = sg_host()
-        .args(["run", "-q", "--follow", "--window", "10s", "--batch-events", "200", "--batch-wait", "100ms", "--group", group])
+        .args(["run", "-q", "--follow", "--ledger", "--window", "10s", "--batch-events", "200", "--batch-wait", "100ms", "--group", group])
         .args(["-X", "session.timeout.ms=6000", "--source", &format!("kafka://{brokers}/{topic}"), "--out"])
         .arg(out)
         .stdout(std::process::Stdio::null())
@@ -340,8 +380,8 @@ fn a_stream_rides_out_a_broker_going_down_and_back() {
     if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| interrupt(follower))).is_err() {
         panic!("stop failed; sg-host said: {}", std::fs::read_to_string(&stderr).unwrap_or_default());
     }
-    let total: u64 = windows_written(&out).iter().map(|(_, n)| n).sum();
-    assert_eq!(total, 4000, "nothing lost across the outage");
+    let ids = topic_ids(&brokers, "flaky", 4002);
+    assert_exactly_once(&ledger_ids(&[&out], &ids), events_only(&ids));
     let late = std::fs::read_to_string(out.join("_dead_letters.jsonl")).unwrap_or_default();
     assert_eq!(late, "", "nothing re-read was counted twice or called late");
 }
@@ -379,7 +419,8 @@ fn two_hosts_in_one_group_split_the_partitions_and_each_event_is_written_once() 
     std::thread::sleep(Duration::from_secs(1));
     interrupt(a);
     interrupt(b);
-    assert_eq!(total(), 8000, "each event in exactly one window of one host");
+    let ids = topic_ids(&brokers, "shared", 8004);
+    assert_exactly_once(&ledger_ids(&[&out_a, &out_b], &ids), events_only(&ids));
     assert!(!windows_written(&out_a).is_empty() && !windows_written(&out_b).is_empty(), "both hosts took partitions");
 }
 
@@ -410,4 +451,117 @@ fn time_bounded_reads_on_a_real_broker_use_record_timestamps() {
         &["--from-time", "2026-01-01T00:00:20Z", "--to-time", &to.to_string()],
     );
     assert_eq!(report["lineage"]["events"], expected);
+}
+
+/// A follower with `extra` flags on `topic`, writing to `out`, its stderr to `stderr`.
+fn follow_with(brokers: &str, topic: &str, out: &std::path::Path, stderr: &std::path::Path, extra: &[&str]) -> Follower {
+    let child = sg_host()
+        .args(["run", "-q", "--follow", "--ledger", "--window", "10s", "--batch-events", "200", "--batch-wait", "100ms", "--group", "g"])
+        .args(["-X", "session.timeout.ms=6000", "--source", &format!("kafka://{brokers}/{topic}"), "--out"])
+        .arg(out)
+        .args(extra)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(stderr).unwrap())
+        .spawn()
+        .unwrap();
+    Follower(Some(child))
+}
+
+/// The dead letters of a stream output.
+fn dead_letters(out: &std::path::Path) -> Vec<Value> {
+    std::fs::read_to_string(out.join("_dead_letters.jsonl")).unwrap_or_default().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+#[test]
+#[ignore = "services: needs the nisshi Kafka broker (scripts/test.sh runs it)"]
+fn a_far_future_event_in_each_partition_is_dead_lettered_and_every_window_is_written() {
+    let broker = crate::support::Broker::start();
+    let brokers = broker.address.clone();
+    sg_kafka::create_topic(&sg_kafka::KafkaTopic { brokers: brokers.clone(), topic: "future".into() }, &[], 2).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = events_with_ticks(dir.path(), 3000, 2);
+    let mut lines: Vec<String> = std::fs::read_to_string(&file).unwrap().lines().map(str::to_string).collect();
+    // One event per partition stamped a year past the wall clock, in the middle of the stream.
+    let year_ahead = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64 + 365 * 86_400_000;
+    for p in 0..2 {
+        let mut v: Value = serde_json::from_str(&lines[1500]).unwrap();
+        v["timestamp"] = year_ahead.into();
+        v["event_id"] = format!("forged-{p}").into();
+        lines.insert(1500, v.to_string());
+    }
+    produce_round_robin(&brokers, "future", lines.iter().map(String::as_str), 2);
+    let ids = topic_ids(&brokers, "future", lines.len());
+    let out = dir.path().join("out");
+    let stderr = dir.path().join("stderr");
+    let follower = follow_with(&brokers, "future", &out, &stderr, &[]);
+    wait_for("three windows", 60, || windows_written(&out).len() == 3);
+    interrupt(follower);
+    let letters = dead_letters(&out);
+    assert_eq!(letters.len(), 2, "{letters:?}");
+    for l in &letters {
+        assert_eq!(l["stage"], "future");
+        assert!(l["reason"].as_str().unwrap().contains("is past the future-skew limit"), "{l}");
+        assert!(ids[&(l["partition"].as_i64().unwrap(), l["offset"].as_i64().unwrap())].starts_with("forged-"));
+    }
+    let events = || ids.values().filter(|id| !id.starts_with("tick") && !id.starts_with("forged"));
+    assert_exactly_once(&ledger_ids(&[&out], &ids), events());
+    // The forged events pin nothing: everything before the ticks is covered by the checkpoint,
+    // so a restart re-reads only the ticks and writes nothing again.
+    let checkpoint: Value = serde_json::from_slice(&std::fs::read(out.join("_checkpoint.json")).unwrap()).unwrap();
+    let ticks: Vec<(i64, i64)> = ids.iter().filter(|(_, id)| id.starts_with("tick")).map(|(at, _)| *at).collect();
+    for (p, o) in &ticks {
+        assert_eq!(checkpoint["covered"][p.to_string()], *o, "{checkpoint}");
+    }
+    let before: Vec<_> = windows_written(&out);
+    let again = follow_with(&brokers, "future", &out, &stderr, &[]);
+    std::thread::sleep(Duration::from_secs(8));
+    interrupt(again);
+    assert_eq!(windows_written(&out), before);
+    assert_eq!(dead_letters(&out).len(), 2, "nothing re-read was dead-lettered again");
+    assert_exactly_once(&ledger_ids(&[&out], &ids), events());
+}
+
+#[test]
+#[ignore = "services: needs the nisshi Kafka broker (scripts/test.sh runs it)"]
+fn an_idle_partition_stops_holding_windows_after_the_idle_timeout() {
+    let broker = crate::support::Broker::start();
+    let brokers = broker.address.clone();
+    sg_kafka::create_topic(&sg_kafka::KafkaTopic { brokers: brokers.clone(), topic: "idle".into() }, &[], 2).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = events_with_ticks(dir.path(), 4000, 1);
+    let lines: Vec<String> = std::fs::read_to_string(&file).unwrap().lines().map(str::to_string).collect();
+    // Partition 1 gets the first 100 events (the first window) and then goes quiet; partition 0
+    // gets the rest of the forty seconds and a tick an hour later.
+    let send = |p: i32, payloads: &[String]| {
+        let producer: ThreadedProducer<DefaultProducerContext> =
+            ClientConfig::new().set("bootstrap.servers", &brokers).set("linger.ms", "5").create().unwrap();
+        for payload in payloads {
+            producer.send(BaseRecord::<str, str>::to("idle").payload(payload).partition(p)).unwrap();
+        }
+        producer.flush(Duration::from_secs(10)).unwrap();
+    };
+    send(1, &lines[..100]);
+    send(0, &lines[100..]);
+    let out = dir.path().join("out");
+    let stderr = dir.path().join("stderr");
+    let follower = follow_with(&brokers, "idle", &out, &stderr, &["--idle-timeout", "3s"]);
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(windows_written(&out).len() <= 1, "partition 1 still holds the watermark before its timeout");
+    wait_for("the four windows once partition 1 is quiet", 60, || windows_written(&out).len() == 4);
+    // Partition 1 delivers again: an event of a written window is late; one of a new window
+    // (the tick's hour) joins it, and partition 1 holds the watermark again.
+    let mut late: Value = serde_json::from_str(&lines[50]).unwrap();
+    late["event_id"] = "late-1".into();
+    let mut fresh: Value = serde_json::from_str(&lines[3999]).unwrap();
+    fresh["event_id"] = "fresh-1".into();
+    fresh["timestamp"] = (fresh["timestamp"].as_i64().unwrap() + 3_600_000).into();
+    send(1, &[late.to_string(), fresh.to_string()]);
+    wait_for("the late event's dead letter", 30, || !dead_letters(&out).is_empty());
+    interrupt(follower);
+    let letters = dead_letters(&out);
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    assert_eq!(letters[0]["stage"], "late");
+    let ids = topic_ids(&brokers, "idle", lines.len() + 2);
+    assert_eq!(ids[&(letters[0]["partition"].as_i64().unwrap(), letters[0]["offset"].as_i64().unwrap())], "late-1");
+    assert_exactly_once(&ledger_ids(&[&out], &ids), ids.values().filter(|id| !id.starts_with("tick") && *id != "late-1" && *id != "fresh-1"));
 }

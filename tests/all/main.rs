@@ -1,5 +1,6 @@
 //! End-to-end tests of `sg-host`, linked into one binary with a module per topic.
 
+mod chaos;
 mod containment;
 mod contracts;
 mod dedup;

@@ -332,3 +332,78 @@ pub fn produce_round_robin<'a>(brokers: &str, topic: &str, payloads: impl IntoIt
     }
     producer.flush(Duration::from_secs(10)).unwrap();
 }
+
+/// Every record of `topic` (`n` of them): (partition, offset) → its event id, or `bad:PAYLOAD`
+/// for a record that is not an event.
+pub fn topic_ids(brokers: &str, topic: &str, n: usize) -> BTreeMap<(i64, i64), String> {
+    use rdkafka::Message;
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", "id-reader")
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    consumer.subscribe(&[topic]).unwrap();
+    let mut out = BTreeMap::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while out.len() < n && std::time::Instant::now() < deadline {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
+            let payload = String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned();
+            let id = serde_json::from_str::<serde_json::Value>(&payload)
+                .ok()
+                .and_then(|v| v["event_id"].as_str().map(str::to_string))
+                .unwrap_or_else(|| format!("bad:{payload}"));
+            out.insert((m.partition() as i64, m.offset()), id);
+        }
+    }
+    assert_eq!(out.len(), n, "records on {topic}");
+    out
+}
+
+/// The event ids in the ledgers of every complete window of the stream outputs `outs`, one
+/// entry per ledger row (a record written twice is there twice), looked up in `ids`.
+pub fn ledger_ids(outs: &[&Path], ids: &BTreeMap<(i64, i64), String>) -> Vec<String> {
+    use arrow::array::{AsArray, Int32Array};
+    use arrow::datatypes::Int64Type;
+    let mut found = Vec::new();
+    for out in outs {
+        for (window, _) in written_windows(out) {
+            let file = std::fs::File::open(out.join(window).join("_ledger.parquet")).unwrap();
+            let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file).unwrap().build().unwrap();
+            for batch in reader {
+                let batch = batch.unwrap();
+                let partitions = batch.column(0).as_any().downcast_ref::<Int32Array>().unwrap();
+                let offsets = batch.column(1).as_primitive::<Int64Type>();
+                for i in 0..batch.num_rows() {
+                    found.push(ids[&(partitions.value(i) as i64, offsets.value(i))].clone());
+                }
+            }
+        }
+    }
+    found
+}
+
+/// Asserts that `found` holds every id of `expected` exactly once and nothing else — on sets,
+/// naming what was lost and what was written twice.
+#[track_caller]
+pub fn assert_exactly_once<'a>(found: &[String], expected: impl IntoIterator<Item = &'a String>) {
+    let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
+    for id in found {
+        *seen.entry(id).or_default() += 1;
+    }
+    let twice: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).map(|(id, _)| *id).collect();
+    let expected: std::collections::BTreeSet<&str> = expected.into_iter().map(String::as_str).collect();
+    let lost: Vec<_> = expected.iter().filter(|id| !seen.contains_key(**id)).collect();
+    let foreign: Vec<_> = seen.keys().filter(|id| !expected.contains(**id)).collect();
+    assert!(
+        twice.is_empty() && lost.is_empty() && foreign.is_empty(),
+        "{} written twice (e.g. {:?}), {} lost (e.g. {:?}), {} not expected (e.g. {:?})",
+        twice.len(),
+        &twice[..twice.len().min(3)],
+        lost.len(),
+        &lost[..lost.len().min(3)],
+        foreign.len(),
+        &foreign[..foreign.len().min(3)]
+    );
+}

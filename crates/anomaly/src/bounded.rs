@@ -181,7 +181,7 @@ impl Stage for Bounded<'_, '_> {
         self.bar.finish_and_clear();
         let (features, steps, job) = (&self.features, &mut self.steps, self.job);
         let taken = self.aggregation.take()?;
-        self.events -= rejects::batch_failures(cx.dead, &features.label(), &taken.failed, " (at take)")?;
+        self.events -= rejects::batch_failures(cx.dead, &features.label(), &taken.failed, " (at take)")?.len() as u64;
         let (events, table) = (self.events, taken.table);
         let dead_lettered = cx.dead.count();
         steps.note(&format!("{events} events, {dead_lettered} dead-lettered, {} users", table.rows));

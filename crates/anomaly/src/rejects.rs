@@ -5,6 +5,7 @@ use anyhow::Result;
 use sg_core::component::features::{BatchFailures, FailedEvent};
 use sg_model::events::EventBatch;
 use sg_metrics::METRICS;
+use sg_model::Position;
 use sg_pipeline::sink::{DeadLetter, DeadLetters, RefusedBy};
 
 /// Dead-letters the events of `batch` that `component` failed on, with their original messages
@@ -27,15 +28,15 @@ pub fn failed_events<'r>(
 /// Dead-letters events found failing after their batch was processed (at `take`, or when a
 /// window moved to another version): by input position, without the original message (the
 /// chunk is gone; the position says where to re-read it); `note` is added to each reason.
-/// Returns how many it wrote.
-pub fn batch_failures(dead: &mut DeadLetters, component: &str, failures: &BatchFailures, note: &str) -> Result<u64> {
-    let mut written = 0;
+/// Returns their positions.
+pub fn batch_failures(dead: &mut DeadLetters, component: &str, failures: &BatchFailures, note: &str) -> Result<Vec<Position>> {
+    let mut written = Vec::new();
     for (batch, failed) in failures {
-        written += failed.len() as u64;
         METRICS.dead(component, failed.len());
         for f in failed {
             let stage = RefusedBy::Component(component.to_string());
             dead.write(&DeadLetter::new(batch.positions[f.index], stage, format!("{}{note}", f.reason), b""))?;
+            written.push(batch.positions[f.index]);
         }
     }
     Ok(written)

@@ -12,7 +12,7 @@
 //! therefore re-reads exactly the events of windows not yet written; a window is never written
 //! twice, and events for a window already written are dead-lettered as late.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -32,7 +32,8 @@ use sg_core::detector::{DetectorChoice, ModelSource};
 use sg_model::events::{DecodedChunk, EventBatch};
 use sg_metrics::{METRICS, SourceLabels};
 use sg_core::runtime::{Limits, Runtime};
-use sg_pipeline::sink::{Checkpoint, DeadLetter, DeadLetters, RefusedBy, Replace, StagedDir};
+use sg_pipeline::sink::{Checkpoint, DeadLetter, DeadLetters, LEDGER_FILE, RefusedBy, Replace, StagedDir, write_ledger};
+use sg_model::Position;
 use sg_kafka::KafkaOptions;
 use sg_pipeline::source::{Framing, Input, Source};
 use crate::slots::AnomalySlots;
@@ -58,6 +59,8 @@ pub struct StreamJob {
     pub window_ms: i64,
     /// Lateness, future skew and idle timeout.
     pub time: EventTime,
+    /// Write each window's ledger: the positions of the events it aggregates.
+    pub ledger: bool,
     /// A micro-batch ends after this many records…
     pub batch_events: usize,
     /// …or after this long.
@@ -102,7 +105,7 @@ pub fn run(job: &StreamJob, stop: &AtomicBool) -> Result<StreamSummary> {
     let mut dead = driver::dead_letters(&job.out.join(DEAD_LETTER_FILE), true, &input, &name, job.dead_letter_topic.as_deref())?;
     let source = Source::open(&input, Framing::new(0, job.max_message_bytes))?;
     steps.step(&format!("Following {name} as group {} in windows of {} s", job.kafka.group, job.window_ms / 1000));
-    let windows = Windows::new(job.window_ms, job.time, Checkpoint::read(&job.out)?);
+    let windows = Windows::new(job.window_ms, job.time, Checkpoint::read(&job.out)?).keeping_ledger(job.ledger);
     let mut stage = Windowed { job, runtime: &runtime, name, windows, steps, summary: StreamSummary::default() };
     drive(source, &mut stage, &mut upgrades, &runtime, &mut dead, stop)?;
     let mut summary = stage.summary;
@@ -186,8 +189,15 @@ impl<'r> Stage for Windowed<'_, 'r> {
                 }
             };
             rejects::failed_events(cx.dead, &window.state.component().label(), &sub, &failed, |i| decoded.raw(&sub, i))?;
-            window.events += (sub.len() - failed.len()) as u64;
-            self.windows.hold(w, &sub.positions);
+            // Failed events are dead letters (durable before any commit): the window holds the rest.
+            let accepted: Vec<Position> = match failed.is_empty() {
+                true => sub.positions.clone(),
+                false => {
+                    let failed: HashSet<usize> = failed.iter().map(|f| f.index).collect();
+                    sub.positions.iter().enumerate().filter(|(i, _)| !failed.contains(i)).map(|(_, p)| *p).collect()
+                }
+            };
+            self.windows.hold(w, &accepted);
         }
         if self.windows.open_windows() == 0 {
             return Ok(Ack::Safe(self.windows.safe_offsets()));
@@ -235,7 +245,7 @@ impl<'r> Windowed<'_, 'r> {
             }
         };
         let label = window.state.component().label();
-        window.events -= rejects::batch_failures(cx.dead, &label, &taken.failed, " (at take)")?;
+        window.refused(&rejects::batch_failures(cx.dead, &label, &taken.failed, " (at take)")?);
         let table = taken.table;
         if table.rows == 0 {
             return Ok(());
@@ -249,6 +259,9 @@ impl<'r> Windowed<'_, 'r> {
         let (report, _, anomalies) = score_and_write(
             cx.runtime, &version, table, &settings, staged.path(), input, window.events, cx.dead.count(), &self.steps,
         )?;
+        if let Some(ledger) = &window.ledger {
+            write_ledger(&staged.path().join(LEDGER_FILE), ledger)?;
+        }
         staged.commit()?;
         self.steps.note(&format!("window {}: {} events, {} users, {anomalies} anomalous", iso_utc(w), window.events, report.total_users));
         self.summary.windows += 1;
@@ -293,7 +306,7 @@ fn move_window(w: i64, window: &mut OpenWindow<FeatureAggregation<'_>>, to: &Arc
         Carried::State { bytes } => format!("state carried, {bytes} bytes"),
         Carried::Replayed { events, failed } => {
             let note = format!(" (after the upgrade from {from} to {})", to.label());
-            window.events -= rejects::batch_failures(dead, &to.label(), failed, &note)?;
+            window.refused(&rejects::batch_failures(dead, &to.label(), failed, &note)?);
             format!("{events} events replayed")
         }
     };

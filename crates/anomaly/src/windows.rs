@@ -55,8 +55,8 @@ impl EventTime {
     }
 }
 
-/// An open window: the caller's state for it, its event count, and the smallest offset per
-/// partition of an event in it.
+/// An open window: the caller's state for it, its event count, the smallest offset per
+/// partition of an event in it, and (when the stream keeps one) its ledger.
 #[derive(Debug)]
 pub struct OpenWindow<W> {
     /// The caller's aggregation.
@@ -64,6 +64,27 @@ pub struct OpenWindow<W> {
     /// Events aggregated.
     pub events: u64,
     first: BTreeMap<i32, i64>,
+    /// The positions of the events aggregated, when the stream keeps a ledger.
+    pub ledger: Option<Vec<Position>>,
+}
+
+impl<W> OpenWindow<W> {
+    /// Events found failing after they were held (dead-lettered by the caller) leave the window.
+    pub fn refused(&mut self, positions: &[Position]) {
+        self.events -= positions.len() as u64;
+        if let Some(ledger) = &mut self.ledger {
+            let gone: std::collections::HashSet<(i32, i64, u64)> = positions.iter().map(key).collect();
+            ledger.retain(|p| !gone.contains(&key(p)));
+        }
+    }
+}
+
+/// A position as a hashable key.
+fn key(p: &Position) -> (i32, i64, u64) {
+    match *p {
+        Position::Kafka { partition, offset } => (partition, offset, 0),
+        Position::Line(l) => (-1, -1, l),
+    }
 }
 
 /// The open windows of a stream and what is safe to commit.
@@ -79,6 +100,7 @@ pub struct Windows<W> {
     newest: BTreeMap<i32, i64>,
     /// Per partition, when (wall clock, ms) it last delivered a record, or was first assigned.
     heard: BTreeMap<i32, i64>,
+    ledger: bool,
 }
 
 impl<W> Windows<W> {
@@ -86,7 +108,13 @@ impl<W> Windows<W> {
     pub fn new(length_ms: i64, time: EventTime, checkpoint: Checkpoint) -> Windows<W> {
         assert!(length_ms > 0, "a window has a positive length");
         let (open, next, newest, heard) = Default::default();
-        Windows { length_ms, time, checkpoint, open, next, newest, heard }
+        Windows { length_ms, time, checkpoint, open, next, newest, heard, ledger: false }
+    }
+
+    /// Windows that keep the positions of their events (`OpenWindow::ledger`) when `ledger`.
+    pub fn keeping_ledger(mut self, ledger: bool) -> Windows<W> {
+        self.ledger = ledger;
+        self
     }
 
     /// The bounds of the window starting at `start`.
@@ -133,13 +161,18 @@ impl<W> Windows<W> {
         let bounds = self.bounds(start);
         Ok(match self.open.entry(start) {
             Entry::Occupied(e) => e.into_mut(),
-            Entry::Vacant(e) => e.insert(OpenWindow { state: open(bounds)?, events: 0, first: BTreeMap::new() }),
+            Entry::Vacant(e) => e.insert(OpenWindow { state: open(bounds)?, events: 0, first: BTreeMap::new(), ledger: self.ledger.then(Vec::new) }),
         })
     }
 
-    /// Notes that the events at `positions` are in the window starting at `start`.
+    /// Notes that the events at `positions` are in the window starting at `start` (counted,
+    /// held back from commits, and in its ledger).
     pub fn hold(&mut self, start: i64, positions: &[Position]) {
         let Some(w) = self.open.get_mut(&start) else { return };
+        w.events += positions.len() as u64;
+        if let Some(ledger) = &mut w.ledger {
+            ledger.extend_from_slice(positions);
+        }
         for p in positions {
             if let Position::Kafka { partition, offset } = *p {
                 let first = w.first.entry(partition).or_insert(offset);
@@ -236,7 +269,7 @@ mod tests {
     fn feed(w: &mut Windows<()>, partition: i32, offset: i64, ts: i64) -> Route {
         let route = w.route(at(partition, offset), ts, NOW);
         if let Route::Open(start) = route {
-            w.window::<()>(start, |_| Ok(())).unwrap().events += 1;
+            w.window::<()>(start, |_| Ok(())).unwrap();
             w.hold(start, &[at(partition, offset)]);
         }
         w.read(BTreeMap::from([(partition, offset + 1)]), NOW);

@@ -76,7 +76,10 @@ impl KafkaSource {
             .set("group.id", &options.group)
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
-            .set("enable.partition.eof", "false")
+            // The end of a partition is reported: a span can end in offsets no record is
+            // delivered for (a transaction's control marker, aborted records), which would
+            // otherwise be waited for forever.
+            .set("enable.partition.eof", "true")
             .create()
             .with_context(|| format!("creating a Kafka consumer for {}", options.topic.url()))?;
         let metadata = consumer
@@ -167,7 +170,16 @@ impl KafkaSource {
                 }
                 break;
             };
-            let message = message.context("reading from Kafka")?;
+            let message = match message {
+                Err(rdkafka::error::KafkaError::PartitionEOF(p)) => {
+                    // Every offset below the high watermark was delivered or is not a record.
+                    if self.next.remove(&p).is_some() {
+                        self.pause(p)?;
+                    }
+                    continue;
+                }
+                other => other.context("reading from Kafka")?,
+            };
             let (p, offset) = (message.partition(), message.offset());
             let Some(&expected) = self.next.get(&p) else { continue };
             let end = self.spans[&p].end;
@@ -177,14 +189,19 @@ impl KafkaSource {
             chunk.push(message.payload().unwrap_or_default(), Position::Kafka { partition: p, offset });
             if offset + 1 >= end {
                 self.next.remove(&p);
-                let mut done = TopicPartitionList::new();
-                done.add_partition(&self.options.topic.topic, p);
-                self.consumer.pause(&done).context("pausing a finished partition")?;
+                self.pause(p)?;
             } else {
                 self.next.insert(p, offset + 1);
             }
         }
         Ok(Some(chunk))
+    }
+
+    /// Stops fetching partition `p` (its span is read).
+    fn pause(&self, p: i32) -> Result<()> {
+        let mut done = TopicPartitionList::new();
+        done.add_partition(&self.options.topic.topic, p);
+        self.consumer.pause(&done).context("pausing a finished partition")
     }
 
     /// What commits this read's offsets.

@@ -217,6 +217,10 @@ struct KafkaArgs {
     /// (Flink's `withIdleness`), until it delivers again; `0s` never.
     #[arg(long, default_value = "5min", value_parser = parse_duration)]
     idle_timeout: Duration,
+    /// Write each window's ledger (`window=…/_ledger.parquet`: partition and offset of every
+    /// event it aggregates), for audits and exactly-once checks.
+    #[arg(long, requires = "follow")]
+    ledger: bool,
     /// A micro-batch ends after this many records…
     #[arg(long, default_value_t = 8192)]
     batch_events: usize,
@@ -375,6 +379,7 @@ fn follow(args: RunArgs, kafka: KafkaOptions, dead_letter_topic: Option<String>,
             max_future_skew_ms: args.kafka.max_future_skew.as_millis() as i64,
             idle_timeout_ms: Some(args.kafka.idle_timeout.as_millis() as i64).filter(|&ms| ms > 0),
         },
+        ledger: args.kafka.ledger,
         batch_events: args.kafka.batch_events,
         batch_wait: args.kafka.batch_wait,
         max_message_bytes: args.max_message_bytes,

@@ -12,7 +12,7 @@ mod staging;
 
 pub use checkpoint::Checkpoint;
 pub use dead_letter::{DeadLetter, DeadLetterFile, DeadLetterTopic, DeadLetters, RefusedBy};
-pub use parquet::{write_partitioned, write_table};
+pub use parquet::{LEDGER_FILE, write_ledger, write_partitioned, write_table};
 pub use report::{AnomalyReport, TopAnomaly};
 pub use scored::ScoredTable;
 pub use staging::{Replace, SUCCESS_FILE, StagedDir};

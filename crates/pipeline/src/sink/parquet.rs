@@ -5,13 +5,15 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
-use arrow::array::{ArrayRef, BooleanArray, Float64Array, Int64Array, RecordBatch, StringArray, TimestampMillisecondArray};
+use arrow::array::{ArrayRef, BooleanArray, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray, TimestampMillisecondArray};
 use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
 use sg_features_core::columns::{ColumnData, ColumnRole, ColumnType, OwnedDict};
+
+use sg_model::Position;
 
 use super::ScoredTable;
 
@@ -76,6 +78,29 @@ pub fn write_table(path: &Path, batch: &RecordBatch, metadata: &[(String, String
     writer.write(batch)?;
     writer.close()?;
     Ok(())
+}
+
+/// The ledger of an output directory: which input records it aggregates (dataset readers skip
+/// `_` files, so it is not part of the scored table).
+pub const LEDGER_FILE: &str = "_ledger.parquet";
+
+/// Writes a ledger: one row per event, `partition` (int32, null for files) and `offset` (int64:
+/// the Kafka offset, or the 1-based line of a file), in input order per partition.
+pub fn write_ledger(path: &Path, positions: &[Position]) -> Result<()> {
+    let mut sorted: Vec<(Option<i32>, i64)> = positions
+        .iter()
+        .map(|p| match *p {
+            Position::Kafka { partition, offset } => (Some(partition), offset),
+            Position::Line(l) => (None, l as i64),
+        })
+        .collect();
+    sorted.sort_unstable();
+    let schema = Arc::new(Schema::new(vec![Field::new("partition", DataType::Int32, true), Field::new("offset", DataType::Int64, false)]));
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(Int32Array::from(sorted.iter().map(|r| r.0).collect::<Vec<_>>())),
+        Arc::new(Int64Array::from(sorted.iter().map(|r| r.1).collect::<Vec<_>>())),
+    ];
+    write_table(path, &RecordBatch::try_new(schema, columns)?, &[])
 }
 
 /// Writes `dir/is_anomaly=0/` and `dir/is_anomaly=1/` (each one file, possibly zero rows).

@@ -1,11 +1,12 @@
 //! The dead-letter file: one JSON object per line.
 
 use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::collections::HashSet;
+use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use sg_model::DeadLetter;
 use sg_model::Position;
@@ -42,17 +43,25 @@ pub struct DeadLetterFile {
     source: String,
     out: BufWriter<File>,
     count: u64,
+    /// Kafka records already in the file (appending after a restart): a record re-read because
+    /// its offset was not committed before a crash is not written twice.
+    written: HashSet<(i32, i64)>,
 }
 
 impl DeadLetterFile {
     /// Creates `path`; `source` names the input in every record.
     pub fn create(path: &Path, source: &str) -> Result<Self> {
         let file = File::create(path).with_context(|| format!("creating {}", path.display()))?;
-        Ok(DeadLetterFile { path: path.to_path_buf(), source: source.into(), out: BufWriter::new(file), count: 0 })
+        Ok(DeadLetterFile { path: path.to_path_buf(), source: source.into(), out: BufWriter::new(file), count: 0, written: HashSet::new() })
     }
 
-    /// Appends one dead letter.
+    /// Appends one dead letter (a Kafka record the file already holds is skipped).
     pub fn write(&mut self, letter: &DeadLetter) -> Result<()> {
+        if let Position::Kafka { partition, offset } = letter.position
+            && !self.written.insert((partition, offset))
+        {
+            return Ok(());
+        }
         let stage = letter.stage.name();
         let text = std::str::from_utf8(&letter.raw).ok();
         let (line, partition, offset) = match letter.position {
@@ -77,14 +86,33 @@ impl DeadLetterFile {
         Ok(())
     }
 
-    /// Opens `path` for appending (created if missing); `source` names the input.
+    /// Opens `path` for appending (created if missing); `source` names the input. A last line
+    /// torn by a crash is cut off, and the Kafka records already in the file are remembered so
+    /// that re-reading them after the crash does not dead-letter them twice.
     pub fn append(path: &Path, source: &str) -> Result<Self> {
-        let file = std::fs::OpenOptions::new()
+        let mut file = std::fs::OpenOptions::new()
             .create(true)
+            .read(true)
             .append(true)
             .open(path)
             .with_context(|| format!("opening {}", path.display()))?;
-        Ok(DeadLetterFile { path: path.to_path_buf(), source: source.into(), out: BufWriter::new(file), count: 0 })
+        let mut text = Vec::new();
+        file.read_to_end(&mut text).with_context(|| format!("reading {}", path.display()))?;
+        let whole = memchr::memrchr(b'\n', &text).map_or(0, |k| k + 1);
+        if whole < text.len() {
+            file.set_len(whole as u64).with_context(|| format!("cutting the torn last line of {}", path.display()))?;
+        }
+        #[derive(Deserialize)]
+        struct At {
+            partition: Option<i32>,
+            offset: Option<i64>,
+        }
+        let written = text[..whole]
+            .split(|&b| b == b'\n')
+            .filter_map(|line| serde_json::from_slice::<At>(line).ok())
+            .filter_map(|at| Some((at.partition?, at.offset?)))
+            .collect();
+        Ok(DeadLetterFile { path: path.to_path_buf(), source: source.into(), out: BufWriter::new(file), count: 0, written })
     }
 
     /// Flushes and fsyncs what was written so far.
@@ -104,5 +132,41 @@ impl DeadLetterFile {
         let file = self.out.into_inner().map_err(|e| e.into_error())?;
         file.sync_all()?;
         Ok((self.path, self.count))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sg_model::RefusedBy;
+
+    fn letter(offset: i64) -> DeadLetter {
+        DeadLetter::new(Position::Kafka { partition: 1, offset }, RefusedBy::Decode, "bad", b"x")
+    }
+
+    #[test]
+    fn appending_after_a_crash_cuts_the_torn_line_and_writes_no_record_twice() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("dead.jsonl");
+        let mut f = DeadLetterFile::create(&path, "t").unwrap();
+        f.write(&letter(3)).unwrap();
+        f.write(&letter(5)).unwrap();
+        f.sync().unwrap();
+        drop(f);
+        let mut torn = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
+        torn.write_all(br#"{"source":"t","partition":1,"off"#).unwrap();
+        drop(torn);
+        let mut f = DeadLetterFile::append(&path, "t").unwrap();
+        for offset in [3, 5, 7, 7] {
+            f.write(&letter(offset)).unwrap();
+        }
+        f.sync().unwrap();
+        assert_eq!(f.count(), 1, "only offset 7 is new");
+        let offsets: Vec<i64> = std::fs::read_to_string(&path)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["offset"].as_i64().unwrap())
+            .collect();
+        assert_eq!(offsets, vec![3, 5, 7]);
     }
 }
