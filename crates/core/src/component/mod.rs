@@ -12,10 +12,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow, bail};
 use sha2::{Digest, Sha256};
-use wasmtime::component::Component;
+use wasmtime::component::{Component, Linker};
 
 use crate::bundled;
-use crate::runtime::{CodeLayout, HOST_TARGET, Runtime};
+use crate::runtime::{CodeLayout, HOST_TARGET, Runtime, Sandbox};
 
 /// Where a component comes from: built into `sg-host`, or a file.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -135,6 +135,25 @@ impl LoadedComponent {
         let ty = component.component_type();
         let exports = ty.exports(runtime.engine()).filter_map(|(name, _)| Contract::from_export(name)).collect();
         Ok(LoadedComponent { component, origin, digest, exports })
+    }
+
+    /// Binds the component to the major of `package` it exports (one of `accepted`): `bind` gets
+    /// the major and a linker that adds WASI granting nothing, and returns that major's binding
+    /// (a `…Pre`); a component that names the contract but does not match it is refused with
+    /// both sides named. The one loading path of every component kind.
+    pub fn bind<B>(
+        &self,
+        runtime: &Runtime,
+        package: &str,
+        accepted: &[u64],
+        bind: impl FnOnce(u64, &Linker<Sandbox>, &Component) -> Result<B>,
+    ) -> Result<(Contract, B)> {
+        let contract = self.contract(package, accepted)?;
+        let mut linker = Linker::new(runtime.engine());
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+        let binding = bind(contract.version.major, &linker, &self.component)
+            .map_err(|e| anyhow!("{} exports {contract} but does not match it: {e:#}", self.origin))?;
+        Ok((contract, binding))
     }
 
     /// The version of `package` this component exports, refusing anything else with a message

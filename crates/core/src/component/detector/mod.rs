@@ -5,7 +5,6 @@ mod v1;
 use std::sync::Mutex;
 
 use anyhow::{Result, anyhow, bail};
-use wasmtime::component::Linker;
 
 use super::contain::{self, Budget, GiveUp, bisect};
 use super::{ComponentSource, Contract, LoadedComponent};
@@ -39,12 +38,7 @@ impl DetectorComponent {
     /// Loads and checks the contract.
     pub fn load(runtime: &Runtime, source: &ComponentSource) -> Result<DetectorComponent> {
         let loaded = LoadedComponent::load(runtime, source)?;
-        let contract = loaded.contract(PACKAGE, ACCEPTED_MAJORS)?;
-        let mut linker = Linker::new(runtime.engine());
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
-        let binding = Binding::V1(v1::Pre::new(&linker, &loaded.component).map_err(|e| {
-            anyhow!("{} exports {contract} but does not match it: {e:#}", loaded.origin)
-        })?);
+        let (contract, binding) = loaded.bind(runtime, PACKAGE, ACCEPTED_MAJORS, |_, linker, c| Ok(Binding::V1(v1::Pre::new(linker, c)?)))?;
         Ok(DetectorComponent { loaded, contract, binding, give_up: Mutex::new(GiveUp::default()) })
     }
 

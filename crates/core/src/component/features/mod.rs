@@ -63,7 +63,6 @@ use std::sync::Arc;
 use anyhow::{Result, bail};
 use sg_features_core::columns::{ColumnData, ColumnRole, ColumnType, FeatureTable};
 use wasmtime::Store;
-use wasmtime::component::Linker;
 
 use super::{ComponentSource, Contract, LoadedComponent, call_error};
 use sg_model::events::EventBatch;
@@ -242,18 +241,13 @@ impl FeatureComponent {
     /// Shared (`Arc`): open aggregations keep their version alive across a swap.
     pub fn load(runtime: &Runtime, source: &ComponentSource) -> Result<Arc<FeatureComponent>> {
         let loaded = LoadedComponent::load(runtime, source)?;
-        let contract = loaded.contract(PACKAGE, ACCEPTED_MAJORS)?;
-        let mut linker = Linker::new(runtime.engine());
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
-        let binding = match contract.version.major {
-            v1::MAJOR => Binding::V1(v1::Pre::new(&linker, &loaded.component).map_err(|e| {
-                anyhow::anyhow!("{} exports {contract} but does not match it: {e:#}", loaded.origin)
-            })?),
-            v2::MAJOR => Binding::V2(v2::Pre::new(&linker, &loaded.component).map_err(|e| {
-                anyhow::anyhow!("{} exports {contract} but does not match it: {e:#}", loaded.origin)
-            })?),
-            other => unreachable!("major {other} passed the contract check"),
-        };
+        let (contract, binding) = loaded.bind(runtime, PACKAGE, ACCEPTED_MAJORS, |major, linker, c| {
+            Ok(match major {
+                v1::MAJOR => Binding::V1(v1::Pre::new(linker, c)?),
+                v2::MAJOR => Binding::V2(v2::Pre::new(linker, c)?),
+                other => unreachable!("major {other} passed the contract check"),
+            })
+        })?;
         let mut store = runtime.store();
         let descriptor = match &binding {
             Binding::V1(pre) => pre.describe(&mut store),

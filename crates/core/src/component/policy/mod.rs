@@ -6,7 +6,6 @@ mod v1;
 use anyhow::{Result, anyhow, bail};
 use sg_dedup_core::{Decisions, LogBatch, TextColumn, TextColumnBuf};
 use wasmtime::Store;
-use wasmtime::component::Linker;
 
 use super::contain::{Budget, GiveUp, bisect};
 use super::{ComponentSource, Contract, LoadedComponent, call_error};
@@ -65,12 +64,7 @@ impl PolicyComponent {
     /// Loads, checks the contract and reads the self-description.
     pub fn load(runtime: &Runtime, source: &ComponentSource) -> Result<PolicyComponent> {
         let loaded = LoadedComponent::load(runtime, source)?;
-        let contract = loaded.contract(PACKAGE, ACCEPTED_MAJORS)?;
-        let mut linker = Linker::new(runtime.engine());
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
-        let binding = Binding::V1(v1::Pre::new(&linker, &loaded.component).map_err(|e| {
-            anyhow!("{} exports {contract} but does not match it: {e:#}", loaded.origin)
-        })?);
+        let (contract, binding) = loaded.bind(runtime, PACKAGE, ACCEPTED_MAJORS, |_, linker, c| Ok(Binding::V1(v1::Pre::new(linker, c)?)))?;
         let (mut store, live) = instantiate(&binding, &loaded.origin, runtime)?;
         let Live::V1(instance) = &live;
         let descriptor = instance
