@@ -565,3 +565,32 @@ fn an_idle_partition_stops_holding_windows_after_the_idle_timeout() {
     assert_eq!(ids[&(letters[0]["partition"].as_i64().unwrap(), letters[0]["offset"].as_i64().unwrap())], "late-1");
     assert_exactly_once(&ledger_ids(&[&out], &ids), ids.values().filter(|id| !id.starts_with("tick") && *id != "late-1" && *id != "fresh-1"));
 }
+
+#[test]
+fn at_the_open_window_limit_the_oldest_window_is_written_early_and_the_stream_goes_on() {
+    let (_cluster, brokers) = mock_cluster("crowded", 2);
+    let dir = tempfile::tempdir().unwrap();
+    // Six 10-second windows that a lateness of an hour keeps open; ticks three hours later
+    // close what is left. With room for three, the oldest is written early as the fourth opens.
+    let file = dir.path().join("e.jsonl");
+    assert!(sg_host().args(["gen-events", "6000", "--out"]).arg(&file).output().unwrap().status.success());
+    let mut text = std::fs::read_to_string(&file).unwrap();
+    let mut tick: Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    tick["timestamp"] = (tick["timestamp"].as_i64().unwrap() + 3 * 3_600_000).into();
+    for i in 0..2 {
+        tick["event_id"] = format!("tick-{i}").into();
+        text.push_str(&format!("{tick}\n"));
+    }
+    std::fs::write(&file, text).unwrap();
+    fill_round_robin(&brokers, "crowded", &file, 2);
+    let out = dir.path().join("out");
+    let stderr = dir.path().join("stderr");
+    let follower = follow_with(&brokers, "crowded", &out, &stderr, &["--lateness", "1h", "--max-open-windows", "3"]);
+    wait_for("six windows", 60, || windows_written(&out).len() == 6);
+    interrupt(follower);
+    let log = std::fs::read_to_string(&stderr).unwrap();
+    assert_eq!(log.matches("(the limit): writing window").count(), 3, "{log}");
+    let ids = topic_ids(&brokers, "crowded", 6002);
+    assert_exactly_once(&ledger_ids(&[&out], &ids), events_only(&ids));
+    assert!(dead_letters(&out).is_empty());
+}

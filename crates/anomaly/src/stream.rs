@@ -22,7 +22,7 @@ use anyhow::{Context as _, Result};
 
 use crate::bounded::{DEAD_LETTER_FILE, DetectorSettings, score_and_write};
 use sg_pipeline::driver::{self, Ack, Context, Stage, drive};
-use crate::windows::{EventTime, OpenWindow, Route, Windows};
+use crate::windows::{EventTime, OpenWindow, Room, Route, Windows};
 use crate::{EventDecoder, rejects};
 use sg_pipeline::steps::Steps;
 use sg_pipeline::admin::AdminSettings;
@@ -61,6 +61,9 @@ pub struct StreamJob {
     pub time: EventTime,
     /// Write each window's ledger: the positions of the events it aggregates.
     pub ledger: bool,
+    /// Most windows open at once (each holds a component instance); past it the oldest is
+    /// written early.
+    pub max_open_windows: usize,
     /// A micro-batch ends after this many records…
     pub batch_events: usize,
     /// …or after this long.
@@ -90,6 +93,14 @@ pub struct StreamSummary {
 
 /// Runs until `stop` is set: finishes the micro-batch in hand, commits what is safe, returns.
 pub fn run(job: &StreamJob, stop: &AtomicBool) -> Result<StreamSummary> {
+    let spare = job.limits.max_instances as usize - job.max_open_windows.min(job.limits.max_instances as usize);
+    if job.max_open_windows == 0 || spare < 16 {
+        anyhow::bail!(
+            "--max-open-windows {} leaves {spare} of the pool's {} instances for upgrades and bisection (at least 16 are needed)",
+            job.max_open_windows,
+            job.limits.max_instances
+        );
+    }
     let mut steps = Steps::new(2, job.quiet);
     let runtime = Arc::new(Runtime::new(job.limits)?);
     steps.step(&format!("Loading features component {}", job.component.origin()));
@@ -173,7 +184,25 @@ impl<'r> Stage for Windowed<'_, 'r> {
                 Route::Open(w) => by_window.entry(w).or_default().push(i),
             }
         }
+        let mut commit = None;
         for (w, rows) in by_window {
+            // Each open window holds a component instance: at the limit the oldest is written
+            // early (its later events are late), or a window older than all is refused.
+            match self.windows.room(w, self.job.max_open_windows) {
+                Room::Fits => {}
+                Room::CloseOldest(oldest) => {
+                    eprintln!("sg-host: {} windows open (the limit): writing window {} early", self.windows.open_windows(), iso_utc(oldest));
+                    METRICS.windows_closed_early.inc();
+                    commit = Some(self.close(oldest, cx)?);
+                }
+                Room::Refuse => {
+                    let reason = format!("{} windows are open (the limit) and window {} is older than each", self.windows.open_windows(), iso_utc(w));
+                    for &i in &rows {
+                        cx.dead.write(&DeadLetter::new(batch.positions[i], RefusedBy::Late, reason.clone(), decoded.raw(&batch, i)))?;
+                    }
+                    continue;
+                }
+            }
             let window = self.windows.window(w, |bounds| features.windowed_aggregation(runtime, bounds))?;
             if !Arc::ptr_eq(window.state.component(), &features) {
                 move_window(w, window, &features, cx.dead)?;
@@ -199,21 +228,13 @@ impl<'r> Stage for Windowed<'_, 'r> {
             };
             self.windows.hold(w, &accepted);
         }
-        if self.windows.open_windows() == 0 {
-            return Ok(Ack::Safe(self.windows.safe_offsets()));
-        }
         // Close every window the watermark has passed, oldest first.
-        let assigned = cx.assignment.assigned()?;
-        let watermark = self.windows.watermark(&assigned, |p| cx.assignment.is_idle(p), now);
-        let mut commit = None;
-        for w in self.windows.closing(watermark) {
-            let mut window = self.windows.remove(w).expect("listed as closing");
-            self.write_window(w, &mut window, cx)?;
-            // Dead letters durable, then the checkpoint, then (by the driver) the offsets.
-            cx.dead.sync()?;
-            let (checkpoint, safe) = self.windows.written(w);
-            checkpoint.write(&self.job.out)?;
-            commit = Some(safe);
+        if self.windows.open_windows() > 0 {
+            let assigned = cx.assignment.assigned()?;
+            let watermark = self.windows.watermark(&assigned, |p| cx.assignment.is_idle(p), now);
+            for w in self.windows.closing(watermark) {
+                commit = Some(self.close(w, cx)?);
+            }
         }
         Ok(match commit {
             Some(safe) => Ack::Commit(safe),
@@ -233,6 +254,17 @@ impl<'r> Stage for Windowed<'_, 'r> {
 }
 
 impl<'r> Windowed<'_, 'r> {
+    /// Writes the open window starting at `w` and saves the checkpoint; returns the offsets that
+    /// are then safe (dead letters durable, then the checkpoint, then — by the driver — offsets).
+    fn close(&mut self, w: i64, cx: &mut Context<'_, AnomalySlots>) -> Result<BTreeMap<i32, i64>> {
+        let mut window = self.windows.remove(w).expect("an open window");
+        self.write_window(w, &mut window, cx)?;
+        cx.dead.sync()?;
+        let (checkpoint, safe) = self.windows.written(w);
+        checkpoint.write(&self.job.out)?;
+        Ok(safe)
+    }
+
     /// Takes a closed window's table and writes it as `OUT/window=START/`.
     fn write_window(&mut self, w: i64, window: &mut OpenWindow<FeatureAggregation<'r>>, cx: &mut Context<'_, AnomalySlots>) -> Result<()> {
         let taken = match window.state.take() {

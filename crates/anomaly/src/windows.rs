@@ -37,6 +37,17 @@ pub enum Route {
     Future(i64),
 }
 
+/// Whether a window may open beside those open already (each holds a component instance).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Room {
+    /// It is open already, or there is room.
+    Fits,
+    /// The oldest open window, starting here, must be written first (early).
+    CloseOldest(i64),
+    /// At the limit, and older than every open window: its events are refused.
+    Refuse,
+}
+
 /// How event time is judged against the wall clock.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct EventTime {
@@ -178,6 +189,17 @@ impl<W> Windows<W> {
                 let first = w.first.entry(partition).or_insert(offset);
                 *first = (*first).min(offset);
             }
+        }
+    }
+
+    /// Whether the window starting at `start` can be open with at most `max` open at once.
+    pub fn room(&self, start: i64, max: usize) -> Room {
+        if self.open.contains_key(&start) || self.open.len() < max.max(1) {
+            return Room::Fits;
+        }
+        match self.open.keys().next() {
+            Some(&oldest) if oldest < start => Room::CloseOldest(oldest),
+            _ => Room::Refuse,
         }
     }
 
@@ -439,5 +461,21 @@ mod tests {
         assert_eq!(w.watermark(&[0, 1], none_idle, NOW), i64::MIN);
         assert_eq!(w.watermark(&[0, 1], none_idle, NOW + 30_000), i64::MIN);
         assert_eq!(w.watermark(&[0, 1], none_idle, NOW + 60_000), 2 * H);
+    }
+
+    #[test]
+    fn at_the_open_window_limit_the_oldest_is_written_early_or_an_older_one_refused() {
+        let mut w = Windows::<()>::new(H, EventTime::with_lateness(100 * H), Checkpoint::default());
+        for (i, ts) in [5 * H, 3 * H, 4 * H].into_iter().enumerate() {
+            assert_eq!(w.room(ts, 3), Room::Fits);
+            feed(&mut w, 0, i as i64, ts);
+        }
+        assert_eq!(w.room(4 * H, 3), Room::Fits, "open already");
+        assert_eq!(w.room(6 * H, 3), Room::CloseOldest(3 * H));
+        assert_eq!(w.room(2 * H, 3), Room::Refuse, "older than every open window");
+        w.remove(3 * H).unwrap();
+        w.written(3 * H);
+        assert_eq!(w.room(6 * H, 3), Room::Fits);
+        assert_eq!(w.route(at(0, 9), 3 * H + 1, NOW), Route::Late(3 * H), "written early: its later events are late");
     }
 }

@@ -64,6 +64,8 @@ pub struct Metrics {
     pub commits: Family<SourceLabels, Counter>,
     /// Records behind the high watermark.
     pub lag: Family<PartitionLabels, Gauge>,
+    /// Windows written before the watermark passed them (too many open).
+    pub windows_closed_early: Counter,
     /// The process's peak resident memory, bytes (set when rendered).
     pub peak_rss: Gauge,
 }
@@ -87,6 +89,7 @@ impl Metrics {
             batches: Family::default(),
             commits: Family::default(),
             lag: Family::default(),
+            windows_closed_early: Counter::default(),
             peak_rss: Gauge::default(),
         };
         m.registry.register("component_calls", "Calls into a component version", m.calls.clone());
@@ -101,6 +104,7 @@ impl Metrics {
         m.registry.register("source_batches", "Micro-batches read from a source", m.batches.clone());
         m.registry.register("source_commits", "Offset commits to a source", m.commits.clone());
         m.registry.register("source_lag", "Records of a partition behind its high watermark, from the group's committed offset (what a restart would re-read)", m.lag.clone());
+        m.registry.register("stream_windows_closed_early", "Windows written before the watermark passed them, because too many were open", m.windows_closed_early.clone());
         m.registry.register("process_peak_resident_bytes", "Peak resident memory of the process (VmHWM)", m.peak_rss.clone());
         m
     }

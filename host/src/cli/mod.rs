@@ -221,6 +221,11 @@ struct KafkaArgs {
     /// event it aggregates), for audits and exactly-once checks.
     #[arg(long, requires = "follow")]
     ledger: bool,
+    /// Most event-time windows open at once (each holds one of the pool's 64 component
+    /// instances; 16 stay for upgrades and bisection); past it the oldest is written early and
+    /// its later events are late.
+    #[arg(long, default_value_t = 48)]
+    max_open_windows: usize,
     /// A micro-batch ends after this many records…
     #[arg(long, default_value_t = 8192)]
     batch_events: usize,
@@ -380,6 +385,7 @@ fn follow(args: RunArgs, kafka: KafkaOptions, dead_letter_topic: Option<String>,
             idle_timeout_ms: Some(args.kafka.idle_timeout.as_millis() as i64).filter(|&ms| ms > 0),
         },
         ledger: args.kafka.ledger,
+        max_open_windows: args.kafka.max_open_windows,
         batch_events: args.kafka.batch_events,
         batch_wait: args.kafka.batch_wait,
         max_message_bytes: args.max_message_bytes,
