@@ -3,6 +3,7 @@
 //! every record of the topic is in exactly one written window (its ledger) or exactly one dead
 //! letter.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
@@ -80,6 +81,11 @@ fn a_stream_killed_twenty_times_writes_every_record_exactly_once() {
         println!("kill {kill}: SIGKILL {delay} ms after the run's first window ({:.1} s after start; {} windows written)", started.elapsed().as_secs_f64(), windows(&out));
         let _ = child.kill();
         child.wait().unwrap();
+        // The group drops the killed member when its session times out (6 s); a member started
+        // before that is given only some partitions, closes windows on those alone, and the
+        // others' events for those windows are then late (at least once, not lost — see
+        // docs/kafka-and-streams.md).
+        std::thread::sleep(Duration::from_secs(7));
     }
     let mut last = follower(&broker.address, &out, &log);
     wait_for("all sixty windows", 180, || windows(&out) >= 60);
@@ -104,5 +110,9 @@ fn a_stream_killed_twenty_times_writes_every_record_exactly_once() {
         dead += 1;
     }
     assert_exactly_once(&found, topic_records.values().filter(|id| !id.starts_with("tick-")));
-    assert_eq!(dead, 40, "the malformed records, each once");
+    let stages: BTreeMap<String, usize> = std::fs::read_to_string(out.join("_dead_letters.jsonl")).unwrap().lines().fold(BTreeMap::new(), |mut m, l| {
+        *m.entry(serde_json::from_str::<Value>(l).unwrap()["stage"].as_str().unwrap().to_string()).or_default() += 1;
+        m
+    });
+    assert_eq!(dead, 40, "the malformed records, each once: {stages:?}");
 }
