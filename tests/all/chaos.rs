@@ -73,7 +73,7 @@ fn a_stream_killed_twenty_times_writes_every_record_exactly_once() {
         // waiting for one), a random 0–400 ms later.
         let before = windows(&out);
         let started = Instant::now();
-        while windows(&out) == before && started.elapsed() < Duration::from_secs(30) && child.try_wait().unwrap().is_none() {
+        while windows(&out) == before && started.elapsed() < Duration::from_secs(15) && child.try_wait().unwrap().is_none() {
             std::thread::sleep(Duration::from_millis(20));
         }
         let delay = rng.random_range(0..400u64);
@@ -114,5 +114,11 @@ fn a_stream_killed_twenty_times_writes_every_record_exactly_once() {
         *m.entry(serde_json::from_str::<Value>(l).unwrap()["stage"].as_str().unwrap().to_string()).or_default() += 1;
         m
     });
-    assert_eq!(dead, 40, "the malformed records, each once: {stages:?}");
+    // The malformed records are each dead-lettered once. Events the nisshi group handed to a
+    // restarted member after it had closed windows on the partitions it held first are `late`
+    // (once each: in the sets above); see docs/kafka-and-streams.md on restarts within the
+    // session timeout.
+    assert_eq!(stages.get("decode"), Some(&40), "the malformed records, each once: {stages:?}");
+    assert!(stages.keys().all(|s| s == "decode" || s == "late"), "{stages:?}");
+    println!("dead letters by stage: {stages:?} ({dead} in all)");
 }

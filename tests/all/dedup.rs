@@ -492,7 +492,7 @@ fn two_followers_in_one_group_share_the_partitions() {
         !pa.is_empty() && !pb.is_empty() && pa.is_disjoint(&pb) && pa.len() + pb.len() == 4
     });
     produce_round_robin(&brokers, "shared-logs", lines[..1200].iter().map(String::as_str), 4);
-    wait_for("every record", 90, || records(&admin_a) + records(&admin_b) >= 1200);
+    wait_for("every record", 180, || records(&admin_a) + records(&admin_b) >= 1200);
     let stop = |child, name: &str| count(&stop_follower(child, &dir.path().join(format!("{name}.stderr"))), "records in");
     let (in_a, in_b) = (stop(a, "a"), stop(b, "b"));
     assert!(in_a + in_b >= 1200, "every record processed: a {in_a}, b {in_b}");
