@@ -16,7 +16,7 @@ log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 # The workspace's default members: host (unit + tests/all), the feature logic, the forest.
 status=0
-cargo test --release --locked "$@" -- --include-ignored 2>&1 | tee "$log" || status=$?
+cargo test --release --locked --no-fail-fast "$@" -- --include-ignored 2>&1 | tee "$log" || status=$?
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i; if ($(i+1) ~ /^ignored/) g += $i } }
      END { printf "summary: %d passed, %d failed, %d ignored\n", p, f, g }' "$log"
 du -sh "$target_dir" | awk '{ print "disk: the target directory holds " $1 }'
