@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what the tests need, idempotently: the pinned Rust toolchain with the wasm32-wasip2
 # target (from rust-toolchain.toml), a Python venv with pyarrow (an independent Parquet reader) and
-# numpy + tokenizers + safetensors (the reference embedding service the dedup tests start), and
+# numpy + tokenizers + safetensors (the reference embedding service the dedup tests start),
+# pydantic-ocsf (an independent OCSF validator for the alerts), pandas and DuckDB (readers the
+# output layout is checked with), and
 # the all-MiniLM-L6-v2 weights (scripts/fetch-model.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,9 +16,10 @@ if [ ! -x "${CARGO_HOME:-$HOME/.cargo}/bin/nisshi" ]; then
     cargo install nisshi --version 0.8.1 --locked --no-default-features --features dynostore,libsql
 fi
 
-if ! .venv/bin/python -c "import pyarrow, numpy, tokenizers, safetensors" 2>/dev/null; then
+if ! .venv/bin/python -c "import pyarrow, numpy, tokenizers, safetensors, ocsf.v1_4_0.events, pandas, duckdb" 2>/dev/null; then
     python3 -m venv .venv
-    .venv/bin/pip install --quiet --disable-pip-version-check "pyarrow>=15" "numpy>=1.26" "tokenizers>=0.20" "safetensors>=0.4"
+    .venv/bin/pip install --quiet --disable-pip-version-check "pyarrow>=15" "numpy>=1.26" "tokenizers>=0.20" "safetensors>=0.4" \
+        "pydantic-ocsf==3.0.0" "pandas>=2" "duckdb>=1"
 fi
 
 scripts/fetch-model.sh

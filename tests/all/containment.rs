@@ -96,7 +96,7 @@ fn faulting_events_are_isolated_and_the_rest_is_a_clean_run() {
     let a = python_json("inspect_parquet.py", &[out.to_str().unwrap()]);
     let b = python_json("inspect_parquet.py", &[clean_out.to_str().unwrap()]);
     assert_eq!(a["rows"], b["rows"], "the other events give exactly the clean run's output");
-    let report: Value = serde_json::from_slice(&std::fs::read(out.join("anomaly_report.json")).unwrap()).unwrap();
+    let report: Value = serde_json::from_slice(&std::fs::read(out.join("_anomaly_report.json")).unwrap()).unwrap();
     assert_eq!(report["lineage"]["dead_lettered"], marks.len());
     assert_eq!(report["lineage"]["events"], 20_000 - marks.len() as u64);
 }
@@ -161,7 +161,7 @@ fn a_table_the_host_refuses_is_traced_to_its_events() {
     let a = python_json("inspect_parquet.py", &[out.to_str().unwrap()]);
     let b = python_json("inspect_parquet.py", &[clean_out.to_str().unwrap()]);
     assert_eq!(a["rows"], b["rows"], "the other events give exactly the clean run's output");
-    let report: Value = serde_json::from_slice(&std::fs::read(out.join("anomaly_report.json")).unwrap()).unwrap();
+    let report: Value = serde_json::from_slice(&std::fs::read(out.join("_anomaly_report.json")).unwrap()).unwrap();
     assert_eq!(report["lineage"]["dead_lettered"], marks.len());
     assert_eq!(report["lineage"]["events"], 15_000 - marks.len() as u64);
 }
@@ -256,7 +256,7 @@ fn one_bisection_isolates_exactly_the_bad_records_of_every_component_kind() {
     x[bad[0] * cols] = 666.0;
     let engine = sg_core::detector::DetectorEngine::Component(Box::new(detector));
     let choice = sg_core::detector::ModelChoice::Train(params);
-    let d = sg_core::detector::run(&runtime, &engine, &choice, &x, &names).unwrap();
+    let d = sg_core::detector::run(&runtime, &engine, &choice, &x, &names, Default::default()).unwrap();
     let marked = sg_iforest::Matrix::new(&x, n, cols).unwrap();
     let expected = sg_iforest::fit(&marked, &names, &params).unwrap().score_samples(&marked).unwrap();
     assert_eq!(d.score_samples, expected, "the failed row scored natively, the rest by the component: as a native run");

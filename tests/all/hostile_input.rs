@@ -27,7 +27,7 @@ fn run(input: &Path, out: &Path) -> (Value, Vec<Value>, u64) {
     let metrics = out.with_extension("prom");
     let o = sg_host().args(["run", "--quiet", "--input"]).arg(input).arg("--out").arg(out).arg("--metrics-out").arg(&metrics).output().unwrap();
     assert!(o.status.success(), "sg-host run failed: {}", String::from_utf8_lossy(&o.stderr));
-    let report = serde_json::from_slice(&std::fs::read(out.join("anomaly_report.json")).unwrap()).unwrap();
+    let report = serde_json::from_slice(&std::fs::read(out.join("_anomaly_report.json")).unwrap()).unwrap();
     let letters = std::fs::read_to_string(out.join("_dead_letters.jsonl")).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     let metrics = std::fs::read_to_string(&metrics).unwrap();
     let peak = metrics

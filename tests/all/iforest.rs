@@ -81,7 +81,7 @@ fn pipeline_with_wasm_detector_equals_native() {
         let out = dir.path().join(detector.replace(':', "_"));
         let o = sg_host().args(["run", "-q", "--detector", detector, "--input"]).arg(&input).arg("--out").arg(&out).output().unwrap();
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-        let r: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("anomaly_report.json")).unwrap()).unwrap();
+        let r: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("_anomaly_report.json")).unwrap()).unwrap();
         reports.push(r);
     }
     assert_eq!(reports[0]["top_anomalies"], reports[1]["top_anomalies"]);

@@ -35,7 +35,7 @@ fn fill(brokers: &str, topic: &str, per_partition: &[usize], extra: &[(i32, &str
 fn run(source: &str, out: &std::path::Path, args: &[&str]) -> Value {
     let o = sg_host().args(["run", "-q", "--source", source, "--out"]).arg(out).args(args).output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    serde_json::from_slice(&std::fs::read(out.join("anomaly_report.json")).unwrap()).unwrap()
+    serde_json::from_slice(&std::fs::read(out.join("_anomaly_report.json")).unwrap()).unwrap()
 }
 
 #[test]
@@ -94,7 +94,7 @@ fn a_bounded_read_of_a_transactional_topic_ends_at_the_commit_marker() {
         panic!("the bounded read waited for the control marker for a minute");
     };
     assert!(status.success());
-    let report: Value = serde_json::from_slice(&std::fs::read(out.join("anomaly_report.json")).unwrap()).unwrap();
+    let report: Value = serde_json::from_slice(&std::fs::read(out.join("_anomaly_report.json")).unwrap()).unwrap();
     assert_eq!(report["lineage"]["events"], 300);
 }
 
@@ -208,7 +208,7 @@ fn produce_then_read_a_whole_topic_from_a_real_broker() {
     let from_kafka = run(&format!("kafka://{}/logs-and-events", broker.address), &dir.path().join("k"), &["--no-dead-letter-topic"]);
     let o = sg_host().args(["run", "-q", "--input"]).arg(&file).arg("--out").arg(dir.path().join("f")).output().unwrap();
     assert!(o.status.success());
-    let from_file: Value = serde_json::from_slice(&std::fs::read(dir.path().join("f/anomaly_report.json")).unwrap()).unwrap();
+    let from_file: Value = serde_json::from_slice(&std::fs::read(dir.path().join("f/_anomaly_report.json")).unwrap()).unwrap();
     assert_eq!(from_kafka["lineage"]["events"], 5000);
     // Keyed by user, each user's events keep their order within a partition: same features.
     assert_eq!(from_kafka["top_anomalies"], from_file["top_anomalies"]);

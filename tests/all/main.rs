@@ -6,6 +6,7 @@ mod contracts;
 mod dedup;
 mod features_compat;
 mod features_corrected;
+mod findings;
 mod hostile_input;
 mod iforest;
 mod kafka;

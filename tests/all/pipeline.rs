@@ -27,9 +27,7 @@ fn run(args: &[&str], input: &Path, out: &Path) -> std::process::Output {
 
 #[track_caller]
 fn run_ok(args: &[&str], input: &Path, out: &Path) -> Value {
-    let o = run(args, input, out);
-    assert!(o.status.success(), "sg-host run failed: {}", String::from_utf8_lossy(&o.stderr));
-    serde_json::from_slice(&std::fs::read(out.join("anomaly_report.json")).unwrap()).unwrap()
+    run_ok_at(args, input, out, "_anomaly_report.json")
 }
 
 #[test]
@@ -68,7 +66,7 @@ fn parquet_output_opens_in_pyarrow_with_partitions_columns_and_lineage() {
         .map(|c| c.name)
         .collect();
     let mut expected = features.clone();
-    expected.extend(["anomaly_score", "anomaly_score_normalized", "is_anomaly"]);
+    expected.extend(["anomaly_score", "anomaly_score_normalized", "is_alert", "explanation", "is_anomaly"]);
     assert_eq!(columns, expected);
     assert_eq!(p["types"]["total_events"], "int64");
     assert_eq!(p["types"]["avg_threat_score"], "double");
@@ -171,13 +169,13 @@ fn a_failed_run_leaves_the_previous_output_untouched() {
     let (input, _) = generate(dir.path(), 3_000, 0, 9);
     let out = dir.path().join("out");
     run_ok(&[], &input, &out);
-    let before = std::fs::read(out.join("anomaly_report.json")).unwrap();
+    let before = std::fs::read(out.join("_anomaly_report.json")).unwrap();
     let junk = dir.path().join("junk.jsonl");
     std::fs::write(&junk, "nope\nnot events either\n").unwrap();
     let o = run(&[], &junk, &out);
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("no valid events"));
-    assert_eq!(std::fs::read(out.join("anomaly_report.json")).unwrap(), before);
+    assert_eq!(std::fs::read(out.join("_anomaly_report.json")).unwrap(), before);
     let leftovers: Vec<_> = std::fs::read_dir(dir.path()).unwrap().filter_map(|e| e.ok()).filter(|e| e.file_name().to_string_lossy().starts_with(".out")).collect();
     assert!(leftovers.is_empty(), "staging directories left behind: {leftovers:?}");
 }
@@ -225,7 +223,47 @@ fn gzip_and_stdin_inputs() {
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let piped: Value = serde_json::from_slice(&std::fs::read(out.join("anomaly_report.json")).unwrap()).unwrap();
+    let piped: Value = serde_json::from_slice(&std::fs::read(out.join("_anomaly_report.json")).unwrap()).unwrap();
     assert_eq!(plain["top_anomalies"], piped["top_anomalies"]);
     assert_eq!(piped["lineage"]["input"], "stdin");
+}
+
+#[test]
+#[ignore = "services: needs Python with pyarrow, pandas and DuckDB (scripts/test.sh runs it)"]
+fn output_opens_as_a_dataset_in_pyarrow_pandas_and_duckdb() {
+    let dir = tempfile::tempdir().unwrap();
+    let (input, compromised) = generate(dir.path(), 20_000, 2, 5);
+    // A malformed line, so the dead letters sit beside the partitions too.
+    let mut lines = std::fs::read_to_string(&input).unwrap();
+    lines.push_str("{not json\n");
+    std::fs::write(&input, lines).unwrap();
+    let out = dir.path().join("out");
+    let report = run_ok(&[], &input, &out);
+    assert!(out.join("_dead_letters.jsonl").exists() && out.join("_anomaly_report.json").exists());
+    let opened = python_json("open_dataset.py", &[out.to_str().unwrap()]);
+    let mut flagged: Vec<&str> = report["top_anomalies"].as_array().unwrap().iter().map(|a| a["user"].as_str().unwrap()).collect();
+    flagged.sort();
+    assert_eq!(flagged, compromised);
+    for reader in ["pyarrow", "pandas", "duckdb"] {
+        let rows = opened[reader]["rows"].as_array().unwrap_or_else(|| panic!("{reader} cannot open {}: {}", out.display(), opened[reader]));
+        assert_eq!(rows.len(), 14, "{reader}: {rows:?}");
+        let anomalous: Vec<&str> = rows.iter().filter(|r| r[1] == 1).map(|r| r[0].as_str().unwrap()).collect();
+        assert_eq!(anomalous, flagged, "{reader} reads is_anomaly from the partition directories");
+        assert_eq!(rows, opened["pyarrow"]["rows"].as_array().unwrap(), "{reader} reads what pyarrow reads");
+    }
+    // The reference job's paths, on request: its report name, which dataset readers would take
+    // for a Parquet file; DuckDB's glob still reads the partitions.
+    let reference = dir.path().join("reference");
+    run_ok_at(&["--reference-paths"], &input, &reference, "anomaly_report.json");
+    assert!(!reference.join("_anomaly_report.json").exists());
+    let opened = python_json("open_dataset.py", &[reference.to_str().unwrap()]);
+    assert_eq!(opened["duckdb"]["rows"], python_json("open_dataset.py", &[out.to_str().unwrap()])["duckdb"]["rows"]);
+}
+
+/// Runs and reads the report from `report` (a file name inside `out`).
+#[track_caller]
+fn run_ok_at(args: &[&str], input: &Path, out: &Path, report: &str) -> Value {
+    let o = run(args, input, out);
+    assert!(o.status.success(), "sg-host run failed: {}", String::from_utf8_lossy(&o.stderr));
+    serde_json::from_slice(&std::fs::read(out.join(report)).unwrap()).unwrap()
 }

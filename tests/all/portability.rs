@@ -24,7 +24,7 @@ fn run(host: &mut Command, args: &[&str], input: &Path, out: &Path) -> (String, 
     let o = host.args(["run", "-q"]).args(args).arg("--input").arg(input).arg("--out").arg(out).output().unwrap();
     let stderr = String::from_utf8_lossy(&o.stderr).to_string();
     assert!(o.status.success(), "run {args:?}: {stderr}");
-    (stderr, serde_json::from_slice(&std::fs::read(out.join("anomaly_report.json")).unwrap()).unwrap())
+    (stderr, serde_json::from_slice(&std::fs::read(out.join("_anomaly_report.json")).unwrap()).unwrap())
 }
 
 fn bundle(dir: &Path, targets: &[(&str, CodeLayout)]) -> PathBuf {

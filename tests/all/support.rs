@@ -258,7 +258,7 @@ pub fn written_windows(out: &Path) -> Vec<(String, serde_json::Value)> {
         .into_iter()
         .filter(|e| e.file_name().to_string_lossy().starts_with("window=") && e.path().join("_SUCCESS").exists())
         .map(|e| {
-            let report = serde_json::from_slice(&std::fs::read(e.path().join("anomaly_report.json")).unwrap()).unwrap();
+            let report = serde_json::from_slice(&std::fs::read(e.path().join("_anomaly_report.json")).unwrap()).unwrap();
             (e.file_name().to_string_lossy().into_owned(), report)
         })
         .collect();

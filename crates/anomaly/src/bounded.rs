@@ -1,5 +1,6 @@
 //! The anomaly pipeline: security events → features component → Isolation Forest →
-//! `is_anomaly=0|1/` Parquet + `anomaly_report.json`, written atomically.
+//! `is_anomaly=0|1/` Parquet + `_anomaly_report.json` (or the reference's `anomaly_report.json`,
+//! [`Layout`]), alerts to their sinks, written atomically.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -13,18 +14,17 @@ use crate::{EventDecoder, rejects};
 use sg_pipeline::steps::Steps;
 use sg_core::component::ComponentSource;
 use sg_core::component::features::{FeatureAggregation, FeatureComponent};
-use sg_core::detector::{self, DetectorChoice, DetectorEngine, ModelChoice, ModelSource};
+use sg_core::detector::{self, AlertRule, DetectorChoice, DetectorEngine, ModelChoice, ModelSource};
 use sg_model::events::{DecodedChunk, EventBatch};
 use sg_core::lineage::{ComponentLineage, Lineage};
 use sg_core::runtime::{Limits, Runtime};
-use sg_pipeline::sink::{AnomalyReport, Replace, ScoredTable, StagedDir, write_partitioned};
+use sg_pipeline::sink::alerts::{self, AlertOptions, AlertSinks, AlertTarget, Scope};
+use sg_pipeline::sink::{AnomalyReport, Layout, Replace, ScoredTable, StagedDir, write_partitioned};
 use sg_pipeline::source::{Framing, Input, InputProgress, Source};
 use crate::slots::AnomalySlots;
 
 /// Name of the dead-letter file inside the output directory (ignored by Hive-style readers).
 pub const DEAD_LETTER_FILE: &str = "_dead_letters.jsonl";
-/// Name of the report inside the output directory.
-pub const REPORT_FILE: &str = "anomaly_report.json";
 
 /// Everything a run of the anomaly pipeline needs.
 #[derive(Clone, Debug)]
@@ -37,12 +37,22 @@ pub struct AnomalyJob {
     pub out: PathBuf,
     /// What `out` may be for the run to replace it.
     pub replace: Replace,
+    /// Where the report goes beside the partitions.
+    pub layout: Layout,
     /// Where the Isolation Forest runs.
     pub detector: DetectorChoice,
     /// Train or load a model.
     pub model: ModelSource,
     /// Save the model here.
     pub save_model: Option<PathBuf>,
+    /// When a row alerts.
+    pub alert: AlertRule,
+    /// Entries of each row's explanation (0: none).
+    pub explain: usize,
+    /// Where alerts go (`--alerts`).
+    pub alerts: Vec<AlertTarget>,
+    /// What the alert sinks need besides their URLs.
+    pub alert_options: AlertOptions,
     /// Sandbox limits.
     pub limits: Limits,
     /// Input bytes per batch.
@@ -78,7 +88,7 @@ pub fn run(job: &AnomalyJob) -> Result<RunSummary> {
     let runtime = Arc::new(Runtime::new(job.limits)?);
 
     steps.step(&format!("Loading features component {}", job.component.origin()));
-    let slots = AnomalySlots::load(&runtime, &job.component, &job.detector, &job.model)?;
+    let slots = AnomalySlots::load(&runtime, &job.component, &job.detector, &job.model, None)?;
     let features = slots.features.current().clone();
     let d = features.descriptor();
     steps.note(&format!(
@@ -93,6 +103,7 @@ pub fn run(job: &AnomalyJob) -> Result<RunSummary> {
     // A bounded run is one version from start to end: nothing is watched, nothing swapped.
     let (mut upgrades, _) = driver::upgrades(&runtime, slots, Vec::new(), false, None)?;
 
+    let alerts = AlertSinks::open(&job.alerts, &job.alert_options)?;
     let staged = StagedDir::new(&job.out, job.replace)?;
     let source = Source::open(&job.input, Framing::new(job.batch_bytes, job.max_message_bytes))?;
     let source_name = source.name();
@@ -111,10 +122,12 @@ pub fn run(job: &AnomalyJob) -> Result<RunSummary> {
         aggregation: features.aggregation(&runtime)?,
         features,
         events: 0,
+        event_times: None,
         progress: source.progress(),
         bar,
         steps,
         staged: Some(staged),
+        alerts,
         source_name,
         summary: None,
     };
@@ -143,10 +156,13 @@ struct Bounded<'j, 'r> {
     features: Arc<FeatureComponent>,
     aggregation: FeatureAggregation<'r>,
     events: u64,
+    /// The first and the last event time read (ms).
+    event_times: Option<(i64, i64)>,
     progress: InputProgress,
     bar: indicatif::ProgressBar,
     steps: Steps,
     staged: Option<StagedDir>,
+    alerts: AlertSinks,
     source_name: String,
     summary: Option<(RunSummary, AnomalyReport)>,
 }
@@ -169,6 +185,8 @@ impl Stage for Bounded<'_, '_> {
         }
         if !decoded.batch.is_empty() {
             let batch = Arc::new(std::mem::take(&mut decoded.batch));
+            let (lo, hi) = batch.timestamp_ms.iter().fold((i64::MAX, i64::MIN), |(lo, hi), &t| (lo.min(t), hi.max(t)));
+            self.event_times = Some(self.event_times.map_or((lo, hi), |(a, b)| (a.min(lo), b.max(hi))));
             let failed = self.aggregation.push(&batch)?;
             rejects::failed_events(cx.dead, &self.features.label(), &batch, &failed, |i| decoded.raw(&batch, i))?;
             self.events += (batch.len() - failed.len()) as u64;
@@ -193,14 +211,23 @@ impl Stage for Bounded<'_, '_> {
         }
         steps.step(&format!("Detecting anomalies (Isolation Forest); writing Parquet and report to {}", job.out.display()));
         let staged = self.staged.take().expect("finish runs once");
-        let settings = DetectorSettings {
+        let mut settings = DetectorSettings {
             engine: cx.slots.detector.current(),
             model: cx.slots.model.current(),
             save_model: job.save_model.as_deref(),
+            alert: job.alert,
+            explain: job.explain,
+            alerts: &mut self.alerts,
+            layout: job.layout,
         };
-        let input = self.source_name.clone();
-        let (report, users, anomalies) =
-            score_and_write(cx.runtime, features, table, &settings, staged.path(), input, events, dead_lettered, steps)?;
+        let coverage = Coverage {
+            input: self.source_name.clone(),
+            scope: Scope::Input(self.source_name.clone()),
+            events,
+            dead_lettered,
+            span_ms: self.event_times.map(|(first, last)| last - first),
+        };
+        let (report, users, anomalies) = score_and_write(cx.runtime, features, table, &mut settings, staged.path(), coverage, steps)?;
         // The dead letters live in the staged directory: durable before it is renamed in.
         cx.dead.sync()?;
         let out = staged.commit()?;
@@ -211,7 +238,7 @@ impl Stage for Bounded<'_, '_> {
     }
 }
 
-/// How the detector runs for a pipeline.
+/// How a pipeline scores a table and writes what it found.
 pub struct DetectorSettings<'a> {
     /// Native or a component.
     pub engine: &'a DetectorEngine,
@@ -219,7 +246,32 @@ pub struct DetectorSettings<'a> {
     pub model: &'a ModelChoice,
     /// Save the trained model here.
     pub save_model: Option<&'a std::path::Path>,
+    /// When a row alerts.
+    pub alert: AlertRule,
+    /// Entries of each row's explanation (0: none).
+    pub explain: usize,
+    /// Where alerts go; each acknowledges them before the output is committed.
+    pub alerts: &'a mut AlertSinks,
+    /// Where the report goes beside the partitions.
+    pub layout: Layout,
 }
+
+/// What a scored table covers: its input, the alerts' scope, what was read.
+pub struct Coverage {
+    /// The source, as the lineage names it.
+    pub input: String,
+    /// A window or a bounded input (part of each alert's id).
+    pub scope: Scope,
+    /// Events aggregated.
+    pub events: u64,
+    /// Messages dead-lettered so far.
+    pub dead_lettered: u64,
+    /// Event-time span, ms, of the events (recorded in a model trained on them).
+    pub span_ms: Option<i64>,
+}
+
+/// Flagged rows whose explanation a run prints.
+const SUMMARY_LINES: usize = 5;
 
 /// The model input of a feature table: row-major f32 over the descriptor's model inputs.
 fn model_matrix(d: &sg_core::component::features::Descriptor, table: &sg_features_core::FeatureTable) -> Vec<f32> {
@@ -237,33 +289,39 @@ fn model_matrix(d: &sg_core::component::features::Descriptor, table: &sg_feature
 
 /// Scores a feature table and writes the partitions and the report into `dir` (a staging
 /// directory); returns the report, the rows and the rows flagged.
-#[allow(clippy::too_many_arguments)]
 pub fn score_and_write(
     runtime: &Runtime,
     features: &FeatureComponent,
     table: sg_features_core::FeatureTable,
-    settings: &DetectorSettings<'_>,
+    settings: &mut DetectorSettings<'_>,
     dir: &std::path::Path,
-    input: String,
-    events: u64,
-    dead_lettered: u64,
+    coverage: Coverage,
     steps: &Steps,
 ) -> Result<(AnomalyReport, usize, usize)> {
+    let Coverage { input, scope, events, dead_lettered, span_ms } = coverage;
     let d = features.descriptor();
     let matrix = model_matrix(d, &table);
-    let detection = detector::run(runtime, settings.engine, settings.model, &matrix, &d.model_input_names())?;
+    let options = detector::RunOptions { explain: settings.explain, span_ms };
+    let detection = detector::run(runtime, settings.engine, settings.model, &matrix, &d.model_input_names(), options)?;
     if let Some(path) = settings.save_model {
         detector::save_model(path, &detection.model_bytes)?;
         steps.note(&format!("model saved to {}", path.display()));
     }
-    let scored = ScoredTable::new(d, table, &detection.score_samples, detection.offset);
+    let threshold = settings.alert.threshold(&detection.model)?;
+    let scored = ScoredTable::new(d, table, &detection, threshold);
     steps.note(&format!(
-        "{} of {} users flagged (detector {}, offset {:.6})",
+        "{} of {} users flagged (detector {}, offset {:.6}); {} alert (anomaly score above {threshold:.4})",
         scored.anomalies(),
         scored.table.rows,
         detection.lineage.kind,
-        detection.offset
+        detection.offset,
+        scored.alerts(),
     ));
+    let mut ranked: Vec<usize> = (0..scored.table.rows).filter(|&r| scored.is_alert[r] || scored.is_anomaly[r]).collect();
+    ranked.sort_by(|&a, &b| scored.anomaly_score[b].total_cmp(&scored.anomaly_score[a]).then(a.cmp(&b)));
+    for &r in ranked.iter().take(SUMMARY_LINES) {
+        steps.note(&scored.summary_line(r));
+    }
     let lineage = Lineage {
         host_version: env!("CARGO_PKG_VERSION"),
         features: ComponentLineage {
@@ -279,7 +337,12 @@ pub fn score_and_write(
         dead_lettered,
     };
     write_partitioned(dir, &scored, &lineage.key_values())?;
-    let report = AnomalyReport::new(&scored, lineage);
-    std::fs::write(dir.join(REPORT_FILE), serde_json::to_vec_pretty(&report)?).context("writing the report")?;
+    let findings = alerts::ocsf::findings(&scored, &lineage, &scope);
+    let delivered = settings.alerts.send(&findings)?;
+    for d in &delivered {
+        steps.note(&format!("{} alerts delivered to {} ({} retries)", d.sent, d.sink, d.retried));
+    }
+    let report = AnomalyReport::new(&scored, lineage, delivered);
+    std::fs::write(dir.join(settings.layout.report_file()), serde_json::to_vec_pretty(&report)?).context("writing the report")?;
     Ok((report, scored.table.rows, scored.anomalies()))
 }

@@ -23,15 +23,27 @@ pub struct AnomalySlots {
     pub detector: Slot<DetectorEngine>,
     /// The model it scores with.
     pub model: Slot<ModelChoice>,
+    /// A stream's window length, ms, which a saved model must have been trained on.
+    window_ms: Option<i64>,
 }
 
 impl AnomalySlots {
-    /// Loads the three parts.
-    pub fn load(runtime: &Runtime, features: &ComponentSource, detector: &DetectorChoice, model: &ModelSource) -> Result<AnomalySlots> {
+    /// Loads the three parts; with `window_ms` (a stream), a saved model must have been trained
+    /// on that event-time span ([`detector::check_span`]), now and on every upload.
+    pub fn load(
+        runtime: &Runtime,
+        features: &ComponentSource,
+        detector: &DetectorChoice,
+        model: &ModelSource,
+        window_ms: Option<i64>,
+    ) -> Result<AnomalySlots> {
+        let model = ModelChoice::load(model)?;
+        check_window(&model, window_ms)?;
         Ok(AnomalySlots {
             features: Slot::new(FeatureComponent::load(runtime, features)?),
             detector: Slot::new(Arc::new(DetectorEngine::load(runtime, detector)?)),
-            model: Slot::new(Arc::new(ModelChoice::load(model)?)),
+            model: Slot::new(Arc::new(model)),
+            window_ms,
         })
     }
 
@@ -69,6 +81,7 @@ impl Slots for AnomalySlots {
                 Ok(d.label())
             }
             Candidate::Model(m) => {
+                check_window(&m, self.window_ms).map_err(|e| refused(m.label(), e))?;
                 let names = self.features.current().descriptor().model_input_names();
                 probe_detector(runtime, self.detector.current(), &m, &names).map_err(|e| refused(m.label(), e))?;
                 self.model.switch(m.clone(), trigger);
@@ -132,6 +145,14 @@ pub fn validate(current: &FeatureComponent, candidate: &Arc<FeatureComponent>, b
     Ok(())
 }
 
+/// A saved model's training span against a stream's window ([`detector::check_span`]).
+fn check_window(model: &ModelChoice, window_ms: Option<i64>) -> Result<()> {
+    match (model, window_ms) {
+        (ModelChoice::Saved(m), Some(window)) => detector::check_span(&m.model, window, &m.path.display().to_string()),
+        _ => Ok(()),
+    }
+}
+
 /// The self-check of a detector or model: trains (or loads) and scores a synthetic matrix with
 /// the features' model inputs; the model must accept those inputs and every score be finite.
 fn probe_detector(runtime: &Runtime, engine: &DetectorEngine, model: &ModelChoice, names: &[String]) -> Result<()> {
@@ -146,7 +167,7 @@ fn probe_detector(runtime: &Runtime, engine: &DetectorEngine, model: &ModelChoic
             ((z ^ (z >> 31)) >> 40) as f32 / (1u64 << 24) as f32 * 100.0
         })
         .collect();
-    let d = detector::run(runtime, engine, model, &values, names)?;
+    let d = detector::run(runtime, engine, model, &values, names, detector::RunOptions { explain: 0, span_ms: None })?;
     if d.score_samples.len() != PROBE_ROWS {
         bail!("{} scores for {PROBE_ROWS} rows", d.score_samples.len());
     }

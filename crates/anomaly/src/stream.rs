@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
 
-use crate::bounded::{DEAD_LETTER_FILE, DetectorSettings, score_and_write};
+use crate::bounded::{Coverage, DEAD_LETTER_FILE, DetectorSettings, score_and_write};
 use sg_pipeline::driver::{self, Ack, Context, Stage, drive};
 use crate::windows::{EventTime, OpenWindow, Room, Route, Windows};
 use crate::{EventDecoder, rejects};
@@ -28,11 +28,12 @@ use sg_pipeline::steps::Steps;
 use sg_pipeline::admin::AdminSettings;
 use sg_core::component::ComponentSource;
 use sg_core::component::features::{Carried, FeatureAggregation, FeatureComponent, Quarantined};
-use sg_core::detector::{DetectorChoice, ModelSource};
+use sg_core::detector::{AlertRule, DetectorChoice, ModelSource};
 use sg_model::events::{DecodedChunk, EventBatch};
 use sg_metrics::{METRICS, SourceLabels};
 use sg_core::runtime::{Limits, Runtime};
-use sg_pipeline::sink::{Checkpoint, DeadLetter, DeadLetters, LEDGER_FILE, RefusedBy, Replace, StagedDir, write_ledger};
+use sg_pipeline::sink::alerts::{AlertOptions, AlertSinks, AlertTarget, Scope};
+use sg_pipeline::sink::{Checkpoint, DeadLetter, DeadLetters, LEDGER_FILE, Layout, RefusedBy, Replace, StagedDir, write_ledger};
 use sg_model::Position;
 use sg_kafka::KafkaOptions;
 use sg_pipeline::source::{Framing, Input, Source};
@@ -49,10 +50,20 @@ pub struct StreamJob {
     pub kafka: KafkaOptions,
     /// Output directory; each window is written to `OUT/window=START/`.
     pub out: PathBuf,
+    /// Where each window's report goes beside its partitions.
+    pub layout: Layout,
     /// Where the Isolation Forest runs.
     pub detector: DetectorChoice,
     /// Train per window, or score with a saved model.
     pub model: ModelSource,
+    /// When a row alerts.
+    pub alert: AlertRule,
+    /// Entries of each row's explanation (0: none).
+    pub explain: usize,
+    /// Where alerts go (`--alerts`).
+    pub alerts: Vec<AlertTarget>,
+    /// What the alert sinks need besides their URLs.
+    pub alert_options: AlertOptions,
     /// Sandbox limits.
     pub limits: Limits,
     /// Window length, ms.
@@ -104,7 +115,7 @@ pub fn run(job: &StreamJob, stop: &AtomicBool) -> Result<StreamSummary> {
     let mut steps = Steps::new(2, job.quiet);
     let runtime = Arc::new(Runtime::new(job.limits)?);
     steps.step(&format!("Loading features component {}", job.component.origin()));
-    let slots = AnomalySlots::load(&runtime, &job.component, &job.detector, &job.model)?;
+    let slots = AnomalySlots::load(&runtime, &job.component, &job.detector, &job.model, Some(job.window_ms))?;
     let files = swap::files((Role::Features, &job.component), Some(&job.detector), Some(&job.model));
     let (mut upgrades, admin) = driver::upgrades(&runtime, slots, files, true, job.admin.as_ref())?;
     if let Some(address) = admin {
@@ -117,7 +128,8 @@ pub fn run(job: &StreamJob, stop: &AtomicBool) -> Result<StreamSummary> {
     let source = Source::open(&input, Framing::new(0, job.max_message_bytes))?;
     steps.step(&format!("Following {name} as group {} in windows of {} s", job.kafka.group, job.window_ms / 1000));
     let windows = Windows::new(job.window_ms, job.time, Checkpoint::read(&job.out)?).keeping_ledger(job.ledger);
-    let mut stage = Windowed { job, runtime: &runtime, name, windows, steps, summary: StreamSummary::default() };
+    let alerts = AlertSinks::open(&job.alerts, &job.alert_options)?;
+    let mut stage = Windowed { job, runtime: &runtime, name, windows, steps, alerts, summary: StreamSummary::default() };
     drive(source, &mut stage, &mut upgrades, &runtime, &mut dead, stop)?;
     let mut summary = stage.summary;
     summary.dead_lettered = dead.count();
@@ -134,6 +146,7 @@ struct Windowed<'j, 'r> {
     name: String,
     windows: Windows<FeatureAggregation<'r>>,
     steps: Steps,
+    alerts: AlertSinks,
     summary: StreamSummary,
 }
 
@@ -287,10 +300,23 @@ impl<'r> Windowed<'_, 'r> {
         let staged = StagedDir::new(&dir, Replace::OnlyOutput)?;
         let input = format!("{} [{}, {})", self.name, iso_utc(w), iso_utc(w + length));
         let version = window.state.component().clone();
-        let settings = DetectorSettings { engine: cx.slots.detector.current(), model: cx.slots.model.current(), save_model: None };
-        let (report, _, anomalies) = score_and_write(
-            cx.runtime, &version, table, &settings, staged.path(), input, window.events, cx.dead.count(), &self.steps,
-        )?;
+        let mut settings = DetectorSettings {
+            engine: cx.slots.detector.current(),
+            model: cx.slots.model.current(),
+            save_model: None,
+            alert: self.job.alert,
+            explain: self.job.explain,
+            alerts: &mut self.alerts,
+            layout: self.job.layout,
+        };
+        let coverage = Coverage {
+            input,
+            scope: Scope::Window { start: w, end: w + length },
+            events: window.events,
+            dead_lettered: cx.dead.count(),
+            span_ms: Some(length),
+        };
+        let (report, _, anomalies) = score_and_write(cx.runtime, &version, table, &mut settings, staged.path(), coverage, &self.steps)?;
         if let Some(ledger) = &window.ledger {
             write_ledger(&staged.path().join(LEDGER_FILE), ledger)?;
         }

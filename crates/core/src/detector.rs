@@ -39,10 +39,61 @@ pub enum ModelSource {
     Load(PathBuf),
 }
 
+/// Entries kept of each row's explanation by default (`--explain`).
+pub const EXPLAINED: usize = 5;
+
+/// What a detector run does besides scoring.
+#[derive(Clone, Copy, Debug)]
+pub struct RunOptions {
+    /// Entries kept of each row's explanation, largest contribution first; 0 explains nothing.
+    pub explain: usize,
+    /// The event-time span, ms, of the rows: recorded in a model trained on them ([`check_span`]).
+    pub span_ms: Option<i64>,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions { explain: EXPLAINED, span_ms: None }
+    }
+}
+
+/// When a row raises an alert: its anomaly score (`−score_samples`) above a threshold.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum AlertRule {
+    /// The threshold that this share of the model's training rows exceed (`--alert-rate`).
+    Rate(f64),
+    /// This anomaly score (`--alert-threshold`).
+    Threshold(f64),
+}
+
+impl Default for AlertRule {
+    fn default() -> Self {
+        AlertRule::Rate(0.005)
+    }
+}
+
+impl AlertRule {
+    /// The anomaly-score threshold under `model` (a rate needs the training score distribution
+    /// that models written since explanations carry).
+    pub fn threshold(&self, model: &Model) -> Result<f64> {
+        match *self {
+            AlertRule::Threshold(t) => Ok(t),
+            AlertRule::Rate(r) => model.score_at_rate(r).map(|s| -s).with_context(|| {
+                format!("--alert-rate {r} needs the model's training score distribution, which this model artefact has not got (train it again, or give --alert-threshold)")
+            }),
+        }
+    }
+}
+
 /// What a detector run produced.
 pub struct Detection {
     /// scikit-learn's `score_samples` per row.
     pub score_samples: Vec<f64>,
+    /// The largest feature contributions of each row ([`RunOptions::explain`] of them), from the
+    /// model artefact whichever engine scored: the same for the native forest and a component.
+    pub explanations: Vec<Vec<sg_iforest::Contribution>>,
+    /// The model that scored the rows.
+    pub model: Model,
     /// `decision_function = score_samples − offset`.
     pub offset: f64,
     /// The model artefact (for `--save-model`).
@@ -54,6 +105,8 @@ pub struct Detection {
     pub fit_seconds: f64,
     /// Seconds spent scoring the rows.
     pub score_seconds: f64,
+    /// Seconds spent explaining the rows.
+    pub explain_seconds: f64,
 }
 
 /// Where the Isolation Forest runs, loaded (a component compiled once).
@@ -147,11 +200,54 @@ impl ModelChoice {
 
 /// Loads the detector and the model, then runs them once (the `detect` command).
 pub fn detect(runtime: &Runtime, choice: &DetectorChoice, source: &ModelSource, values: &[f32], names: &[String]) -> Result<Detection> {
-    run(runtime, &DetectorEngine::load(runtime, choice)?, &ModelChoice::load(source)?, values, names)
+    run(runtime, &DetectorEngine::load(runtime, choice)?, &ModelChoice::load(source)?, values, names, RunOptions::default())
 }
 
-/// Runs the detector on a row-major matrix whose columns are `names`.
-pub fn run(runtime: &Runtime, engine: &DetectorEngine, choice: &ModelChoice, values: &[f32], names: &[String]) -> Result<Detection> {
+/// Refuses a model trained on another event-time span than a stream's windows: count features
+/// scale with the span, so such a baseline would flag every user or none. A span between half
+/// the window and the window passes (a bounded input of one window's history spans a little
+/// less than the window); a model that does not record its span passes with a warning.
+pub fn check_span(model: &Model, window_ms: i64, label: &str) -> Result<()> {
+    let Some(span) = model.trained_span_ms() else {
+        eprintln!("sg-host: model {label} does not record the event-time span it was trained on: it is assumed to be this stream's window");
+        return Ok(());
+    };
+    if span > window_ms || span < window_ms / 2 {
+        anyhow::bail!(
+            "model {label} was trained on {} of events, this stream's windows are {}: its count features would be on another \
+             scale (train the baseline on one window's worth of history, see docs/findings.md)",
+            human_ms(span),
+            human_ms(window_ms)
+        );
+    }
+    Ok(())
+}
+
+/// A duration in ms as `1h 30min`, `45s`, `120ms`.
+fn human_ms(ms: i64) -> String {
+    let units = [(86_400_000, "d"), (3_600_000, "h"), (60_000, "min"), (1000, "s")];
+    let mut left = ms;
+    let parts: Vec<String> = units
+        .iter()
+        .filter_map(|&(unit, name)| {
+            let n = left / unit;
+            left %= unit;
+            (n > 0).then(|| format!("{n}{name}"))
+        })
+        .collect();
+    if parts.is_empty() { format!("{ms}ms") } else { parts.join(" ") }
+}
+
+/// Runs the detector on a row-major matrix whose columns are `names`, and explains each row.
+pub fn run(
+    runtime: &Runtime,
+    engine: &DetectorEngine,
+    choice: &ModelChoice,
+    values: &[f32],
+    names: &[String],
+    options: RunOptions,
+) -> Result<Detection> {
+    let span_ms = options.span_ms;
     let cols = names.len();
     let rows = values.len().checked_div(cols).unwrap_or(0);
     let x = Matrix::new(values, rows, cols)?;
@@ -166,8 +262,11 @@ pub fn run(runtime: &Runtime, engine: &DetectorEngine, choice: &ModelChoice, val
             let (model, bytes) = match choice {
                 ModelChoice::Train(params) => {
                     let (model, seconds) = timed(|| sg_iforest::fit(&x, names, params));
-                    let model = model?;
+                    let mut model = model?;
                     fit_seconds = seconds;
+                    if let Some(span) = span_ms {
+                        model.set_trained_span_ms(span);
+                    }
                     let bytes = model.to_bytes();
                     (model, bytes)
                 }
@@ -192,7 +291,14 @@ pub fn run(runtime: &Runtime, engine: &DetectorEngine, choice: &ModelChoice, val
                     m.bytes.clone()
                 }
             };
-            let model = Model::from_bytes(&bytes).context("the detector component returned an unreadable model")?;
+            let mut model = Model::from_bytes(&bytes).context("the detector component returned an unreadable model")?;
+            let bytes = match (choice, span_ms) {
+                (ModelChoice::Train(_), Some(span)) => {
+                    model.set_trained_span_ms(span);
+                    model.to_bytes()
+                }
+                _ => bytes,
+            };
             let (scored, seconds) = timed(|| c.score(runtime, &bytes, (values, rows, cols)));
             score_seconds = seconds;
             let mut scored = scored?;
@@ -223,6 +329,10 @@ pub fn run(runtime: &Runtime, engine: &DetectorEngine, choice: &ModelChoice, val
             (model, bytes, scores, Some(lineage))
         }
     };
+    let (explanations, explain_seconds) = match options.explain {
+        0 => (Ok(vec![Vec::new(); rows]), 0.0),
+        top => timed(|| model.explain(&x, top)),
+    };
     let lineage = DetectorLineage {
         kind: engine.label(),
         component,
@@ -231,11 +341,21 @@ pub fn run(runtime: &Runtime, engine: &DetectorEngine, choice: &ModelChoice, val
         offset: model.offset(),
         model_file,
         model_sha256: match choice {
-            ModelChoice::Saved(m) => Some(m.sha256.clone()),
-            ModelChoice::Train(_) => None,
+            ModelChoice::Saved(m) => m.sha256.clone(),
+            ModelChoice::Train(_) => crate::bundle::sha256_hex(&model_bytes),
         },
     };
-    Ok(Detection { score_samples, offset: model.offset(), model_bytes, lineage, fit_seconds, score_seconds })
+    Ok(Detection {
+        score_samples,
+        explanations: explanations?,
+        offset: model.offset(),
+        model,
+        model_bytes,
+        lineage,
+        fit_seconds,
+        score_seconds,
+        explain_seconds,
+    })
 }
 
 /// Runs `f`, and says how long it took: fitting and scoring are timed alone, not the model's

@@ -34,9 +34,8 @@ pub struct DetectorLineage {
     /// Model file it was loaded from, when not trained in this run.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub model_file: Option<String>,
-    /// sha256 of that model file.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub model_sha256: Option<String>,
+    /// sha256 of the model artefact (of the file when one was loaded).
+    pub model_sha256: String,
 }
 
 /// Everything that produced one output.

@@ -37,6 +37,13 @@ pub struct PartitionLabels {
     pub partition: i64,
 }
 
+/// An alert sink.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SinkLabels {
+    /// The sink's URL (secrets are never part of it).
+    pub sink: String,
+}
+
 /// Every metric of the process.
 pub struct Metrics {
     registry: Registry,
@@ -68,6 +75,12 @@ pub struct Metrics {
     pub windows_closed_early: Counter,
     /// The process's peak resident memory, bytes (set when rendered).
     pub peak_rss: Gauge,
+    /// Alerts a sink acknowledged.
+    pub alerts_sent: Family<SinkLabels, Counter>,
+    /// Attempts to deliver alerts that were retried.
+    pub alerts_retried: Family<SinkLabels, Counter>,
+    /// Alerts a sink did not take after its last attempt.
+    pub alerts_failed: Family<SinkLabels, Counter>,
 }
 
 /// The process's metrics.
@@ -91,6 +104,9 @@ impl Metrics {
             lag: Family::default(),
             windows_closed_early: Counter::default(),
             peak_rss: Gauge::default(),
+            alerts_sent: Family::default(),
+            alerts_retried: Family::default(),
+            alerts_failed: Family::default(),
         };
         m.registry.register("component_calls", "Calls into a component version", m.calls.clone());
         m.registry.register("component_records", "Records passed to a component version", m.records.clone());
@@ -105,6 +121,9 @@ impl Metrics {
         m.registry.register("source_commits", "Offset commits to a source", m.commits.clone());
         m.registry.register("source_lag", "Records of a partition behind its high watermark, from the group's committed offset (what a restart would re-read)", m.lag.clone());
         m.registry.register("stream_windows_closed_early", "Windows written before the watermark passed them, because too many were open", m.windows_closed_early.clone());
+        m.registry.register("alerts_sent", "Alerts an alert sink acknowledged", m.alerts_sent.clone());
+        m.registry.register("alerts_retried", "Deliveries of alerts to a sink that were retried", m.alerts_retried.clone());
+        m.registry.register("alerts_failed", "Alerts a sink did not take after its last attempt", m.alerts_failed.clone());
         m.registry.register("process_peak_resident_bytes", "Peak resident memory of the process (VmHWM)", m.peak_rss.clone());
         m
     }

@@ -8,6 +8,7 @@
 
 pub mod admin;
 pub mod driver;
+pub mod retry;
 pub mod sink;
 pub mod source;
 pub mod steps;

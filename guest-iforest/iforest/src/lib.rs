@@ -14,12 +14,14 @@
 //!   scoring walks blocks of rows tree by tree. RNG (xoshiro256++) and `ln` (libm) make a seed
 //!   give the same forest on every platform.
 
+mod explain;
 mod model;
 mod path;
 mod tree;
 mod walk;
 
-pub use model::{FORMAT, FORMAT_VERSION, Model, ModelError};
+pub use explain::Contribution;
+pub use model::{FORMAT, FORMAT_VERSION, Model, ModelError, SCORE_GRID};
 pub use path::{EULER_GAMMA, average_path_length, percentile_linear};
 pub use tree::Tree;
 
@@ -189,11 +191,29 @@ fn fit_inner(x: &Matrix<'_>, feature_names: &[String], params: &Params) -> Resul
     let trees: Vec<Tree> = seeds.iter().map(build).collect();
 
     let mut model = Model::new(*params, feature_names.to_vec(), x.rows(), psi, trees);
+    let mut scores = model.score_samples(x)?;
     if let Contamination::Fraction(c) = params.contamination {
-        let mut scores = model.score_samples(x)?;
         model.set_offset(percentile_linear(&mut scores, 100.0 * c));
     }
+    model.set_baseline(medians(x), &mut scores);
     Ok(model)
+}
+
+/// Per column, numpy's `nanmedian` (`None` for a column of NaN only).
+fn medians(x: &Matrix<'_>) -> Vec<Option<f64>> {
+    let mut column = Vec::with_capacity(x.rows());
+    (0..x.cols())
+        .map(|c| {
+            column.clear();
+            column.extend((0..x.rows()).map(|r| f64::from(x.get(r, c))).filter(|v| !v.is_nan()));
+            let n = column.len();
+            if n == 0 {
+                return None;
+            }
+            column.sort_unstable_by(f64::total_cmp);
+            Some(if n % 2 == 1 { column[n / 2] } else { (column[n / 2 - 1] + column[n / 2]) / 2.0 })
+        })
+        .collect()
 }
 
 #[cfg(test)]

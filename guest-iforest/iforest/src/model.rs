@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::path::average_path_length;
+use crate::path::{average_path_length, percentile_linear};
 use crate::walk::{BLOCK_ROWS, Columns};
 use crate::{Matrix, Params, Tree};
 
@@ -84,7 +84,23 @@ pub struct Model {
     offset: f64,
     /// The forest.
     trees: Vec<Tree>,
+    /// Per feature, the median over the training rows (NaN ignored; `None` when every value
+    /// was NaN): what an explanation calls typical. Empty in artefacts written before it.
+    #[serde(default)]
+    typical: Vec<Option<f64>>,
+    /// The training rows' `score_samples` at the quantiles 0, 1/[`SCORE_GRID`], …, 1: the
+    /// baseline an alert threshold is calibrated on. Empty in artefacts written before it.
+    #[serde(default)]
+    training_scores: Vec<f64>,
+    /// Event-time span, ms, of what the model was trained on (a stream window's length, or a
+    /// bounded input's first to last event): count features scale with it, so a baseline is
+    /// only meant for windows of this length. Absent when the trainer did not say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    trained_span_ms: Option<i64>,
 }
+
+/// Steps of the training score distribution a model keeps (0.05 % each).
+pub const SCORE_GRID: usize = 2000;
 
 impl Model {
     pub(crate) fn new(params: Params, feature_names: Vec<String>, n_train: usize, max_samples: usize, trees: Vec<Tree>) -> Self {
@@ -97,7 +113,45 @@ impl Model {
             max_samples,
             offset: -0.5,
             trees,
+            typical: Vec::new(),
+            training_scores: Vec::new(),
+            trained_span_ms: None,
         }
+    }
+
+    /// Records the event-time span, ms, of the rows the model was trained on.
+    pub fn set_trained_span_ms(&mut self, span_ms: i64) {
+        self.trained_span_ms = Some(span_ms.max(0));
+    }
+
+    /// The event-time span, ms, of the rows the model was trained on, when the trainer said.
+    pub fn trained_span_ms(&self) -> Option<i64> {
+        self.trained_span_ms
+    }
+
+    /// Records the baseline: the training rows' medians and their scores' distribution.
+    pub(crate) fn set_baseline(&mut self, typical: Vec<Option<f64>>, scores: &mut [f64]) {
+        self.typical = typical;
+        self.training_scores = (0..=SCORE_GRID).map(|i| percentile_linear(scores, 100.0 * i as f64 / SCORE_GRID as f64)).collect();
+    }
+
+    /// Per feature, the median over the training rows (empty for an artefact without it).
+    pub fn typical(&self) -> &[Option<f64>] {
+        &self.typical
+    }
+
+    /// The `score_samples` value that a share `rate` of the training rows fall below (so a row
+    /// scoring below it is as rare as `rate` on data like the training set); `None` for an
+    /// artefact without a training distribution.
+    pub fn score_at_rate(&self, rate: f64) -> Option<f64> {
+        let grid = &self.training_scores;
+        if grid.len() < 2 || !(0.0..=1.0).contains(&rate) {
+            return None;
+        }
+        let at = rate * (grid.len() - 1) as f64;
+        let lo = (libm::floor(at) as usize).min(grid.len() - 2);
+        let t = at - lo as f64;
+        Some(grid[lo] + (grid[lo + 1] - grid[lo]) * t)
     }
 
     pub(crate) fn set_offset(&mut self, offset: f64) {
@@ -174,6 +228,22 @@ impl Model {
             return Err(ModelError::Artefact(format!(
                 "{trees} trees, subsample {psi}, {features} features: the limits are {MAX_TREES}, {MAX_SUBSAMPLE}, {MAX_FEATURES}"
             )));
+        }
+        if !model.typical.is_empty() && model.typical.len() != features {
+            return Err(ModelError::Artefact(format!("{} typical values for {features} features", model.typical.len())));
+        }
+        let scores = &model.training_scores;
+        if !(scores.is_empty() || scores.len() == SCORE_GRID + 1)
+            || scores.iter().any(|s| !s.is_finite())
+            || scores.windows(2).any(|w| w[0] > w[1])
+        {
+            return Err(ModelError::Artefact(format!(
+                "the training score distribution must be {} finite, ascending values",
+                SCORE_GRID + 1
+            )));
+        }
+        if model.trained_span_ms.is_some_and(|ms| ms < 0) {
+            return Err(ModelError::Artefact("a negative training span".into()));
         }
         for (i, t) in model.trees.iter_mut().enumerate() {
             t.validate(features, psi).map_err(|e| ModelError::Artefact(format!("tree {i}: {e}")))?;

@@ -220,3 +220,32 @@ fn ties_and_special_values_walk_as_the_plain_walk() {
         }
     }
 }
+
+#[test]
+fn contributions_add_up_to_the_isolation_deficit() {
+    // 300 rows on a grid in 4 features; row 0 is far out in feature 2 only.
+    let mut data: Vec<f32> = (0..1200).map(|i| ((i * 7919) % 97) as f32).collect();
+    data[2] = 10_000.0;
+    let x = Matrix::new(&data, 300, 4).unwrap();
+    let names: Vec<String> = (0..4).map(|i| format!("f{i}")).collect();
+    let m = fit(&x, &names, &Params::default()).unwrap();
+    let all = m.contributions(&x).unwrap();
+    let c = average_path_length(m.max_samples());
+    let scores = m.score_samples(&x).unwrap();
+    for (r, row) in all.chunks_exact(4).enumerate() {
+        // score = −2^(−E[h]/c)  ⇒  E[h] = −c · log2(−score)
+        let mean_path = -c * (-scores[r]).log2();
+        let total: f64 = row.iter().sum();
+        assert!((total - (c - mean_path)).abs() < 1e-9, "row {r}: {total} vs {}", c - mean_path);
+    }
+    let top = m.explain(&x, 2).unwrap();
+    assert_eq!(top[0][0].feature, 2, "{:?}", top[0]);
+    assert!(top[0][0].contribution > 0.0 && top[0][0].contribution > 3.0 * top[0][1].contribution, "{:?}", top[0]);
+    assert_eq!(m.typical().len(), 4);
+    // The baseline: a share r of the training rows scores below score_at_rate(r).
+    let t = m.score_at_rate(0.1).unwrap();
+    let below = scores.iter().filter(|&&s| s < t).count();
+    assert!((25..=35).contains(&below), "{below} of 300 below the 10 % threshold");
+    let back = Model::from_bytes(&m.to_bytes()).unwrap();
+    assert_eq!(back.score_at_rate(0.005), m.score_at_rate(0.005));
+}

@@ -244,6 +244,17 @@ impl Tree {
         self.value[n]
     }
 
+    /// Walks `row` to its leaf, calling `split` with the feature of every split on the way;
+    /// returns the path length (depth + c(leaf size)), as [`Tree::path_length`] does.
+    pub(crate) fn path(&self, row: &[f32], mut split: impl FnMut(u32)) -> f64 {
+        let mut n = 0usize;
+        while self.left[n] as usize != n {
+            split(self.feature[n]);
+            n = if row[self.feature[n] as usize] <= self.threshold[n] { self.left[n] } else { self.right[n] } as usize;
+        }
+        self.value[n]
+    }
+
     /// Adds the path length of each row of `block` to `acc`.
     pub(crate) fn accumulate(&self, block: &Columns, acc: &mut [f64]) {
         match &self.layout {

@@ -10,6 +10,7 @@ use clap::Args;
 
 use sg_pipeline::admin::AdminSettings;
 use sg_core::runtime::Limits;
+use sg_pipeline::sink::alerts::{AlertOptions, AlertTarget, WebhookSettings};
 use sg_pipeline::source::Input;
 
 /// Settings of every Kafka client a command makes.
@@ -139,5 +140,40 @@ mod tests {
         assert_eq!(parse_duration("2").unwrap(), Duration::from_secs(2));
         assert_eq!(parse_size("512MiB").unwrap(), 512 << 20);
         assert!(parse_size("3 parsecs").is_err());
+    }
+}
+
+/// Where alerts go.
+#[derive(Args, Debug, Clone, Default)]
+pub(super) struct AlertArgs {
+    /// Send every alerting row as an OCSF Detection Finding to `kafka://HOST:PORT/TOPIC`,
+    /// `http(s)://…` (a webhook, POSTed JSON arrays) or `file://PATH` (JSON lines). Repeatable;
+    /// each sink acknowledges an output's alerts before its input is.
+    #[arg(long = "alerts", value_name = "URL")]
+    targets: Vec<String>,
+    /// A file holding the webhooks' `Authorization` header value (e.g. `Bearer …`).
+    #[arg(long, value_name = "FILE")]
+    alert_auth_file: Option<PathBuf>,
+    /// Attempts per webhook request before the delivery fails (with exponential backoff).
+    #[arg(long, default_value_t = 6)]
+    alert_attempts: u32,
+    /// Timeout of one webhook request.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    alert_timeout: Duration,
+}
+
+impl AlertArgs {
+    /// The sinks named by `--alerts`.
+    pub(super) fn targets(&self) -> Result<Vec<AlertTarget>> {
+        self.targets.iter().map(|t| AlertTarget::parse(t)).collect()
+    }
+
+    /// What the sinks need besides their URLs (`kafka` gives the Kafka sinks' properties).
+    pub(super) fn options(&self, kafka: &KafkaClientArgs) -> Result<AlertOptions> {
+        Ok(AlertOptions {
+            kafka_properties: kafka.properties()?,
+            authorization_file: self.alert_auth_file.clone(),
+            webhook: WebhookSettings { timeout: self.alert_timeout, attempts: self.alert_attempts.max(1), ..WebhookSettings::default() },
+        })
     }
 }

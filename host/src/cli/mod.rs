@@ -14,15 +14,15 @@ use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use sg_iforest::{Contamination, MaxSamples, Params};
 
-use args::{AdminArgs, DeadLetterArgs, KafkaClientArgs, SandboxArgs, parse_duration, parse_size};
+use args::{AdminArgs, AlertArgs, DeadLetterArgs, KafkaClientArgs, SandboxArgs, parse_duration, parse_size};
 use sg_core::bundle::Bundle;
 use sg_core::component::{ComponentSource, Role};
 use sg_core::component::features::FeatureComponent;
-use sg_core::detector::{self, DetectorChoice, ModelSource};
+use sg_core::detector::{self, AlertRule, DetectorChoice, ModelSource};
 use sg_anomaly::bounded::{self, AnomalyJob};
 use sg_anomaly::stream::{self, StreamJob};
 use sg_anomaly::windows::EventTime;
-use sg_pipeline::sink::Replace;
+use sg_pipeline::sink::{Layout, Replace};
 use sg_core::runtime::{Limits, Runtime};
 use sg_pipeline::source::Input;
 use sg_kafka::{KafkaOptions, KafkaTopic, StartAt};
@@ -98,6 +98,22 @@ struct DetectorArgs {
     /// Seed.
     #[arg(long, default_value_t = 42)]
     random_state: u64,
+    /// A row alerts when its anomaly score exceeds the one this share of the model's training
+    /// rows exceed (the expected false-alarm share on data like the baseline).
+    #[arg(long, default_value_t = 0.005, value_parser = share)]
+    alert_rate: f64,
+    /// A row alerts when its anomaly score (`−score_samples`, in (0, 1]) exceeds this.
+    #[arg(long)]
+    alert_threshold: Option<f64>,
+    /// Features named in each row's explanation, largest contribution first (0: no explanations).
+    #[arg(long, default_value_t = sg_core::detector::EXPLAINED)]
+    explain: usize,
+}
+
+/// A share in [0, 1].
+fn share(s: &str) -> Result<f64, String> {
+    let v: f64 = s.parse().map_err(|e| format!("{e}"))?;
+    if (0.0..=1.0).contains(&v) { Ok(v) } else { Err(format!("{v} is not in [0, 1]")) }
 }
 
 impl DetectorArgs {
@@ -118,6 +134,13 @@ impl DetectorArgs {
             contamination,
             random_state: self.random_state,
         })
+    }
+
+    fn alert_rule(&self) -> AlertRule {
+        match self.alert_threshold {
+            Some(t) => AlertRule::Threshold(t),
+            None => AlertRule::Rate(self.alert_rate),
+        }
     }
 
     fn model_source(&self) -> Result<ModelSource> {
@@ -150,6 +173,11 @@ struct RunArgs {
     /// Replace --out even when it is not an sg-host output.
     #[arg(long)]
     force: bool,
+    /// Write the report where the reference job did (`OUT/anomaly_report.json`) instead of
+    /// `OUT/_anomaly_report.json`, for scripts that read that path; Spark, pandas and pyarrow
+    /// then no longer open OUT as a dataset without being given the Parquet files.
+    #[arg(long)]
+    reference_paths: bool,
     #[command(flatten)]
     detector: DetectorArgs,
     #[command(flatten)]
@@ -166,6 +194,8 @@ struct RunArgs {
     max_message_bytes: usize,
     #[command(flatten)]
     dead_letters: DeadLetterArgs,
+    #[command(flatten)]
+    alerts: AlertArgs,
     /// Print nothing but errors.
     #[arg(long, short)]
     quiet: bool,
@@ -322,11 +352,16 @@ fn run(args: RunArgs) -> Result<()> {
         component,
         input,
         dead_letter_topic,
+        layout: args.layout(),
         out: args.out,
         replace: if args.force { Replace::Anything } else { Replace::OnlyOutput },
         detector,
         model,
         save_model: args.detector.save_model.clone(),
+        alert: args.detector.alert_rule(),
+        explain: args.detector.explain,
+        alerts: args.alerts.targets()?,
+        alert_options: args.alerts.options(&args.kafka.client)?,
         limits,
         batch_bytes: args.batch_bytes,
         max_message_bytes: args.max_message_bytes,
@@ -348,6 +383,13 @@ fn run(args: RunArgs) -> Result<()> {
         s.events as f64 / s.seconds.max(1e-9)
     );
     Ok(())
+}
+
+impl RunArgs {
+    /// Where the report goes beside the partitions.
+    fn layout(&self) -> Layout {
+        if self.reference_paths { Layout::Reference } else { Layout::Dataset }
+    }
 }
 
 /// The features component, detector and model of a run: from the bundle where it has them.
@@ -374,9 +416,14 @@ fn follow(args: RunArgs, kafka: KafkaOptions, dead_letter_topic: Option<String>,
     let job = StreamJob {
         component,
         kafka,
+        layout: args.layout(),
         out: args.out,
         detector,
         model,
+        alert: args.detector.alert_rule(),
+        explain: args.detector.explain,
+        alerts: args.alerts.targets()?,
+        alert_options: args.alerts.options(&args.kafka.client)?,
         limits,
         window_ms: args.kafka.window.as_millis() as i64,
         time: EventTime {
@@ -475,7 +522,7 @@ fn demo(events: u64, dir: PathBuf) -> Result<()> {
             _ => unreachable!("the demo runs gen-events and run"),
         }
     }
-    let report = std::fs::read_to_string(out.join(bounded::REPORT_FILE))?;
+    let report = std::fs::read_to_string(out.join(Layout::default().report_file()))?;
     println!("{report}");
     Ok(())
 }

@@ -8,6 +8,8 @@ use std::time::Duration;
 use anyhow::{Result, anyhow, bail};
 use serde::{Deserialize, Serialize};
 
+use sg_pipeline::retry::{backoff, retryable_status};
+
 use super::Embedder;
 
 /// How the client talks to the service.
@@ -84,7 +86,7 @@ async fn post(client: &reqwest::Client, s: &HttpSettings, texts: &[&str]) -> Res
     let status = response.status();
     if !status.is_success() {
         let body = response.text().await.unwrap_or_default();
-        bail!("HTTP {status}: {}", body.chars().take(200).collect::<String>());
+        return Err(anyhow::Error::new(HttpStatus(status.as_u16())).context(format!("HTTP {status}: {}", body.chars().take(200).collect::<String>())));
     }
     let body: Response = response.json().await.map_err(|e| anyhow!("malformed answer: {e}"))?;
     if body.embeddings.len() != texts.len() {
@@ -99,26 +101,35 @@ async fn post(client: &reqwest::Client, s: &HttpSettings, texts: &[&str]) -> Res
     Ok(body.embeddings)
 }
 
-/// Retries `post` with backoff; a 4xx other than 408/429 is not retried.
+/// Retries `post` with the host's backoff ([`sg_pipeline::retry`]); a 4xx other than 408/429
+/// is final.
 async fn post_retrying(client: &reqwest::Client, s: &HttpSettings, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
-    let mut wait = s.backoff;
-    for attempt in 1..=s.attempts {
-        match post(client, s, texts).await {
-            Ok(v) => return Ok(v),
-            Err(e) => {
-                let msg = format!("{e:#}");
-                let permanent = msg.starts_with("HTTP 4") && !msg.starts_with("HTTP 408") && !msg.starts_with("HTTP 429");
-                if permanent || attempt == s.attempts {
-                    bail!("embedder {}: {msg} (attempt {attempt}/{})", s.url, s.attempts);
-                }
-                eprintln!("embedder {}: {msg}; retry {attempt}/{} in {:?}", s.url, s.attempts - 1, wait);
-                tokio::time::sleep(wait).await;
-                wait = (wait * 2).min(Duration::from_secs(30));
-            }
-        }
-    }
-    unreachable!("attempts ≥ 1")
+    use backon::Retryable;
+    let retryable = |e: &anyhow::Error| match e.downcast_ref::<HttpStatus>() {
+        Some(status) => retryable_status(status.0),
+        None => true,
+    };
+    let attempt = || post(client, s, texts);
+    attempt
+        .retry(backoff(s.backoff, Duration::from_secs(30), s.attempts))
+        .sleep(tokio::time::sleep)
+        .when(retryable)
+        .notify(|e: &anyhow::Error, wait: Duration| eprintln!("embedder {}: {e:#}; retrying in {wait:?}", s.url))
+        .await
+        .map_err(|e| anyhow!("embedder {}: {e:#} (after at most {} attempts)", s.url, s.attempts))
 }
+
+/// An HTTP answer other than 2xx.
+#[derive(Debug)]
+struct HttpStatus(u16);
+
+impl std::fmt::Display for HttpStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "HTTP {}", self.0)
+    }
+}
+
+impl std::error::Error for HttpStatus {}
 
 impl Embedder for HttpEmbedder {
     fn describe(&self) -> String {

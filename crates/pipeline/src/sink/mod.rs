@@ -3,6 +3,7 @@
 //! with its report (staged beside, then renamed into place), the streaming checkpoint, and the
 //! point store of the dedup job.
 
+pub mod alerts;
 pub mod checkpoint;
 pub mod dead_letter;
 mod parquet;
@@ -13,6 +14,6 @@ mod staging;
 pub use checkpoint::Checkpoint;
 pub use dead_letter::{DeadLetter, DeadLetterFile, DeadLetterTopic, DeadLetters, RefusedBy};
 pub use parquet::{LEDGER_FILE, write_ledger, write_partitioned, write_table};
-pub use report::{AnomalyReport, TopAnomaly};
-pub use scored::ScoredTable;
+pub use report::{AnomalyReport, Layout, TopAnomaly};
+pub use scored::{Explained, ScoredTable};
 pub use staging::{Replace, SUCCESS_FILE, StagedDir};

@@ -5,8 +5,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
-use arrow::array::{ArrayRef, BooleanArray, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray, TimestampMillisecondArray};
-use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+use arrow::array::{
+    Array, ArrayRef, BooleanArray, Float64Array, Int32Array, Int64Array, ListArray, RecordBatch, StringArray, StructArray,
+    TimestampMillisecondArray,
+};
+use arrow::buffer::OffsetBuffer;
+use arrow::datatypes::{DataType, Field, Fields, Schema, TimeUnit};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
 use parquet::file::metadata::KeyValue;
@@ -15,7 +19,7 @@ use sg_features_core::columns::{ColumnData, ColumnRole, ColumnType, OwnedDict};
 
 use sg_model::Position;
 
-use super::ScoredTable;
+use super::{Explained, ScoredTable};
 
 fn strings(d: &OwnedDict) -> Result<ArrayRef> {
     let mut values = Vec::with_capacity(d.codes.len());
@@ -54,17 +58,46 @@ fn record_batch(scored: &ScoredTable<'_>) -> Result<RecordBatch> {
         fields.push(Field::new(&spec.name, arrow_type(spec.ty), spec.ty == ColumnType::Utf8));
         arrays.push(array);
     }
-    for (name, values) in [
-        ("anomaly_score", &scored.anomaly_score),
-        ("anomaly_score_normalized", &scored.anomaly_score_normalized),
-    ] {
+    let explanation = explanation_array(&scored.explanation);
+    let added: [(&str, ArrayRef); 4] = [
+        ("anomaly_score", Arc::new(Float64Array::from(scored.anomaly_score.clone()))),
+        ("anomaly_score_normalized", Arc::new(Float64Array::from(scored.anomaly_score_normalized.clone()))),
+        ("is_alert", Arc::new(BooleanArray::from(scored.is_alert.clone()))),
+        ("explanation", Arc::new(explanation)),
+    ];
+    for (name, array) in added {
         if fields.iter().any(|f| f.name() == name) {
             bail!("the component's schema already has a column named {name}");
         }
-        fields.push(Field::new(name, DataType::Float64, false));
-        arrays.push(Arc::new(Float64Array::from(values.clone())));
+        fields.push(Field::new(name, array.data_type().clone(), false));
+        arrays.push(array);
     }
     Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)?)
+}
+
+/// The fields of one explanation entry.
+fn explanation_fields() -> Fields {
+    Fields::from(vec![
+        Field::new("feature", DataType::Utf8, false),
+        Field::new("value", DataType::Float64, false),
+        Field::new("typical", DataType::Float64, true),
+        Field::new("contribution", DataType::Float64, false),
+    ])
+}
+
+/// `list<struct<feature: utf8, value: float64, typical: float64, contribution: float64>>`.
+fn explanation_array(rows: &[Vec<Explained>]) -> ListArray {
+    let entries = rows.iter().flatten();
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from_iter_values(entries.clone().map(|e| e.feature.as_str()))),
+        Arc::new(Float64Array::from_iter_values(entries.clone().map(|e| e.value))),
+        Arc::new(Float64Array::from_iter(entries.clone().map(|e| e.typical))),
+        Arc::new(Float64Array::from_iter_values(entries.map(|e| e.contribution))),
+    ];
+    let fields = explanation_fields();
+    let values = StructArray::new(fields.clone(), columns, None);
+    let item = Arc::new(Field::new("item", DataType::Struct(fields), false));
+    ListArray::new(item, OffsetBuffer::from_lengths(rows.iter().map(Vec::len)), Arc::new(values), None)
 }
 
 /// Writes one Parquet file (snappy) with `metadata` as key-value metadata.
