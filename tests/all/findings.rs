@@ -15,19 +15,21 @@ use crate::support::{event, python_json, sg_host};
 
 /// A scored row read back from the Parquet output.
 #[derive(Debug, Clone)]
-struct Scored {
-    user: String,
-    anomaly_score: f64,
-    is_alert: bool,
+pub struct Scored {
+    pub user: String,
+    pub anomaly_score: f64,
+    pub is_alert: bool,
+    /// From the partition the row is in.
+    pub is_anomaly: bool,
     /// Every numeric column by name.
-    values: BTreeMap<String, f64>,
+    pub values: BTreeMap<String, f64>,
     /// (feature, value, typical, contribution), largest contribution first.
-    explanation: Vec<(String, f64, Option<f64>, f64)>,
+    pub explanation: Vec<(String, f64, Option<f64>, f64)>,
 }
 
 /// Every row of both partitions of an output directory (read with the parquet crate; the
 /// pyarrow tests read the same files independently).
-fn read_scored(out: &Path) -> Vec<Scored> {
+pub fn read_scored(out: &Path) -> Vec<Scored> {
     let mut rows = Vec::new();
     for part in ["is_anomaly=0", "is_anomaly=1"] {
         let Ok(file) = std::fs::File::open(out.join(part).join("part-00000.snappy.parquet")) else { continue };
@@ -36,7 +38,8 @@ fn read_scored(out: &Path) -> Vec<Scored> {
             let batch = batch.unwrap();
             let schema = batch.schema();
             for r in 0..batch.num_rows() {
-                let mut row = Scored { user: String::new(), anomaly_score: 0.0, is_alert: false, values: BTreeMap::new(), explanation: vec![] };
+                let is_anomaly = part == "is_anomaly=1";
+                let mut row = Scored { user: String::new(), anomaly_score: 0.0, is_alert: false, is_anomaly, values: BTreeMap::new(), explanation: vec![] };
                 for (field, column) in schema.fields().iter().zip(batch.columns()) {
                     let name = field.name().as_str();
                     match column.data_type() {
@@ -210,7 +213,7 @@ fn native_and_component_detectors_explain_alike() {
 }
 
 /// Generates a batch of `n` events of `users` users with `compromised` of them compromised.
-fn generated(dir: &Path, name: &str, n: u64, users: usize, compromised: usize, seed: u64) -> (PathBuf, Vec<String>) {
+pub fn generated(dir: &Path, name: &str, n: u64, users: usize, compromised: usize, seed: u64) -> (PathBuf, Vec<String>) {
     let file = dir.join(name);
     let o = sg_host()
         .args(["gen-events", &n.to_string(), "--users", &users.to_string(), "--compromised", &compromised.to_string(), "--seed", &seed.to_string(), "--out"])

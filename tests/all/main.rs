@@ -12,6 +12,7 @@ mod iforest;
 mod kafka;
 mod pipeline;
 mod portability;
+mod serve;
 mod support;
 mod swap;
 mod versions;

@@ -19,7 +19,7 @@ use sg_model::events::{DecodedChunk, EventBatch};
 use sg_core::lineage::{ComponentLineage, Lineage};
 use sg_core::runtime::{Limits, Runtime};
 use sg_pipeline::sink::alerts::{self, AlertOptions, AlertSinks, AlertTarget, Scope};
-use sg_pipeline::sink::{AnomalyReport, Layout, Replace, ScoredTable, StagedDir, write_partitioned};
+use sg_pipeline::sink::{AnomalyReport, Layout, Period, Replace, ScoredTable, StagedDir, write_partitioned};
 use sg_pipeline::source::{Framing, Input, InputProgress, Source};
 use crate::slots::AnomalySlots;
 
@@ -226,6 +226,7 @@ impl Stage for Bounded<'_, '_> {
             events,
             dead_lettered,
             span_ms: self.event_times.map(|(first, last)| last - first),
+            period: self.event_times.map(|(first, last)| Period { start: first, end: last + 1 }),
         };
         let (report, users, anomalies) = score_and_write(cx.runtime, features, table, &mut settings, staged.path(), coverage, steps)?;
         // The dead letters live in the staged directory: durable before it is renamed in.
@@ -268,6 +269,8 @@ pub struct Coverage {
     pub dead_lettered: u64,
     /// Event-time span, ms, of the events (recorded in a model trained on them).
     pub span_ms: Option<i64>,
+    /// The event time covered (in the report).
+    pub period: Option<Period>,
 }
 
 /// Flagged rows whose explanation a run prints.
@@ -298,7 +301,7 @@ pub fn score_and_write(
     coverage: Coverage,
     steps: &Steps,
 ) -> Result<(AnomalyReport, usize, usize)> {
-    let Coverage { input, scope, events, dead_lettered, span_ms } = coverage;
+    let Coverage { input, scope, events, dead_lettered, span_ms, period } = coverage;
     let d = features.descriptor();
     let matrix = model_matrix(d, &table);
     let options = detector::RunOptions { explain: settings.explain, span_ms };
@@ -310,12 +313,15 @@ pub fn score_and_write(
     let threshold = settings.alert.threshold(&detection.model)?;
     let scored = ScoredTable::new(d, table, &detection, threshold);
     steps.note(&format!(
-        "{} of {} users flagged (detector {}, offset {:.6}); {} alert (anomaly score above {threshold:.4})",
+        "{} of {} users flagged (detector {}, offset {:.6}); {} alert (anomaly score above {threshold:.4}); fit {:.3} s, score {:.3} s, explain {:.3} s",
         scored.anomalies(),
         scored.table.rows,
         detection.lineage.kind,
         detection.offset,
         scored.alerts(),
+        detection.fit_seconds,
+        detection.score_seconds,
+        detection.explain_seconds,
     ));
     let mut ranked: Vec<usize> = (0..scored.table.rows).filter(|&r| scored.is_alert[r] || scored.is_anomaly[r]).collect();
     ranked.sort_by(|&a, &b| scored.anomaly_score[b].total_cmp(&scored.anomaly_score[a]).then(a.cmp(&b)));
@@ -342,7 +348,7 @@ pub fn score_and_write(
     for d in &delivered {
         steps.note(&format!("{} alerts delivered to {} ({} retries)", d.sent, d.sink, d.retried));
     }
-    let report = AnomalyReport::new(&scored, lineage, delivered);
+    let report = AnomalyReport::new(&scored, lineage, delivered, period);
     std::fs::write(dir.join(settings.layout.report_file()), serde_json::to_vec_pretty(&report)?).context("writing the report")?;
     Ok((report, scored.table.rows, scored.anomalies()))
 }

@@ -33,7 +33,7 @@ use sg_model::events::{DecodedChunk, EventBatch};
 use sg_metrics::{METRICS, SourceLabels};
 use sg_core::runtime::{Limits, Runtime};
 use sg_pipeline::sink::alerts::{AlertOptions, AlertSinks, AlertTarget, Scope};
-use sg_pipeline::sink::{Checkpoint, DeadLetter, DeadLetters, LEDGER_FILE, Layout, RefusedBy, Replace, StagedDir, write_ledger};
+use sg_pipeline::sink::{Checkpoint, DeadLetter, DeadLetters, LEDGER_FILE, Layout, Period, RefusedBy, Replace, StagedDir, write_ledger};
 use sg_model::Position;
 use sg_kafka::KafkaOptions;
 use sg_pipeline::source::{Framing, Input, Source};
@@ -315,6 +315,7 @@ impl<'r> Windowed<'_, 'r> {
             events: window.events,
             dead_lettered: cx.dead.count(),
             span_ms: Some(length),
+            period: Some(Period { start: w, end: w + length }),
         };
         let (report, _, anomalies) = score_and_write(cx.runtime, &version, table, &mut settings, staged.path(), coverage, &self.steps)?;
         if let Some(ledger) = &window.ledger {

@@ -1,6 +1,7 @@
-//! Prometheus metrics of the process, served by the admin API's `/metrics`: per component
-//! version (calls, records, call latency, traps, timeouts, dead-lettered records) and per source
-//! (batches, commits, lag).
+//! Prometheus metrics of the process, served by the admin API's and `sg-host serve`'s
+//! `/metrics`: per component version (calls, records, call latency, traps, timeouts,
+//! dead-lettered records), per source (batches, commits, lag), per alert sink, and per route of
+//! `serve`.
 
 #![deny(missing_docs)]
 
@@ -44,6 +45,22 @@ pub struct SinkLabels {
     pub sink: String,
 }
 
+/// A route of `sg-host serve`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    /// The route's pattern, e.g. `/api/users/{user}`.
+    pub route: String,
+}
+
+/// A route of `sg-host serve` and the status it answered.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResponseLabels {
+    /// The route's pattern.
+    pub route: String,
+    /// The HTTP status code.
+    pub status: u16,
+}
+
 /// Every metric of the process.
 pub struct Metrics {
     registry: Registry,
@@ -81,6 +98,10 @@ pub struct Metrics {
     pub alerts_retried: Family<SinkLabels, Counter>,
     /// Alerts a sink did not take after its last attempt.
     pub alerts_failed: Family<SinkLabels, Counter>,
+    /// Requests `sg-host serve` answered, by route and status.
+    pub requests: Family<ResponseLabels, Counter>,
+    /// Time to answer a request, by route.
+    pub request_latency: Family<RouteLabels, Histogram>,
 }
 
 /// The process's metrics.
@@ -107,6 +128,8 @@ impl Metrics {
             alerts_sent: Family::default(),
             alerts_retried: Family::default(),
             alerts_failed: Family::default(),
+            requests: Family::default(),
+            request_latency: Family::new_with_constructor(|| Histogram::new(exponential_buckets(0.000_1, 4.0, 10))),
         };
         m.registry.register("component_calls", "Calls into a component version", m.calls.clone());
         m.registry.register("component_records", "Records passed to a component version", m.records.clone());
@@ -124,6 +147,8 @@ impl Metrics {
         m.registry.register("alerts_sent", "Alerts an alert sink acknowledged", m.alerts_sent.clone());
         m.registry.register("alerts_retried", "Deliveries of alerts to a sink that were retried", m.alerts_retried.clone());
         m.registry.register("alerts_failed", "Alerts a sink did not take after its last attempt", m.alerts_failed.clone());
+        m.registry.register("http_requests", "Requests answered by sg-host serve, by route and status", m.requests.clone());
+        m.registry.register("http_request_seconds", "Time to answer a request of sg-host serve, by route", m.request_latency.clone());
         m.registry.register("process_peak_resident_bytes", "Peak resident memory of the process (VmHWM)", m.peak_rss.clone());
         m
     }

@@ -4,6 +4,7 @@ mod args;
 mod dedup;
 mod deploy;
 mod produce;
+mod serve;
 
 use std::io::BufWriter;
 use std::path::PathBuf;
@@ -55,6 +56,8 @@ enum Command {
     Bundle(deploy::BundleCommand),
     /// Load JSON lines into a Kafka topic (creating it if asked).
     Produce(produce::ProduceArgs),
+    /// Serve a query API over output directories: runs, anomalies, users, training data.
+    Serve(serve::ServeArgs),
     /// Print a features component's self-description (name, version, contract, schema).
     Describe {
         /// Component: a `.wasm` path or `builtin:streamguard` / `builtin:spark-compat`.
@@ -536,6 +539,7 @@ pub fn main() -> ExitCode {
         Command::Detect(args) => detect(args),
         Command::Dedup(args) => dedup::dedup(*args),
         Command::Produce(args) => produce::produce(args),
+        Command::Serve(args) => serve::serve(args),
         Command::Compile(args) => deploy::compile(args),
         Command::Bundle(c) => deploy::bundle(c),
         Command::Describe { component } => describe(&component),

@@ -14,6 +14,6 @@ mod staging;
 pub use checkpoint::Checkpoint;
 pub use dead_letter::{DeadLetter, DeadLetterFile, DeadLetterTopic, DeadLetters, RefusedBy};
 pub use parquet::{LEDGER_FILE, write_ledger, write_partitioned, write_table};
-pub use report::{AnomalyReport, Layout, TopAnomaly};
+pub use report::{AnomalyReport, Layout, Period, TopAnomaly};
 pub use scored::{Explained, ScoredTable};
 pub use staging::{Replace, SUCCESS_FILE, StagedDir};

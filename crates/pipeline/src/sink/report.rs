@@ -1,7 +1,7 @@
 //! The run's report (`_anomaly_report.json`), in the reference job's format plus lineage, and
 //! where an output directory puts it.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sg_features_core::columns::ColumnData;
 
 use super::alerts::Delivered;
@@ -28,6 +28,15 @@ impl Layout {
             Layout::Reference => "anomaly_report.json",
         }
     }
+}
+
+/// The event time an output covers, epoch ms, `[start, end)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Period {
+    /// First millisecond.
+    pub start: i64,
+    /// First millisecond after.
+    pub end: i64,
 }
 
 /// Users in `top_anomalies`.
@@ -71,6 +80,9 @@ pub struct AnomalyReport {
     pub alert_threshold: f64,
     /// What each alert sink acknowledged.
     pub alerts_delivered: Vec<Delivered>,
+    /// The event time covered: the window, or a bounded run's first to last event.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub period: Option<Period>,
     /// What produced this output.
     pub lineage: Lineage,
 }
@@ -93,7 +105,7 @@ fn float_column<'t>(scored: &'t ScoredTable<'_>, name: &str) -> Option<&'t [f64]
 
 impl AnomalyReport {
     /// Builds the report of a scored table.
-    pub fn new(scored: &ScoredTable<'_>, lineage: Lineage, alerts_delivered: Vec<Delivered>) -> AnomalyReport {
+    pub fn new(scored: &ScoredTable<'_>, lineage: Lineage, alerts_delivered: Vec<Delivered>, period: Option<Period>) -> AnomalyReport {
         let total = scored.table.rows;
         let anomalous = scored.anomalies();
         let mut flagged: Vec<usize> = (0..total).filter(|&r| scored.is_anomaly[r]).collect();
@@ -123,6 +135,7 @@ impl AnomalyReport {
             alerts: scored.alerts(),
             alert_threshold: scored.alert_threshold,
             alerts_delivered,
+            period,
             lineage,
         }
     }

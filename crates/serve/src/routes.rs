@@ -1,0 +1,283 @@
+//! The routes of `sg-host serve`: JSON over the catalog's outputs, Arrow IPC for the rows, and
+//! a Prometheus counter and latency histogram per route.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context as _;
+use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Int64Array, RecordBatch, StringArray};
+use arrow::datatypes::{DataType, Field, Float64Type, Schema};
+use axum::Router;
+use axum::extract::{MatchedPath, Path, Query, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use sg_metrics::{METRICS, ResponseLabels, RouteLabels};
+
+use crate::catalog::{Catalog, Output};
+
+/// The media type of an Arrow IPC stream.
+pub const ARROW_STREAM: &str = "application/vnd.apache.arrow.stream";
+
+/// Most anomalies one request returns.
+const MAX_LIMIT: usize = 10_000;
+
+/// Columns a row carries besides its features.
+const SCORE_COLUMNS: [&str; 6] = ["user", "anomaly_score", "anomaly_score_normalized", "is_anomaly", "is_alert", "explanation"];
+
+/// An error answer: its status and a JSON `{"error": …}` body.
+struct ApiError(StatusCode, String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, axum::Json(json!({"error": self.1}))).into_response()
+    }
+}
+
+impl From<anyhow::Error> for ApiError {
+    fn from(e: anyhow::Error) -> Self {
+        ApiError(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}"))
+    }
+}
+
+type ApiResult<T> = Result<T, ApiError>;
+
+/// The application: the routes over `catalog`.
+pub fn router(catalog: Arc<Catalog>) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/metrics", get(metrics))
+        .route("/api/runs", get(runs))
+        .route("/api/anomalies", get(anomalies))
+        .route("/api/users/{user}", get(user))
+        .route("/api/training-data", get(training_data))
+        .route_layer(axum::middleware::from_fn(observe))
+        .with_state(catalog)
+}
+
+/// Counts each request by route and status and times it.
+async fn observe(request: Request, next: Next) -> Response {
+    let route = request.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+    let started = Instant::now();
+    let response = next.run(request).await;
+    METRICS.request_latency.get_or_create(&RouteLabels { route: route.clone() }).observe(started.elapsed().as_secs_f64());
+    METRICS.requests.get_or_create(&ResponseLabels { route, status: response.status().as_u16() }).inc();
+    response
+}
+
+async fn metrics() -> Response {
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], METRICS.render()).into_response()
+}
+
+/// Runs blocking work (directory listings, Parquet reads) off the async threads.
+async fn blocking<T: Send + 'static>(catalog: Arc<Catalog>, f: impl FnOnce(&Catalog) -> ApiResult<T> + Send + 'static) -> ApiResult<T> {
+    tokio::task::spawn_blocking(move || f(&catalog)).await.map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+}
+
+/// `from` / `to`: epoch ms or `YYYY-MM-DDTHH:MM:SSZ`.
+#[derive(Deserialize)]
+struct Range {
+    from: Option<String>,
+    to: Option<String>,
+}
+
+impl Range {
+    fn parse(&self) -> ApiResult<(Option<i64>, Option<i64>)> {
+        let time = |name: &str, v: &Option<String>| {
+            v.as_deref()
+                .map(sg_model::time::parse_time)
+                .transpose()
+                .map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("{name}: {e:#}")))
+        };
+        Ok((time("from", &self.from)?, time("to", &self.to)?))
+    }
+}
+
+/// Where a row comes from: `"window": id` or `"run": id`, and the period.
+fn origin(o: &Output) -> Map<String, Value> {
+    let mut m = Map::new();
+    m.insert(if o.is_window { "window" } else { "run" }.into(), json!(o.id));
+    m.insert("period".into(), json!(o.period));
+    m
+}
+
+async fn runs(State(catalog): State<Arc<Catalog>>) -> ApiResult<Response> {
+    blocking(catalog, |catalog| {
+        let runs: Vec<Value> = catalog
+            .outputs()
+            .iter()
+            .map(|o| {
+                let r = &o.report;
+                json!({
+                    "id": o.id,
+                    "kind": if o.is_window { "window" } else { "run" },
+                    "dir": o.dir,
+                    "period": o.period,
+                    "written_ms": o.written_ms(),
+                    "input": r["lineage"]["input"],
+                    "events": r["lineage"]["events"],
+                    "dead_lettered": r["lineage"]["dead_lettered"],
+                    "users": r["total_users"],
+                    "anomalies": r["anomalous_users"],
+                    "alerts": r["alerts"],
+                    "lineage": r["lineage"],
+                })
+            })
+            .collect();
+        Ok(axum::Json(json!({ "runs": runs })).into_response())
+    })
+    .await
+}
+
+/// The rows of `batch` for which `keep` holds, as JSON objects.
+fn select(batch: &RecordBatch, keep: impl Fn(usize) -> bool) -> anyhow::Result<Vec<Map<String, Value>>> {
+    let mask = BooleanArray::from((0..batch.num_rows()).map(&keep).collect::<Vec<bool>>());
+    let picked = arrow::compute::filter_record_batch(batch, &mask)?;
+    if picked.num_rows() == 0 {
+        return Ok(Vec::new());
+    }
+    let mut writer = arrow::json::ArrayWriter::new(Vec::new());
+    writer.write(&picked)?;
+    writer.finish()?;
+    Ok(serde_json::from_slice(&writer.into_inner())?)
+}
+
+/// A batch's `user` column, when it has one.
+fn users(batch: &RecordBatch) -> Option<&StringArray> {
+    batch.column_by_name("user").and_then(|c| c.as_string_opt::<i32>())
+}
+
+/// A batch's boolean column `name` at row `r` (false when absent).
+fn flag(batch: &RecordBatch, name: &str, r: usize) -> bool {
+    batch.column_by_name(name).and_then(|c| c.as_boolean_opt()).is_some_and(|c| c.is_valid(r) && c.value(r))
+}
+
+#[derive(Deserialize)]
+struct AnomalyQuery {
+    from: Option<String>,
+    to: Option<String>,
+    user: Option<String>,
+    min_score: Option<f64>,
+    limit: Option<usize>,
+}
+
+async fn anomalies(State(catalog): State<Arc<Catalog>>, Query(q): Query<AnomalyQuery>) -> ApiResult<Response> {
+    let (from, to) = Range { from: q.from.clone(), to: q.to.clone() }.parse()?;
+    let limit = q.limit.unwrap_or(100).min(MAX_LIMIT);
+    blocking(catalog, move |catalog| {
+        let mut found: Vec<Value> = Vec::new();
+        for o in catalog.outputs().iter().filter(|o| o.overlaps(from, to)) {
+            if found.len() >= limit {
+                break;
+            }
+            let table = o.table().with_context(|| format!("output {}", o.id))?;
+            let mut rows = Vec::new();
+            for batch in &table.batches {
+                let (names, scores) = (users(batch), batch.column_by_name("anomaly_score").and_then(|c| c.as_primitive_opt::<Float64Type>()));
+                rows.extend(select(batch, |r| {
+                    (flag(batch, "is_anomaly", r) || flag(batch, "is_alert", r))
+                        && q.user.as_deref().is_none_or(|u| names.is_some_and(|n| n.is_valid(r) && n.value(r) == u))
+                        && q.min_score.is_none_or(|m| scores.is_some_and(|s| s.value(r) >= m))
+                })?);
+            }
+            rows.sort_by(|a, b| b["anomaly_score"].as_f64().unwrap_or(f64::MIN).total_cmp(&a["anomaly_score"].as_f64().unwrap_or(f64::MIN)));
+            for row in rows.into_iter().take(limit - found.len()) {
+                let mut entry = Map::new();
+                for name in SCORE_COLUMNS {
+                    entry.insert(name.into(), row.get(name).cloned().unwrap_or(Value::Null));
+                }
+                entry.extend(origin(o));
+                found.push(Value::Object(entry));
+            }
+        }
+        Ok(axum::Json(json!({ "anomalies": found })).into_response())
+    })
+    .await
+}
+
+async fn user(State(catalog): State<Arc<Catalog>>, Path(user): Path<String>) -> ApiResult<Response> {
+    blocking(catalog, move |catalog| {
+        let mut series: Vec<Value> = Vec::new();
+        for o in catalog.outputs().iter().rev() {
+            let table = o.table().with_context(|| format!("output {}", o.id))?;
+            for batch in &table.batches {
+                let Some(names) = users(batch) else { continue };
+                for mut row in select(batch, |r| names.is_valid(r) && names.value(r) == user)? {
+                    let mut entry = origin(o);
+                    for name in SCORE_COLUMNS.iter().skip(1) {
+                        entry.insert((*name).into(), row.remove(*name).unwrap_or(Value::Null));
+                    }
+                    row.remove("user");
+                    entry.insert("features".into(), Value::Object(row));
+                    series.push(Value::Object(entry));
+                }
+            }
+        }
+        if series.is_empty() {
+            return Err(ApiError(StatusCode::NOT_FOUND, format!("no output has a row for user {user:?}")));
+        }
+        Ok(axum::Json(json!({ "user": user, "series": series })).into_response())
+    })
+    .await
+}
+
+/// `batch` with the columns naming its output: `output`, `period_start`, `period_end`.
+fn with_origin(batch: &RecordBatch, o: &Output) -> anyhow::Result<RecordBatch> {
+    let n = batch.num_rows();
+    let mut fields: Vec<Arc<Field>> = batch.schema().fields().iter().cloned().collect();
+    fields.push(Arc::new(Field::new("output", DataType::Utf8, false)));
+    fields.push(Arc::new(Field::new("period_start", DataType::Int64, true)));
+    fields.push(Arc::new(Field::new("period_end", DataType::Int64, true)));
+    let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
+    columns.push(Arc::new(StringArray::from(vec![o.id.as_str(); n])));
+    columns.push(Arc::new(Int64Array::from(vec![o.period.map(|p| p.start); n])));
+    columns.push(Arc::new(Int64Array::from(vec![o.period.map(|p| p.end); n])));
+    Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?)
+}
+
+async fn training_data(State(catalog): State<Arc<Catalog>>, Query(range): Query<Range>, headers: HeaderMap) -> ApiResult<Response> {
+    let (from, to) = range.parse()?;
+    let arrow = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains(ARROW_STREAM));
+    blocking(catalog, move |catalog| {
+        let mut batches = Vec::new();
+        // Oldest first: the order a training job reads history in.
+        for o in catalog.outputs().iter().rev().filter(|o| o.overlaps(from, to)) {
+            let table = o.table().with_context(|| format!("output {}", o.id))?;
+            for batch in &table.batches {
+                batches.push(with_origin(batch, o)?);
+            }
+        }
+        if !arrow {
+            let mut writer = arrow::json::LineDelimitedWriter::new(Vec::new());
+            for b in &batches {
+                writer.write(b).context("writing JSON lines")?;
+            }
+            writer.finish().context("writing JSON lines")?;
+            return Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], writer.into_inner()).into_response());
+        }
+        let Some(first) = batches.first() else {
+            return Err(ApiError(StatusCode::NOT_FOUND, "no output in that range".into()));
+        };
+        let schema = first.schema();
+        if let Some(other) = batches.iter().find(|b| b.schema().fields() != schema.fields()) {
+            return Err(ApiError(
+                StatusCode::CONFLICT,
+                format!(
+                    "the outputs in that range have different columns ({} and {} of them: another features component); narrow from/to, or ask for JSON lines",
+                    schema.fields().len(),
+                    other.schema().fields().len()
+                ),
+            ));
+        }
+        let mut writer = arrow::ipc::writer::StreamWriter::try_new(Vec::new(), &schema).context("writing Arrow IPC")?;
+        for b in &batches {
+            writer.write(b).context("writing Arrow IPC")?;
+        }
+        writer.finish().context("writing Arrow IPC")?;
+        Ok(([(header::CONTENT_TYPE, ARROW_STREAM)], writer.into_inner().context("writing Arrow IPC")?).into_response())
+    })
+    .await
+}
