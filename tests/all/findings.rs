@@ -555,6 +555,9 @@ fn a_stream_sends_every_alert_to_kafka_and_after_a_failure_or_a_kill_resends_the
     let log = std::fs::read_to_string(dir.path().join("first.log")).unwrap();
     assert!(!status.success() && log.contains("were not delivered to") && log.contains("503"), "{status}: {log}");
     assert_eq!((windows(), failing.requests()), (1, 4), "one window written; its batch, then three attempts at the next");
+    // `serve` over the stream's directory picks up the windows as they are written.
+    let server = crate::serve::Server::start(&[&out]);
+    assert_eq!(server.json("/api/runs")["runs"].as_array().unwrap().len(), 1);
 
     // 2. Restarted, the webhook takes one batch (the second window's, again), then hangs on the
     //    third: killed there, between that window's alerts reaching the topic and its commit.
@@ -571,6 +574,18 @@ fn a_stream_sends_every_alert_to_kafka_and_after_a_failure_or_a_kill_resends_the
     wait_for("all six windows", 120, || windows() == 6);
     crate::support::sigint(&third);
     assert!(third.wait().unwrap().success());
+
+    wait_for("serve to list all six windows", 10, || server.json("/api/runs")["runs"].as_array().unwrap().len() == 6);
+    let runs = server.json("/api/runs");
+    assert!(runs["runs"].as_array().unwrap().iter().all(|r| r["kind"] == "window" && r["period"]["end"].as_i64().unwrap() - r["period"]["start"].as_i64().unwrap() == 10_000));
+    let served: BTreeSet<(String, i64)> = server.json("/api/anomalies?limit=1000")["anomalies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["is_alert"] == true)
+        .map(|a| (a["user"].as_str().unwrap().to_string(), a["period"]["start"].as_i64().unwrap()))
+        .collect();
+    assert_eq!(served, window_alerts(&out), "the API serves every window's alerts");
 
     let records = topic_records(&brokers, "alerts");
     let expected = window_alerts(&out);
