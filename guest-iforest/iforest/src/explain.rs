@@ -20,6 +20,7 @@
 //! keeps DIFFI's idea but weights by the deficit itself so that the parts add up to the whole.
 
 use crate::path::average_path_length;
+use crate::walk::{BLOCK_ROWS, Columns};
 use crate::{Matrix, Model, ModelError};
 
 /// One feature's share of a row's isolation deficit.
@@ -31,8 +32,13 @@ pub struct Contribution {
     pub contribution: f64,
 }
 
-/// Rows explained together (an explanation row is as wide as the features).
-const BLOCK: usize = 256;
+
+/// One tree's contributions by leaf: `entries[span[leaf].0..span[leaf].1]` are the (feature,
+/// share) pairs a row landing in `leaf` adds.
+struct LeafShares {
+    span: Vec<(u32, u32)>,
+    entries: Vec<(u32, f64)>,
+}
 
 impl Model {
     /// Every feature's contribution for each row of `x`, row-major (`rows × features`); each
@@ -49,51 +55,86 @@ impl Model {
         if cols == 0 {
             return Ok(out);
         }
-        let c = average_path_length(self.max_samples());
-        let per_tree = 1.0 / self.trees().len() as f64;
-        let explain_block = |(b, chunk): (usize, &mut [f64])| {
-            let mut path = Vec::with_capacity(32);
-            for (i, row_out) in chunk.chunks_exact_mut(cols).enumerate() {
-                let row = x.row(b * BLOCK + i);
-                for tree in self.trees() {
-                    path.clear();
-                    let h = tree.path(row, |f| path.push(f));
-                    if path.is_empty() {
-                        continue;
-                    }
-                    let share = (c - h) * per_tree / path.len() as f64;
-                    for &f in &path {
+        let shares = self.leaf_shares();
+        let explain_block = |block: &mut Columns, (b, chunk): (usize, &mut [f64])| {
+            let first = b * BLOCK_ROWS;
+            block.load(&x.values()[first * cols..first * cols + chunk.len()]);
+            // Tree by tree over the block, walked as scoring walks it.
+            for (tree, leaves) in self.trees().iter().zip(&shares) {
+                tree.for_each_leaf(block, |r, leaf| {
+                    let (start, end) = leaves.span[leaf];
+                    let row_out = &mut chunk[r * cols..(r + 1) * cols];
+                    for &(f, share) in &leaves.entries[start as usize..end as usize] {
                         row_out[f as usize] += share;
                     }
-                }
+                });
             }
         };
         #[cfg(feature = "parallel")]
         {
             use rayon::prelude::*;
-            out.par_chunks_mut(BLOCK * cols).enumerate().for_each(explain_block);
+            out.par_chunks_mut(BLOCK_ROWS * cols).enumerate().for_each_init(|| Columns::new(cols), explain_block);
         }
         #[cfg(not(feature = "parallel"))]
-        out.chunks_mut(BLOCK * cols).enumerate().for_each(explain_block);
+        {
+            let mut block = Columns::new(cols);
+            out.chunks_mut(BLOCK_ROWS * cols).enumerate().for_each(|c| explain_block(&mut block, c));
+        }
         Ok(out)
+    }
+
+    /// Per tree, what a row landing in each leaf adds to each feature: the tree's deficit
+    /// `c(ψ) − h(leaf)` over T, shared equally among the splits on the leaf's path (a feature
+    /// split on k times gets k shares). Computed once per call, from the trees alone.
+    fn leaf_shares(&self) -> Vec<LeafShares> {
+        let c = average_path_length(self.max_samples());
+        let per_tree = 1.0 / self.trees().len() as f64;
+        self.trees()
+            .iter()
+            .map(|tree| {
+                let mut shares = LeafShares { span: vec![(0, 0); tree.nodes()], entries: Vec::new() };
+                tree.leaves(|leaf, h, path| {
+                    let start = shares.entries.len() as u32;
+                    if !path.is_empty() {
+                        let share = (c - h) * per_tree / path.len() as f64;
+                        for &f in path {
+                            match shares.entries[start as usize..].iter_mut().find(|e| e.0 == f) {
+                                Some(e) => e.1 += share,
+                                None => shares.entries.push((f, share)),
+                            }
+                        }
+                    }
+                    shares.span[leaf] = (start, shares.entries.len() as u32);
+                });
+                shares
+            })
+            .collect()
     }
 
     /// The `top` largest contributions of each row of `x`, largest first (ties by feature order).
     pub fn explain(&self, x: &Matrix<'_>, top: usize) -> Result<Vec<Vec<Contribution>>, ModelError> {
         let cols = self.feature_names().len();
         let all = self.contributions(x)?;
-        if cols == 0 {
+        if cols == 0 || top == 0 {
             return Ok(vec![Vec::new(); x.rows()]);
         }
-        Ok(all
-            .chunks_exact(cols)
-            .map(|row| {
-                let mut ranked: Vec<Contribution> =
-                    row.iter().enumerate().map(|(feature, &contribution)| Contribution { feature, contribution }).collect();
-                ranked.sort_by(|a, b| b.contribution.total_cmp(&a.contribution).then(a.feature.cmp(&b.feature)));
+        let rank = |row: &[f64]| {
+            let mut ranked: Vec<Contribution> =
+                row.iter().enumerate().map(|(feature, &contribution)| Contribution { feature, contribution }).collect();
+            let order = |a: &Contribution, b: &Contribution| b.contribution.total_cmp(&a.contribution).then(a.feature.cmp(&b.feature));
+            if top < ranked.len() {
+                ranked.select_nth_unstable_by(top - 1, order);
                 ranked.truncate(top);
-                ranked
-            })
-            .collect())
+            }
+            ranked.sort_by(order);
+            ranked
+        };
+        #[cfg(feature = "parallel")]
+        {
+            use rayon::prelude::*;
+            Ok(all.par_chunks_exact(cols).map(rank).collect())
+        }
+        #[cfg(not(feature = "parallel"))]
+        Ok(all.chunks_exact(cols).map(rank).collect())
     }
 }

@@ -47,7 +47,8 @@ enum Layout {
     /// and `2i + 1`; a leaf shallower than the tree is repeated down to the bottom level, so
     /// every walk is `depth` steps with no leaf test, and `bottom[i − 2^depth]` is the answer.
     /// Each split is one `u64` (see [`walk::split`]): feature offset and threshold key.
-    Implicit { split: Vec<u64>, bottom: Vec<f64> },
+    /// `leaf[i − 2^depth]` is the leaf node a bottom slot stands for.
+    Implicit { split: Vec<u64>, bottom: Vec<f64>, leaf: Vec<u32> },
     /// Linked nodes (deep trees, where 2^depth would be too large).
     Linked(Vec<Node>),
 }
@@ -201,11 +202,13 @@ impl Tree {
             let slots = 1usize << self.depth;
             let mut split = vec![0u64; slots];
             let mut bottom = vec![0.0; slots];
+            let mut leaf = vec![0u32; slots];
             // (node, position in heap order from 1, level)
             let mut stack = vec![(0usize, 1usize, 0u32)];
             while let Some((node, pos, level)) = stack.pop() {
                 if level == self.depth {
                     bottom[pos - slots] = self.value[node];
+                    leaf[pos - slots] = node as u32;
                     continue;
                 }
                 let leaf = self.left[node] as usize == node;
@@ -215,7 +218,7 @@ impl Tree {
                 stack.push((self.left[node] as usize, 2 * pos, level + 1));
                 stack.push((self.right[node] as usize, 2 * pos + 1, level + 1));
             }
-            Layout::Implicit { split, bottom }
+            Layout::Implicit { split, bottom, leaf }
         } else {
             Layout::Linked(
                 (0..n)
@@ -244,36 +247,55 @@ impl Tree {
         self.value[n]
     }
 
-    /// Walks `row` to its leaf, calling `split` with the feature of every split on the way;
-    /// returns the path length (depth + c(leaf size)), as [`Tree::path_length`] does.
-    pub(crate) fn path(&self, row: &[f32], mut split: impl FnMut(u32)) -> f64 {
-        let mut n = 0usize;
-        while self.left[n] as usize != n {
-            split(self.feature[n]);
-            n = if row[self.feature[n] as usize] <= self.threshold[n] { self.left[n] } else { self.right[n] } as usize;
-        }
-        self.value[n]
-    }
-
-    /// Adds the path length of each row of `block` to `acc`.
-    pub(crate) fn accumulate(&self, block: &Columns, acc: &mut [f64]) {
+    /// Calls `at(row, leaf node)` for each row of `block`, walked as scoring walks it.
+    pub(crate) fn for_each_leaf(&self, block: &Columns, mut at: impl FnMut(usize, usize)) {
         match &self.layout {
-            Layout::Implicit { split, bottom } => {
+            Layout::Implicit { split, bottom, leaf } => {
                 let t = Implicit { split, bottom, depth: self.depth, max_feature: self.max_feature };
-                walk::accumulate(&t, block, acc);
+                walk::for_each_leaf(&t, block, |r, slot| at(r, leaf[slot] as usize));
             }
             Layout::Linked(nodes) => {
-                assert_eq!(acc.len(), block.rows(), "rows and accumulators disagree");
-                for (r, a) in acc.iter_mut().enumerate() {
+                for r in 0..block.rows() {
                     let mut n = 0usize;
                     for _ in 0..self.depth {
                         let node = nodes[n];
                         n = if block.key(r, node.feature) <= node.key { node.left } else { node.right } as usize;
                     }
-                    *a += self.value[n];
+                    at(r, n);
                 }
             }
             Layout::Unpacked => unreachable!("trees are packed when built or loaded"),
+        }
+    }
+
+    /// Calls `visit(leaf, path length, split features on the way)` for every leaf.
+    pub(crate) fn leaves(&self, mut visit: impl FnMut(usize, f64, &[u32])) {
+        let mut path: Vec<u32> = Vec::with_capacity(self.depth as usize);
+        // (node, splits above it)
+        let mut stack = vec![(0usize, 0usize)];
+        while let Some((n, above)) = stack.pop() {
+            path.truncate(above);
+            if self.left[n] as usize == n {
+                visit(n, self.value[n], &path);
+                continue;
+            }
+            path.push(self.feature[n]);
+            stack.push((self.right[n] as usize, above + 1));
+            stack.push((self.left[n] as usize, above + 1));
+        }
+    }
+
+    /// Adds the path length of each row of `block` to `acc`.
+    pub(crate) fn accumulate(&self, block: &Columns, acc: &mut [f64]) {
+        match &self.layout {
+            Layout::Implicit { split, bottom, .. } => {
+                let t = Implicit { split, bottom, depth: self.depth, max_feature: self.max_feature };
+                walk::accumulate(&t, block, acc);
+            }
+            _ => {
+                assert_eq!(acc.len(), block.rows(), "rows and accumulators disagree");
+                self.for_each_leaf(block, |r, n| acc[r] += self.value[n]);
+            }
         }
     }
 

@@ -178,23 +178,26 @@ fn top_levels_avx2(t: &Implicit<'_>, x: &[u32], base: usize) -> [u32; GROUP] {
     top_levels(t, x, base)
 }
 
-/// Adds the path lengths of the bottom slots `n` reached by a group of lanes to the first
-/// accumulators of `acc` (fewer than `LANES` at the end of a block).
-#[inline(always)]
-fn add_paths(t: &Implicit<'_>, acc: &mut [f64], n: [usize; LANES]) {
-    let leaves = t.bottom.len();
-    for (a, i) in acc.iter_mut().zip(n) {
-        *a += t.bottom[i - leaves];
-    }
-}
-
 /// Adds each row's path length to `acc` (one accumulator per row of `block`).
 pub(crate) fn accumulate(t: &Implicit<'_>, block: &Columns, acc: &mut [f64]) {
     assert_eq!(acc.len(), block.rows, "rows and accumulators disagree");
+    for_each_leaf(t, block, |r, slot| acc[r] += t.bottom[slot]);
+}
+
+/// Calls `at(row, slot)` with the bottom slot (an index of `bottom`) each row of `block` reaches.
+#[inline(always)]
+pub(crate) fn for_each_leaf(t: &Implicit<'_>, block: &Columns, mut at: impl FnMut(usize, usize)) {
     assert!(t.depth == 0 || (t.max_feature as usize) < block.cols, "a split feature is outside the rows");
     assert_eq!(t.bottom.len(), 1usize << t.depth, "not a complete tree");
     assert_eq!(t.split.len(), t.bottom.len(), "not a complete tree");
     let x = &block.values[..];
+    let leaves = t.bottom.len();
+    // The lanes of a group past the block's last row walk padding; they are not reported.
+    let mut reached = |lane_base: usize, n: [usize; LANES]| {
+        for (k, i) in n.into_iter().enumerate().take(block.rows.saturating_sub(lane_base)) {
+            at(lane_base + k, i - leaves);
+        }
+    };
     #[cfg(target_arch = "x86_64")]
     if t.depth >= TOP {
         let avx2 = std::arch::is_x86_feature_detected!("avx2");
@@ -203,12 +206,12 @@ pub(crate) fn accumulate(t: &Implicit<'_>, block: &Columns, acc: &mut [f64]) {
             let top = if avx2 { unsafe { top_levels_avx2(t, x, base) } } else { top_levels_sse(t, x, base) };
             for (lane_base, start) in (base..block.rows).step_by(LANES).zip(top.chunks_exact(LANES)) {
                 let start: [u32; LANES] = start.try_into().expect("LANES divides GROUP");
-                add_paths(t, &mut acc[lane_base..], walk_lanes(t, x, lane_base, start.map(|i| i as usize), t.depth - TOP));
+                reached(lane_base, walk_lanes(t, x, lane_base, start.map(|i| i as usize), t.depth - TOP));
             }
         }
         return;
     }
     for lane_base in (0..block.rows).step_by(LANES) {
-        add_paths(t, &mut acc[lane_base..], walk_lanes(t, x, lane_base, [1; LANES], t.depth));
+        reached(lane_base, walk_lanes(t, x, lane_base, [1; LANES], t.depth));
     }
 }
