@@ -3,8 +3,8 @@
 # target (from rust-toolchain.toml), a Python venv with pyarrow (an independent Parquet reader) and
 # numpy + tokenizers + safetensors (the reference embedding service the dedup tests start),
 # pydantic-ocsf (an independent OCSF validator for the alerts), pandas and DuckDB (readers the
-# output layout is checked with), and
-# the all-MiniLM-L6-v2 weights (scripts/fetch-model.sh).
+# output layout is checked with), the all-MiniLM-L6-v2 weights (scripts/fetch-model.sh), and
+# Debian's Chromium (the headless browser of the dashboard test).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,6 +23,13 @@ if ! .venv/bin/python -c "import pyarrow, numpy, tokenizers, safetensors, ocsf.v
 fi
 
 scripts/fetch-model.sh
+
+# Debian's Chromium, the headless browser the dashboard test renders the page in.
+if ! command -v chromium >/dev/null; then
+    sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends chromium >/dev/null
+fi
 
 # The aarch64 build of sg-host and qemu-user, for the test that runs it under emulation
 # (cross linker and qemu from Debian; ~10 min of build the first time).

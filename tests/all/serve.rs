@@ -112,8 +112,26 @@ fn the_api_answers_runs_anomalies_users_and_training_data_from_the_outputs() {
     assert_eq!(high.len(), all.iter().filter(|x| x["anomaly_score"].as_f64().unwrap() >= cut).count());
     assert_eq!(server.json("/api/anomalies?limit=1")["anomalies"].as_array().unwrap().len(), 1);
     assert_eq!(server.json("/api/anomalies?from=2030-01-01T00:00:00Z")["anomalies"], serde_json::json!([]));
-    let (status, body) = server.get("/api/anomalies?from=soon", &[]);
-    assert_eq!(status, 400, "{}", String::from_utf8_lossy(&body));
+    // Bad requests: 4xx with a JSON error naming the problem.
+    for (path, status, says) in [
+        ("/api/anomalies?from=soon", 400, "from"),
+        ("/api/anomalies?limit=many", 400, "limit"),
+        ("/api/training-data?to=later", 400, "to"),
+        ("/api/scores?output=nowhere", 404, "nowhere"),
+        ("/api/nothing", 404, "no such route"),
+    ] {
+        let (got, body) = server.get(path, &[]);
+        let error: Value = serde_json::from_slice(&body).unwrap_or_else(|_| panic!("{path}: not JSON: {}", String::from_utf8_lossy(&body)));
+        assert_eq!(got, status, "{path}: {error}");
+        assert!(error["error"].as_str().unwrap().contains(says), "{path}: {error}");
+    }
+
+    // The score distribution of one output, with its alert threshold.
+    let h = server.json(&format!("/api/scores?output={id_a}"));
+    let report: Value = serde_json::from_slice(&std::fs::read(a.join("_anomaly_report.json")).unwrap()).unwrap();
+    assert_eq!(h["alert_threshold"], report["alert_threshold"]);
+    assert_eq!(h["bins"].as_array().unwrap().iter().map(|b| b["count"].as_u64().unwrap()).sum::<u64>(), 14);
+    assert_eq!(server.json("/api/scores")["run"], newest.as_str(), "the newest output by default");
 
     // A user's rows across outputs, oldest first, with the features as written.
     let series = server.json("/api/users/admin");
@@ -169,4 +187,79 @@ fn training_data_as_an_arrow_stream_opens_in_pyarrow() {
     for c in ["user", "total_events", "anomaly_score", "is_alert", "explanation", "is_anomaly", "output", "period_start", "period_end"] {
         assert!(columns.contains(&c), "{c} not in {columns:?}");
     }
+}
+
+/// The page at `url` after its scripts ran (headless Chromium, as a user's browser renders it).
+fn rendered(url: &str) -> String {
+    let profile = tempfile::tempdir().unwrap();
+    let o = std::process::Command::new("chromium")
+        .args(["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking"])
+        .args(["--disable-component-update", "--disable-sync", "--virtual-time-budget=8000", "--dump-dom"])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg(url)
+        .output()
+        .expect("chromium (scripts/test.sh installs Debian's package)");
+    assert!(o.status.success(), "chromium: {}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8(o.stdout).unwrap()
+}
+
+#[test]
+#[ignore = "services: needs Debian's Chromium (scripts/test.sh installs it)"]
+fn the_dashboard_shows_anomalies_with_their_explanations_and_a_user_in_a_real_browser() {
+    let dir = tempfile::tempdir().unwrap();
+    // A user whose name is markup: a burst of events, each from a new address, flags it; the
+    // page must show the name as text.
+    let hostile = "<img src=x onerror=\"document.title='pwned'\">";
+    let (input, _) = generated(dir.path(), "a.jsonl", 10_000, 30, 2, 7);
+    let mut lines = std::fs::read_to_string(&input).unwrap();
+    for i in 0..300 {
+        lines.push_str(&crate::support::event(Some(hostile), 1_767_225_600_000 + i * 5, "auth_attempt", Some(&format!("203.0.{}.{}", i / 200, i % 200)), "failed", 25.0));
+        lines.push('\n');
+    }
+    std::fs::write(&input, lines).unwrap();
+    let out = dir.path().join("out");
+    let o = sg_host().args(["run", "--quiet", "--input"]).arg(&input).arg("--out").arg(&out).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let flagged: Vec<_> = read_scored(&out).into_iter().filter(|r| r.is_anomaly || r.is_alert).collect();
+    assert!(flagged.iter().any(|r| r.user == hostile), "the burst user is flagged");
+    let server = Server::start(&[&out]);
+
+    let page = rendered(&format!("http://{}/", server.address));
+    assert!(page.contains("data-loaded=\"yes\""), "the page did not load its data: {page}");
+    assert!(!page.contains("<img src=\"x\"") && !page.contains("pwned</title>"), "markup in a user name ran: {page}");
+    assert!(page.contains("&lt;img src=x onerror="), "the name is shown as text");
+    for row in &flagged {
+        let escaped = row.user.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;");
+        assert!(page.contains(&format!("data-user=\"{escaped}\"")), "{} is not on the page", row.user);
+        // Its first explanation entry, with the typical value beside the row's.
+        assert!(page.contains(&format!("<span class=\"feature\">{}</span>", row.explanation[0].0)), "{}: {:?}", row.user, row.explanation[0]);
+    }
+    assert!(page.contains("(typical "));
+    assert!(page.contains(&out.display().to_string()), "the runs table names the output");
+    // The score distribution of the output with its alert threshold, and what is serving.
+    assert_eq!(page.matches("<rect class=\"bin\"").count(), 20, "twenty bins");
+    assert!(page.contains("class=\"threshold\""), "the alert threshold is marked");
+    assert!(page.contains("serving: streamguard@"), "the versions serving");
+    // A screenshot, as a test artefact (target/test-artefacts/dashboard.png).
+    let artefacts = crate::support::workspace().join("target/test-artefacts");
+    std::fs::create_dir_all(&artefacts).unwrap();
+    let shot = artefacts.join("dashboard.png");
+    let profile = tempfile::tempdir().unwrap();
+    let o = std::process::Command::new("chromium")
+        .args(["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking"])
+        .args(["--disable-component-update", "--disable-sync", "--virtual-time-budget=8000", "--window-size=1280,1400", "--hide-scrollbars"])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg(format!("--screenshot={}", shot.display()))
+        .arg(format!("http://{}/", server.address))
+        .output()
+        .unwrap();
+    assert!(o.status.success() && std::fs::metadata(&shot).unwrap().len() > 10_000, "{}", String::from_utf8_lossy(&o.stderr));
+
+    let user = &flagged.iter().find(|r| r.user != hostile).unwrap().user;
+    let page = rendered(&format!("http://{}/#user={user}", server.address));
+    let view = &page[page.find("id=\"user-view\"").unwrap()..];
+    let view = &view[..view.find("</section>").unwrap()];
+    assert!(!view.contains("hidden") && view.contains("data-loaded=\"yes\""), "{view}");
+    assert_eq!(view.matches("<circle").count(), 1, "one output, one point: {view}");
+    assert_eq!(view.matches("<tr>").count(), 2, "the header and the user's one row: {view}");
 }

@@ -360,10 +360,14 @@ fn a_version_failing_every_record_is_quarantined_and_the_previous_one_restored()
 fn the_detector_and_its_model_are_upgraded_live() {
     let broker = crate::support::Broker::start();
     let dir = tempfile::tempdir().unwrap();
-    let (events, lines) = generated(12_000, 1, dir.path());
-    // A model trained on these features by a bounded run, and one the features cannot feed.
+    let (_, lines) = generated(12_000, 1, dir.path());
+    // A model trained on these features by a bounded run over one window's worth of events
+    // (a baseline is for windows of the span it was trained on), and one the features cannot feed.
     let model = dir.path().join("features.model");
-    let o = sg_host().args(["run", "-q", "--input"]).arg(&events).arg("--out").arg(dir.path().join("bounded")).arg("--save-model").arg(&model).output().unwrap();
+    let history = dir.path().join("history.jsonl");
+    let first_window: Vec<&str> = lines.iter().filter(|l| ts(l) < ts(&lines[0]).div_euclid(10_000) * 10_000 + 10_000).map(String::as_str).collect();
+    std::fs::write(&history, first_window.join("\n") + "\n").unwrap();
+    let o = sg_host().args(["run", "-q", "--input"]).arg(&history).arg("--out").arg(dir.path().join("bounded")).arg("--save-model").arg(&model).output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let table = dir.path().join("other.csv");
     let rows: String = (0..64).map(|i| format!("{},{},{}\n", i % 7, i * 3 % 11, i % 5)).collect();

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, Result, bail};
-use arrow::array::{ArrayRef, BooleanArray, RecordBatch};
+use arrow::array::{ArrayRef, AsArray, BooleanArray, RecordBatch};
 use arrow::datatypes::{DataType, Field, Schema};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde_json::Value;
@@ -45,6 +45,11 @@ pub struct Table {
     pub schema: Arc<Schema>,
     /// The rows.
     pub batches: Vec<RecordBatch>,
+    /// The flagged rows (`is_anomaly` or `is_alert`) as JSON objects, highest score first:
+    /// what `/api/anomalies` answers from, built once.
+    pub flagged: Vec<serde_json::Map<String, Value>>,
+    /// Every row's `anomaly_score`.
+    pub scores: Vec<f64>,
 }
 
 impl Output {
@@ -109,7 +114,17 @@ fn read_table(dir: &Path) -> Result<Table> {
         }
     }
     let schema = schema.with_context(|| format!("{} has no Parquet rows", dir.display()))?;
-    Ok(Table { schema, batches })
+    let mut flagged = Vec::new();
+    let mut scores = Vec::new();
+    for batch in &batches {
+        flagged.extend(crate::rows::select(batch, |r| crate::rows::flag(batch, "is_anomaly", r) || crate::rows::flag(batch, "is_alert", r))?);
+        if let Some(s) = batch.column_by_name("anomaly_score").and_then(|c| c.as_primitive_opt::<arrow::datatypes::Float64Type>()) {
+            scores.extend(s.values().iter().copied());
+        }
+    }
+    let score = |m: &serde_json::Map<String, Value>| m.get("anomaly_score").and_then(Value::as_f64).unwrap_or(f64::MIN);
+    flagged.sort_by(|a, b| score(b).total_cmp(&score(a)));
+    Ok(Table { schema, batches, flagged, scores })
 }
 
 /// The outputs under the `--data` directories.

@@ -4,12 +4,14 @@
 //! Routes: `GET /api/runs` (outputs with lineage and counts), `GET /api/anomalies` (flagged
 //! users across outputs, newest first, with explanations), `GET /api/users/{user}` (a user's
 //! rows across outputs, oldest first), `GET /api/training-data` (the rows, as JSON lines or an
-//! Arrow IPC stream), `GET /healthz`, `GET /metrics`. See `docs/serve.md`.
+//! Arrow IPC stream), `GET /healthz`, `GET /metrics`, and a dashboard at `/` (a page and its
+//! script, over the same API). See `docs/serve.md`.
 
 #![deny(missing_docs)]
 
 pub mod catalog;
 mod routes;
+mod rows;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -5,9 +5,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context as _;
-use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Int64Array, RecordBatch, StringArray};
-use arrow::datatypes::{DataType, Field, Float64Type, Schema};
+use arrow::array::{Array, ArrayRef, Int64Array, RecordBatch, StringArray};
+use arrow::datatypes::{DataType, Field, Schema};
 use axum::Router;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{MatchedPath, Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::Next;
@@ -18,6 +19,7 @@ use serde_json::{Map, Value, json};
 use sg_metrics::{METRICS, ResponseLabels, RouteLabels};
 
 use crate::catalog::{Catalog, Output};
+use crate::rows::{select, users};
 
 /// The media type of an Arrow IPC stream.
 pub const ARROW_STREAM: &str = "application/vnd.apache.arrow.stream";
@@ -48,14 +50,25 @@ type ApiResult<T> = Result<T, ApiError>;
 /// The application: the routes over `catalog`.
 pub fn router(catalog: Arc<Catalog>) -> Router {
     Router::new()
+        .route("/", get(|| async { page("text/html; charset=utf-8", include_str!("dashboard.html")) }))
+        .route("/dashboard.js", get(|| async { page("text/javascript; charset=utf-8", include_str!("dashboard.js")) }))
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(metrics))
         .route("/api/runs", get(runs))
         .route("/api/anomalies", get(anomalies))
         .route("/api/users/{user}", get(user))
         .route("/api/training-data", get(training_data))
+        .route("/api/scores", get(scores))
+        .fallback(|| async { ApiError(StatusCode::NOT_FOUND, "no such route: see docs/serve.md".into()) })
         .route_layer(axum::middleware::from_fn(observe))
         .with_state(catalog)
+}
+
+/// A dashboard file, with a policy that lets the page run only its own script and talk only to
+/// this server.
+fn page(content_type: &'static str, body: &'static str) -> Response {
+    let policy = "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; connect-src 'self'; img-src 'self'";
+    ([(header::CONTENT_TYPE, content_type), (header::CONTENT_SECURITY_POLICY, policy)], body).into_response()
 }
 
 /// Counts each request by route and status and times it.
@@ -132,29 +145,6 @@ async fn runs(State(catalog): State<Arc<Catalog>>) -> ApiResult<Response> {
     .await
 }
 
-/// The rows of `batch` for which `keep` holds, as JSON objects.
-fn select(batch: &RecordBatch, keep: impl Fn(usize) -> bool) -> anyhow::Result<Vec<Map<String, Value>>> {
-    let mask = BooleanArray::from((0..batch.num_rows()).map(&keep).collect::<Vec<bool>>());
-    let picked = arrow::compute::filter_record_batch(batch, &mask)?;
-    if picked.num_rows() == 0 {
-        return Ok(Vec::new());
-    }
-    let mut writer = arrow::json::ArrayWriter::new(Vec::new());
-    writer.write(&picked)?;
-    writer.finish()?;
-    Ok(serde_json::from_slice(&writer.into_inner())?)
-}
-
-/// A batch's `user` column, when it has one.
-fn users(batch: &RecordBatch) -> Option<&StringArray> {
-    batch.column_by_name("user").and_then(|c| c.as_string_opt::<i32>())
-}
-
-/// A batch's boolean column `name` at row `r` (false when absent).
-fn flag(batch: &RecordBatch, name: &str, r: usize) -> bool {
-    batch.column_by_name(name).and_then(|c| c.as_boolean_opt()).is_some_and(|c| c.is_valid(r) && c.value(r))
-}
-
 #[derive(Deserialize)]
 struct AnomalyQuery {
     from: Option<String>,
@@ -164,7 +154,13 @@ struct AnomalyQuery {
     limit: Option<usize>,
 }
 
-async fn anomalies(State(catalog): State<Arc<Catalog>>, Query(q): Query<AnomalyQuery>) -> ApiResult<Response> {
+/// A query string, or a 400 naming what is wrong with it.
+fn query<T>(q: Result<Query<T>, QueryRejection>) -> ApiResult<T> {
+    q.map(|Query(q)| q).map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.body_text()))
+}
+
+async fn anomalies(State(catalog): State<Arc<Catalog>>, q: Result<Query<AnomalyQuery>, QueryRejection>) -> ApiResult<Response> {
+    let q = query(q)?;
     let (from, to) = Range { from: q.from.clone(), to: q.to.clone() }.parse()?;
     let limit = q.limit.unwrap_or(100).min(MAX_LIMIT);
     blocking(catalog, move |catalog| {
@@ -174,17 +170,11 @@ async fn anomalies(State(catalog): State<Arc<Catalog>>, Query(q): Query<AnomalyQ
                 break;
             }
             let table = o.table().with_context(|| format!("output {}", o.id))?;
-            let mut rows = Vec::new();
-            for batch in &table.batches {
-                let (names, scores) = (users(batch), batch.column_by_name("anomaly_score").and_then(|c| c.as_primitive_opt::<Float64Type>()));
-                rows.extend(select(batch, |r| {
-                    (flag(batch, "is_anomaly", r) || flag(batch, "is_alert", r))
-                        && q.user.as_deref().is_none_or(|u| names.is_some_and(|n| n.is_valid(r) && n.value(r) == u))
-                        && q.min_score.is_none_or(|m| scores.is_some_and(|s| s.value(r) >= m))
-                })?);
-            }
-            rows.sort_by(|a, b| b["anomaly_score"].as_f64().unwrap_or(f64::MIN).total_cmp(&a["anomaly_score"].as_f64().unwrap_or(f64::MIN)));
-            for row in rows.into_iter().take(limit - found.len()) {
+            let rows = table.flagged.iter().filter(|row| {
+                q.user.as_deref().is_none_or(|u| row.get("user").and_then(Value::as_str) == Some(u))
+                    && q.min_score.is_none_or(|m| row.get("anomaly_score").and_then(Value::as_f64).is_some_and(|s| s >= m))
+            });
+            for row in rows.take(limit - found.len()) {
                 let mut entry = Map::new();
                 for name in SCORE_COLUMNS {
                     entry.insert(name.into(), row.get(name).cloned().unwrap_or(Value::Null));
@@ -194,6 +184,45 @@ async fn anomalies(State(catalog): State<Arc<Catalog>>, Query(q): Query<AnomalyQ
             }
         }
         Ok(axum::Json(json!({ "anomalies": found })).into_response())
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+struct ScoresQuery {
+    output: Option<String>,
+}
+
+/// Bins of the score histogram.
+const BINS: usize = 20;
+
+/// `GET /api/scores?output=ID`: the distribution of the anomaly scores of one output (the
+/// newest when none is named), in equal bins, with its alert threshold and offset.
+async fn scores(State(catalog): State<Arc<Catalog>>, q: Result<Query<ScoresQuery>, QueryRejection>) -> ApiResult<Response> {
+    let q = query(q)?;
+    blocking(catalog, move |catalog| {
+        let outputs = catalog.outputs();
+        let o = match &q.output {
+            Some(id) => outputs.iter().find(|o| &o.id == id),
+            None => outputs.first(),
+        }
+        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no output {}", q.output.as_deref().unwrap_or("at all"))))?;
+        let table = o.table().with_context(|| format!("output {}", o.id))?;
+        let finite: Vec<f64> = table.scores.iter().copied().filter(|s| s.is_finite()).collect();
+        let (lo, hi) = finite.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &s| (a.min(s), b.max(s)));
+        let width = if hi > lo { (hi - lo) / BINS as f64 } else { 1.0 };
+        let mut counts = vec![0u64; if finite.is_empty() { 0 } else { BINS }];
+        for s in &finite {
+            counts[(((s - lo) / width) as usize).min(BINS - 1)] += 1;
+        }
+        let bins: Vec<Value> =
+            counts.iter().enumerate().map(|(i, n)| json!({"lo": lo + i as f64 * width, "hi": lo + (i + 1) as f64 * width, "count": n})).collect();
+        let mut answer = origin(o);
+        answer.insert("alert_threshold".into(), o.report["alert_threshold"].clone());
+        answer.insert("offset".into(), o.report["lineage"]["detector"]["offset"].clone());
+        answer.insert("rows".into(), json!(finite.len()));
+        answer.insert("bins".into(), Value::Array(bins));
+        Ok(axum::Json(Value::Object(answer)).into_response())
     })
     .await
 }
@@ -238,8 +267,8 @@ fn with_origin(batch: &RecordBatch, o: &Output) -> anyhow::Result<RecordBatch> {
     Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?)
 }
 
-async fn training_data(State(catalog): State<Arc<Catalog>>, Query(range): Query<Range>, headers: HeaderMap) -> ApiResult<Response> {
-    let (from, to) = range.parse()?;
+async fn training_data(State(catalog): State<Arc<Catalog>>, range: Result<Query<Range>, QueryRejection>, headers: HeaderMap) -> ApiResult<Response> {
+    let (from, to) = query(range)?.parse()?;
     let arrow = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains(ARROW_STREAM));
     blocking(catalog, move |catalog| {
         let mut batches = Vec::new();
