@@ -10,6 +10,7 @@ mod findings;
 mod hostile_input;
 mod iforest;
 mod kafka;
+mod logs;
 mod pipeline;
 mod portability;
 mod serve;

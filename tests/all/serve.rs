@@ -17,14 +17,20 @@ pub struct Server {
 }
 
 impl Server {
-    /// Serves `dirs`; returns once `/healthz` answers.
+    /// Serves `dirs`; returns once it listens.
     pub fn start(dirs: &[&Path]) -> Server {
+        let mut args: Vec<std::ffi::OsString> = Vec::new();
+        for d in dirs {
+            args.extend(["--data".into(), d.as_os_str().to_owned()]);
+        }
+        Server::with(&args)
+    }
+
+    /// `sg-host serve` with `args`; returns once it listens.
+    pub fn with<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Server {
         let address = format!("127.0.0.1:{}", free_port());
         let mut cmd = sg_host();
-        cmd.args(["serve", "--listen", &address]);
-        for d in dirs {
-            cmd.arg("--data").arg(d);
-        }
+        cmd.args(["serve", "--listen", &address]).args(args);
         let child = cmd.stdout(std::process::Stdio::null()).spawn().unwrap();
         let server = Server { child, address };
         wait_for("the server", 30, || std::net::TcpStream::connect(&server.address).is_ok());
@@ -34,6 +40,12 @@ impl Server {
     /// `GET path` with `headers`: (status, body).
     pub fn get(&self, path: &str, headers: &[(&str, &str)]) -> (u16, Vec<u8>) {
         http_request(&self.address, "GET", path, headers, b"")
+    }
+
+    /// `POST path` with a JSON body: (status, answer as JSON).
+    pub fn post(&self, path: &str, body: &Value) -> (u16, Value) {
+        let (status, reply) = http_request(&self.address, "POST", path, &[("Content-Type", "application/json")], body.to_string().as_bytes());
+        (status, serde_json::from_slice(&reply).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&reply).into_owned())))
     }
 
     /// `GET path` as JSON, expecting 200.
@@ -190,7 +202,7 @@ fn training_data_as_an_arrow_stream_opens_in_pyarrow() {
 }
 
 /// The page at `url` after its scripts ran (headless Chromium, as a user's browser renders it).
-fn rendered(url: &str) -> String {
+pub fn rendered(url: &str) -> String {
     let profile = tempfile::tempdir().unwrap();
     let o = std::process::Command::new("chromium")
         .args(["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking"])

@@ -9,6 +9,7 @@
 #![deny(missing_docs)]
 
 mod batch;
+pub mod index;
 pub mod embed;
 pub mod point_id;
 pub mod slots;
@@ -19,7 +20,7 @@ pub use point_id::point_id;
 pub use sg_model::LogRecords;
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
@@ -33,7 +34,8 @@ use crate::embed::{Embedder, HttpEmbedder, HttpSettings, MiniLm};
 use sg_pipeline::driver::{self, Ack, Context, Decoder, Stage, drive};
 use sg_pipeline::steps::Steps;
 use sg_core::runtime::{Limits, Runtime};
-use crate::store::{EdgeStore, PointStore, QdrantServer};
+use crate::index::SharedStore;
+use crate::store::{EdgeStore, PayloadFilter, PointStore, QdrantServer};
 use sg_pipeline::sink::{DeadLetter, DeadLetters, RefusedBy};
 use sg_pipeline::source::{Chunk, Framing, Input, InputProgress, Source};
 use crate::slots::DedupSlots;
@@ -103,23 +105,35 @@ pub struct DedupSummary {
     pub policy: String,
 }
 
-fn open_store(job: &DedupJob) -> Result<Box<dyn PointStore>> {
-    Ok(match &job.store {
-        StoreChoice::Embedded(dir) => Box::new(EdgeStore::open(dir, &job.collection)?),
-        StoreChoice::Server(url) => Box::new(QdrantServer::connect(url, &job.collection)?),
-    })
+impl StoreChoice {
+    /// Opens `collection` there, shared between the writer and a server.
+    pub fn open(&self, collection: &str) -> Result<SharedStore> {
+        let store: Box<dyn PointStore> = match self {
+            StoreChoice::Embedded(dir) => Box::new(EdgeStore::open(dir, collection)?),
+            StoreChoice::Server(url) => Box::new(QdrantServer::connect(url, collection)?),
+        };
+        Ok(Arc::new(Mutex::new(store)))
+    }
 }
 
-fn open_embedder(job: &DedupJob) -> Result<Box<dyn Embedder>> {
-    Ok(match &job.embedder {
-        EmbedderChoice::InProcess(dir) => Box::new(MiniLm::load(dir)?),
-        EmbedderChoice::Http(settings) => Box::new(HttpEmbedder::new(settings.clone())?),
-    })
+impl EmbedderChoice {
+    /// Loads the model or connects to the service.
+    pub fn open(&self) -> Result<Box<dyn Embedder>> {
+        Ok(match self {
+            EmbedderChoice::InProcess(dir) => Box::new(MiniLm::load(dir)?),
+            EmbedderChoice::Http(settings) => Box::new(HttpEmbedder::new(settings.clone())?),
+        })
+    }
 }
 
 /// Runs a dedup job to the end of its input, or (following a topic) until `stop` is set: the
 /// batch in hand is finished and committed.
 pub fn run(job: &DedupJob, stop: &AtomicBool) -> Result<DedupSummary> {
+    run_on(job, job.store.open(&job.collection)?, stop)
+}
+
+/// [`run`] over a store already open (one a server reads too: see [`index::LogIndex`]).
+pub fn run_on(job: &DedupJob, store: SharedStore, stop: &AtomicBool) -> Result<DedupSummary> {
     let started = Instant::now();
     let runtime = Arc::new(Runtime::new(job.limits)?);
     let policy = PolicyComponent::load(&runtime, &job.policy)?;
@@ -131,20 +145,20 @@ pub fn run(job: &DedupJob, stop: &AtomicBool) -> Result<DedupSummary> {
     {
         eprintln!("dedup: admin API on http://{address}");
     }
-    let store = open_store(job)?;
-    let embedder = open_embedder(job)?;
+    let embedder = job.embedder.open()?;
     let source = Source::open(&job.input, Framing::new(job.batch_bytes, job.max_message_bytes))?;
     let mut dead = driver::dead_letters(&job.dead_letters, true, &job.input, &source.name(), job.dead_letter_topic.as_deref())
         .with_context(|| format!("dead-letter file {}", job.dead_letters.display()))?;
     if !job.quiet {
         let serving = upgrades.slots.policy.current().lock().expect("not poisoned");
-        eprintln!("dedup: {} ({}) → {}; embeddings: {}", serving.label(), serving.origin(), store.describe(), embedder.describe());
+        let store = store.lock().expect("not poisoned").describe();
+        eprintln!("dedup: {} ({}) → {store}; embeddings: {}", serving.label(), serving.origin(), embedder.describe());
     }
     let bar = Steps::new(0, job.quiet).progress(source.total_bytes());
     let mut stage = Dedup { job, store, embedder, progress: source.progress(), bar, totals: BatchCounts::default(), batches: 0 };
     drive(source, &mut stage, &mut upgrades, &runtime, &mut dead, stop)?;
     dead.finish()?;
-    let points = stage.store.count()?;
+    let points = stage.store.lock().expect("not poisoned").count(&PayloadFilter::default())?;
     let policy = upgrades.slots.policy.current().lock().expect("not poisoned").label();
     Ok(DedupSummary { totals: stage.totals, batches: stage.batches, points, seconds: started.elapsed().as_secs_f64(), policy })
 }
@@ -182,7 +196,7 @@ impl Decoder for LogDecoder {
 /// stored; with a Kafka source, the store is synced before the driver commits.
 struct Dedup<'j> {
     job: &'j DedupJob,
-    store: Box<dyn PointStore>,
+    store: SharedStore,
     embedder: Box<dyn Embedder>,
     progress: InputProgress,
     bar: indicatif::ProgressBar,
@@ -210,7 +224,8 @@ impl Stage for Dedup<'_> {
         let policy = cx.slots.policy.current().clone();
         let mut policy = policy.lock().expect("not poisoned");
         let lineage = Lineage::of(&policy);
-        let mut deduper = Deduper { policy: &mut policy, store: self.store.as_mut(), embedder: self.embedder.as_mut(), lineage };
+        let mut store = self.store.lock().expect("not poisoned");
+        let mut deduper = Deduper { policy: &mut policy, store: store.as_mut(), embedder: self.embedder.as_mut(), lineage };
         let (mut counts, failed) = deduper.process(cx.runtime, &records)?;
         sg_metrics::METRICS.dead(&deduper.lineage.policy, failed.len());
         for f in &failed {
@@ -236,13 +251,13 @@ impl Stage for Dedup<'_> {
             return Ok(Ack::Nothing);
         }
         // Points durable first; then (the driver) dead letters, and the offsets move past them.
-        self.store.sync()?;
+        store.sync()?;
         Ok(Ack::Commit(std::mem::take(&mut cx.read)))
     }
 
     fn finish(&mut self, _cx: &mut Context<'_, DedupSlots>) -> Result<Ack> {
         self.bar.finish_and_clear();
-        self.store.sync()?;
+        self.store.lock().expect("not poisoned").sync()?;
         Ok(Ack::Nothing)
     }
 }

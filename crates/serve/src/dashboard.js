@@ -33,8 +33,8 @@ function userLink(name) {
   return a;
 }
 
-async function api(path) {
-  const r = await fetch(path);
+async function api(path, body) {
+  const r = await fetch(path, body === undefined ? {} : { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
   if (!r.ok) throw new Error(`${path}: ${r.status} ${(await r.json().catch(() => ({}))).error || ""}`);
   return r.json();
 }
@@ -146,7 +146,38 @@ async function showUser() {
   }
 }
 
+// The log store: shown when the server has one; `#search=LINE` in the URL searches at once.
+async function logs() {
+  const r = await fetch("/api/logs");
+  if (!r.ok) return;
+  const stats = await r.json();
+  document.getElementById("logs").hidden = false;
+  document.getElementById("logs-stats").textContent = `${stats.points} points · ${stats.policy}`;
+  const m = location.hash.match(/^#search=(.+)$/);
+  if (m) { document.getElementById("logs-text").value = decodeURIComponent(m[1]); await search(); }
+}
+
+async function search() {
+  const text = document.getElementById("logs-text").value;
+  if (!text) return;
+  try {
+    const { hits } = await api("/api/logs/search", { text, k: 10 });
+    document.getElementById("logs-hits").replaceChildren(...hits.map(h => {
+      const p = h.payload || {}, tr = el("tr");
+      if (p.label === 1) tr.className = "label-1";
+      tr.append(el("td", h.similarity.toFixed(4), "num"), el("td", p.original_text || p.text), el("td", p.log_level || "–"),
+        el("td", p.node_type || "–"), el("td", p.label === null || p.label === undefined ? "–" : String(p.label)),
+        el("td", p.policy || "–"), el("td", p.timestamp || "–"));
+      return tr;
+    }));
+    document.getElementById("logs").dataset.searched = "yes";
+  } catch (e) {
+    document.getElementById("error").textContent = String(e);
+  }
+}
+
+document.getElementById("logs-form").addEventListener("submit", e => { e.preventDefault(); search(); });
 document.getElementById("user-close").addEventListener("click", e => { e.preventDefault(); location.hash = ""; });
 window.addEventListener("hashchange", showUser);
-refresh(); showUser();
+refresh(); showUser(); logs();
 setInterval(refresh, 5000);

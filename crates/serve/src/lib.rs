@@ -4,12 +4,15 @@
 //! Routes: `GET /api/runs` (outputs with lineage and counts), `GET /api/anomalies` (flagged
 //! users across outputs, newest first, with explanations), `GET /api/users/{user}` (a user's
 //! rows across outputs, oldest first), `GET /api/training-data` (the rows, as JSON lines or an
-//! Arrow IPC stream), `GET /healthz`, `GET /metrics`, and a dashboard at `/` (a page and its
-//! script, over the same API). See `docs/serve.md`.
+//! Arrow IPC stream), over a dedup store `GET /api/logs`, `POST /api/logs/search` (nearest
+//! stored lines) and `POST /api/logs/score` (a labelled-neighbour vote), `GET /healthz`,
+//! `GET /metrics`, and a dashboard at `/` (a page and its script, over the same API). See
+//! `docs/serve.md`.
 
 #![deny(missing_docs)]
 
 pub mod catalog;
+mod logs;
 mod routes;
 mod rows;
 
@@ -33,13 +36,16 @@ pub struct ServeSettings {
     pub listen: SocketAddr,
 }
 
+/// The log store a server searches and scores over, if any.
+pub type Logs = Option<Arc<sg_dedup::index::LogIndex>>;
+
 /// Serves until `stop` is set; `ready` is called with the bound address once it listens.
-pub fn serve(settings: &ServeSettings, stop: Arc<AtomicBool>, ready: impl FnOnce(SocketAddr)) -> Result<()> {
+pub fn serve(settings: &ServeSettings, logs: Logs, stop: Arc<AtomicBool>, ready: impl FnOnce(SocketAddr)) -> Result<()> {
     let catalog = Arc::new(Catalog::new(settings.data.clone())?);
     let listener = std::net::TcpListener::bind(settings.listen).with_context(|| format!("binding {}", settings.listen))?;
     listener.set_nonblocking(true)?;
     ready(listener.local_addr()?);
-    let app = routes::router(catalog);
+    let app = routes::router(routes::App { catalog, logs });
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::from_std(listener)?;

@@ -13,12 +13,15 @@ use axum::extract::{MatchedPath, Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use sg_metrics::{METRICS, ResponseLabels, RouteLabels};
 
 use crate::catalog::{Catalog, Output};
+use crate::logs;
+use sg_dedup::index::LogIndex;
 use crate::rows::{select, users};
 
 /// The media type of an Arrow IPC stream.
@@ -31,7 +34,7 @@ const MAX_LIMIT: usize = 10_000;
 const SCORE_COLUMNS: [&str; 6] = ["user", "anomaly_score", "anomaly_score_normalized", "is_anomaly", "is_alert", "explanation"];
 
 /// An error answer: its status and a JSON `{"error": …}` body.
-struct ApiError(StatusCode, String);
+pub(crate) struct ApiError(pub(crate) StatusCode, pub(crate) String);
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
@@ -45,10 +48,18 @@ impl From<anyhow::Error> for ApiError {
     }
 }
 
-type ApiResult<T> = Result<T, ApiError>;
+pub(crate) type ApiResult<T> = Result<T, ApiError>;
 
-/// The application: the routes over `catalog`.
-pub fn router(catalog: Arc<Catalog>) -> Router {
+/// What the routes serve: the outputs, and the log store if one is served.
+pub struct App {
+    /// The output directories.
+    pub catalog: Arc<Catalog>,
+    /// The dedup store with its policy and embedder.
+    pub logs: Option<Arc<LogIndex>>,
+}
+
+/// The application: the routes over `app`.
+pub fn router(app: App) -> Router {
     Router::new()
         .route("/", get(|| async { page("text/html; charset=utf-8", include_str!("dashboard.html")) }))
         .route("/dashboard.js", get(|| async { page("text/javascript; charset=utf-8", include_str!("dashboard.js")) }))
@@ -59,9 +70,13 @@ pub fn router(catalog: Arc<Catalog>) -> Router {
         .route("/api/users/{user}", get(user))
         .route("/api/training-data", get(training_data))
         .route("/api/scores", get(scores))
+        .route("/api/logs", get(logs::stats))
+        .route("/api/logs/search", post(logs::search))
+        .route("/api/logs/score", post(logs::score))
+        .layer(DefaultBodyLimit::max(logs::MAX_BODY))
         .fallback(|| async { ApiError(StatusCode::NOT_FOUND, "no such route: see docs/serve.md".into()) })
         .route_layer(axum::middleware::from_fn(observe))
-        .with_state(catalog)
+        .with_state(Arc::new(app))
 }
 
 /// A dashboard file, with a policy that lets the page run only its own script and talk only to
@@ -117,8 +132,8 @@ fn origin(o: &Output) -> Map<String, Value> {
     m
 }
 
-async fn runs(State(catalog): State<Arc<Catalog>>) -> ApiResult<Response> {
-    blocking(catalog, |catalog| {
+async fn runs(State(app): State<Arc<App>>) -> ApiResult<Response> {
+    blocking(app.catalog.clone(), |catalog| {
         let runs: Vec<Value> = catalog
             .outputs()
             .iter()
@@ -159,11 +174,11 @@ fn query<T>(q: Result<Query<T>, QueryRejection>) -> ApiResult<T> {
     q.map(|Query(q)| q).map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.body_text()))
 }
 
-async fn anomalies(State(catalog): State<Arc<Catalog>>, q: Result<Query<AnomalyQuery>, QueryRejection>) -> ApiResult<Response> {
+async fn anomalies(State(app): State<Arc<App>>, q: Result<Query<AnomalyQuery>, QueryRejection>) -> ApiResult<Response> {
     let q = query(q)?;
     let (from, to) = Range { from: q.from.clone(), to: q.to.clone() }.parse()?;
     let limit = q.limit.unwrap_or(100).min(MAX_LIMIT);
-    blocking(catalog, move |catalog| {
+    blocking(app.catalog.clone(), move |catalog| {
         let mut found: Vec<Value> = Vec::new();
         for o in catalog.outputs().iter().filter(|o| o.overlaps(from, to)) {
             if found.len() >= limit {
@@ -198,9 +213,9 @@ const BINS: usize = 20;
 
 /// `GET /api/scores?output=ID`: the distribution of the anomaly scores of one output (the
 /// newest when none is named), in equal bins, with its alert threshold and offset.
-async fn scores(State(catalog): State<Arc<Catalog>>, q: Result<Query<ScoresQuery>, QueryRejection>) -> ApiResult<Response> {
+async fn scores(State(app): State<Arc<App>>, q: Result<Query<ScoresQuery>, QueryRejection>) -> ApiResult<Response> {
     let q = query(q)?;
-    blocking(catalog, move |catalog| {
+    blocking(app.catalog.clone(), move |catalog| {
         let outputs = catalog.outputs();
         let o = match &q.output {
             Some(id) => outputs.iter().find(|o| &o.id == id),
@@ -227,8 +242,8 @@ async fn scores(State(catalog): State<Arc<Catalog>>, q: Result<Query<ScoresQuery
     .await
 }
 
-async fn user(State(catalog): State<Arc<Catalog>>, Path(user): Path<String>) -> ApiResult<Response> {
-    blocking(catalog, move |catalog| {
+async fn user(State(app): State<Arc<App>>, Path(user): Path<String>) -> ApiResult<Response> {
+    blocking(app.catalog.clone(), move |catalog| {
         let mut series: Vec<Value> = Vec::new();
         for o in catalog.outputs().iter().rev() {
             let table = o.table().with_context(|| format!("output {}", o.id))?;
@@ -267,10 +282,10 @@ fn with_origin(batch: &RecordBatch, o: &Output) -> anyhow::Result<RecordBatch> {
     Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?)
 }
 
-async fn training_data(State(catalog): State<Arc<Catalog>>, range: Result<Query<Range>, QueryRejection>, headers: HeaderMap) -> ApiResult<Response> {
+async fn training_data(State(app): State<Arc<App>>, range: Result<Query<Range>, QueryRejection>, headers: HeaderMap) -> ApiResult<Response> {
     let (from, to) = query(range)?.parse()?;
     let arrow = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains(ARROW_STREAM));
-    blocking(catalog, move |catalog| {
+    blocking(app.catalog.clone(), move |catalog| {
         let mut batches = Vec::new();
         // Oldest first: the order a training job reads history in.
         for o in catalog.outputs().iter().rev().filter(|o| o.overlaps(from, to)) {

@@ -106,6 +106,11 @@ pub(super) struct DedupArgs {
     batch_wait: Duration,
     #[command(flatten)]
     admin: AdminArgs,
+    /// With `--follow`: serve the store's search and scoring API (`sg-host serve`'s
+    /// `/api/logs/…`) from this process, on this address — the one process that has the
+    /// embedded store open.
+    #[arg(long, requires = "follow")]
+    serve: Option<std::net::SocketAddr>,
     /// Where uploaded candidates are kept.
     #[arg(long, default_value = "sg-components")]
     admin_uploads: PathBuf,
@@ -184,7 +189,23 @@ pub(super) fn dedup(args: DedupArgs) -> Result<()> {
         true => sg_core::signals::stop_flag(),
         false => Default::default(),
     };
-    let s = sg_dedup::run(&args.job()?, &stop)?;
+    let job = args.job()?;
+    let s = match args.serve {
+        None => sg_dedup::run(&job, &stop)?,
+        Some(listen) => {
+            let store = job.store.open(&job.collection)?;
+            let index = std::sync::Arc::new(sg_dedup::index::LogIndex::open(store.clone(), &job.policy, &job.embedder, job.limits)?);
+            let settings = sg_serve::ServeSettings { data: Vec::new(), listen };
+            let server_stop = stop.clone();
+            let server = std::thread::Builder::new().name("serve".into()).spawn(move || {
+                sg_serve::serve(&settings, Some(index), server_stop, |address| eprintln!("dedup: store API on http://{address}"))
+            })?;
+            let summary = sg_dedup::run_on(&job, store, &stop);
+            stop.store(true, std::sync::atomic::Ordering::SeqCst);
+            server.join().map_err(|_| anyhow::anyhow!("the store API thread panicked"))??;
+            summary?
+        }
+    };
     let t = s.totals;
     println!(
         "{} records in {} batches with {}: {} duplicates skipped, {} new, {} embedded, {} inserted, {} filtered, {} dead-lettered; {} points stored; {:.2}s ({:.0} records/s)",
@@ -205,6 +226,6 @@ pub(super) fn dedup(args: DedupArgs) -> Result<()> {
 }
 
 /// A collection name `sg_dedup::store::check_collection` accepts.
-fn parse_collection(s: &str) -> Result<String, String> {
+pub(super) fn parse_collection(s: &str) -> Result<String, String> {
     sg_dedup::store::check_collection(s).map(|()| s.to_string())
 }

@@ -5,6 +5,7 @@ mod dedup;
 mod deploy;
 mod produce;
 mod serve;
+mod store;
 
 use std::io::BufWriter;
 use std::path::PathBuf;
@@ -58,6 +59,8 @@ enum Command {
     Produce(produce::ProduceArgs),
     /// Serve a query API over output directories: runs, anomalies, users, training data.
     Serve(serve::ServeArgs),
+    /// The dedup store by hand: count, show, search, delete, export points.
+    Store(store::StoreArgs),
     /// Print a features component's self-description (name, version, contract, schema).
     Describe {
         /// Component: a `.wasm` path or `builtin:streamguard` / `builtin:spark-compat`.
@@ -540,6 +543,7 @@ pub fn main() -> ExitCode {
         Command::Dedup(args) => dedup::dedup(*args),
         Command::Produce(args) => produce::produce(args),
         Command::Serve(args) => serve::serve(args),
+        Command::Store(args) => store::store(args),
         Command::Compile(args) => deploy::compile(args),
         Command::Bundle(c) => deploy::bundle(c),
         Command::Describe { component } => describe(&component),

@@ -1,40 +1,71 @@
 //! The embedded store: an in-process Qdrant shard (`qdrant-edge`) in a local directory,
-//! persistent through its write-ahead log; one shard directory per collection.
+//! persistent through its write-ahead log; one shard directory per collection. One process
+//! at a time opens a collection (an advisory lock on `DIR/.sg-lock`): loading a shard replays
+//! and rewrites its log, so a second reader would race the writer — a follower serves its
+//! store itself (`dedup --follow --serve`).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow, bail};
 use qdrant_edge::{
-    CountRequest, Distance, EdgeConfigBuilder, EdgeShard, EdgeVectorParamsBuilder, Payload, PointId,
-    PointInsertOperations, PointOperations, PointStructPersisted, RetrieveRequest, UpdateOperation,
-    VectorStructPersisted, WithPayloadInterface, WithVector,
+    Condition, CountRequest, Distance, EdgeConfigBuilder, EdgeShard, EdgeVectorParamsBuilder, FieldCondition, Filter,
+    JsonPath, Match, NamedQuery, Payload, PointId, PointInsertOperations, PointOperations, PointStructPersisted,
+    QueryEnum, RetrieveRequest, ScrollRequest, SearchRequest, UpdateOperation, ValueVariants,
+    VectorStructInternal, VectorStructPersisted, WithPayloadInterface, WithVector,
 };
 
-use super::{LOOKUP_CHUNK, Point, PointStore};
+use super::{Found, FilterValue, LOOKUP_CHUNK, PayloadFilter, Point, PointStore};
 
 /// A collection in a local directory.
 pub struct EdgeStore {
     dir: PathBuf,
     shard: Option<EdgeShard>,
+    /// Held for as long as the store is open.
+    _lock: File,
 }
 
 impl EdgeStore {
-    /// Opens `root/collection`, loading the shard if it exists (it is created on first upsert).
+    /// Opens `root/collection`, loading the shard if it exists (it is created on first upsert);
+    /// refused while another process has it open.
     pub fn open(root: &Path, collection: &str) -> Result<EdgeStore> {
         super::check_collection(collection).map_err(|e| anyhow!(e))?;
         let dir = root.join(collection);
+        std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        let lock_path = dir.join(".sg-lock");
+        let lock = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .with_context(|| format!("cannot open {}", lock_path.display()))?;
+        lock.try_lock().map_err(|_| {
+            anyhow!(
+                "the store at {} is open in another process (a dedup run writing it?); a follower serves its own store with `dedup --follow --serve ADDR`",
+                dir.display()
+            )
+        })?;
         let shard = if dir.join("edge_config.json").exists() {
             Some(EdgeShard::load(&dir, None).map_err(|e| anyhow!("cannot load the store at {}: {e}", dir.display()))?)
         } else {
             None
         };
-        Ok(EdgeStore { dir, shard })
+        Ok(EdgeStore { dir, shard, _lock: lock })
     }
 
     /// The vector size of the stored collection, if it exists.
     pub fn dimension(&self) -> Option<usize> {
         self.shard.as_ref().and_then(|s| s.config().vectors.get("").map(|v| v.size))
+    }
+
+    /// Builds the shard's search index over what is stored (HNSW, as Qdrant's optimizers
+    /// would), so searches stop scanning every point; returns whether anything changed.
+    pub fn optimize(&mut self) -> Result<bool> {
+        match &self.shard {
+            Some(shard) => shard.optimize().map_err(|e| anyhow!("store optimize: {e}")),
+            None => Ok(false),
+        }
     }
 
     fn shard_for(&mut self, dim: usize) -> Result<&EdgeShard> {
@@ -46,7 +77,6 @@ impl EdgeStore {
         if self.shard.is_none() {
             let config =
                 EdgeConfigBuilder::new().vector("", EdgeVectorParamsBuilder::new(dim, Distance::Cosine).build()).build();
-            std::fs::create_dir_all(&self.dir).with_context(|| format!("cannot create {}", self.dir.display()))?;
             self.shard = Some(
                 EdgeShard::new(&self.dir, config)
                     .map_err(|e| anyhow!("cannot create the store at {}: {e}", self.dir.display()))?,
@@ -54,6 +84,52 @@ impl EdgeStore {
         }
         Ok(self.shard.as_ref().expect("just made"))
     }
+
+    fn retrieve(&self, ids: &[u64], with_vector: bool) -> Result<Vec<qdrant_edge::Record>> {
+        let Some(shard) = &self.shard else { return Ok(Vec::new()) };
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(LOOKUP_CHUNK) {
+            let request = RetrieveRequest {
+                point_ids: chunk.iter().map(|&id| PointId::NumId(id)).collect(),
+                with_payload: Some(WithPayloadInterface::Bool(false)),
+                with_vector: Some(WithVector::Bool(with_vector)),
+            };
+            out.extend(shard.retrieve(request).map_err(|e| anyhow!("store lookup: {e}"))?);
+        }
+        Ok(out)
+    }
+}
+
+/// Qdrant's filter for `filter` (none when it is empty).
+fn qdrant_filter(filter: &PayloadFilter) -> Result<Option<Filter>> {
+    if filter.is_empty() {
+        return Ok(None);
+    }
+    let must = filter
+        .0
+        .iter()
+        .map(|(field, value)| {
+            let value = match value {
+                FilterValue::Text(s) => ValueVariants::String(s.clone()),
+                FilterValue::Integer(i) => ValueVariants::Integer(*i),
+                FilterValue::Bool(b) => ValueVariants::Bool(*b),
+            };
+            let path: JsonPath = field.parse().map_err(|()| anyhow!("{field:?} is not a payload field"))?;
+            Ok(Condition::Field(FieldCondition::new_match(path, Match::new_value(value))))
+        })
+        .collect::<Result<_>>()?;
+    Ok(Some(Filter { must: Some(must), ..Filter::default() }))
+}
+
+fn num_id(id: &PointId) -> Option<u64> {
+    match id {
+        PointId::NumId(n) => Some(*n),
+        _ => None,
+    }
+}
+
+fn payload_of(p: Option<Payload>) -> serde_json::Map<String, serde_json::Value> {
+    p.map(|p| p.0).unwrap_or_default()
 }
 
 impl PointStore for EdgeStore {
@@ -62,21 +138,17 @@ impl PointStore for EdgeStore {
     }
 
     fn existing(&mut self, ids: &[u64]) -> Result<HashSet<u64>> {
-        let Some(shard) = &self.shard else { return Ok(HashSet::new()) };
-        let mut found = HashSet::new();
-        for chunk in ids.chunks(LOOKUP_CHUNK) {
-            let request = RetrieveRequest {
-                point_ids: chunk.iter().map(|&id| PointId::NumId(id)).collect(),
-                with_payload: Some(WithPayloadInterface::Bool(false)),
-                with_vector: Some(WithVector::Bool(false)),
-            };
-            for record in shard.retrieve(request).map_err(|e| anyhow!("store lookup: {e}"))? {
-                if let PointId::NumId(id) = record.id {
-                    found.insert(id);
-                }
+        Ok(self.retrieve(ids, false)?.iter().filter_map(|r| num_id(&r.id)).collect())
+    }
+
+    fn vectors(&mut self, ids: &[u64]) -> Result<HashMap<u64, Vec<f32>>> {
+        let mut out = HashMap::new();
+        for record in self.retrieve(ids, true)? {
+            if let (Some(id), Some(VectorStructInternal::Single(v))) = (num_id(&record.id), record.vector) {
+                out.insert(id, v);
             }
         }
-        Ok(found)
+        Ok(out)
     }
 
     fn upsert(&mut self, points: Vec<Point>) -> Result<()> {
@@ -105,8 +177,56 @@ impl PointStore for EdgeStore {
         }
     }
 
-    fn count(&mut self) -> Result<u64> {
+    fn count(&mut self, filter: &PayloadFilter) -> Result<u64> {
         let Some(shard) = &self.shard else { return Ok(0) };
-        Ok(shard.count(CountRequest::new()).map_err(|e| anyhow!("store count: {e}"))? as u64)
+        let request = CountRequest { filter: qdrant_filter(filter)?, exact: true };
+        Ok(shard.count(request).map_err(|e| anyhow!("store count: {e}"))? as u64)
+    }
+
+    fn nearest(&mut self, vector: &[f32], k: usize, filter: &PayloadFilter) -> Result<Vec<Found>> {
+        let Some(shard) = &self.shard else { return Ok(Vec::new()) };
+        if let Some(dim) = self.dimension()
+            && dim != vector.len()
+        {
+            bail!("the store at {} holds {dim}-d vectors; the query is {}-d", self.dir.display(), vector.len());
+        }
+        let query = QueryEnum::Nearest(NamedQuery::default_dense(vector.to_vec()));
+        let request = SearchRequest {
+            filter: qdrant_filter(filter)?,
+            with_payload: Some(WithPayloadInterface::Bool(true)),
+            ..SearchRequest::new(query, k)
+        };
+        let found = shard.search(request).map_err(|e| anyhow!("store search: {e}"))?;
+        Ok(found
+            .into_iter()
+            .filter_map(|p| Some(Found { id: num_id(&p.id)?, similarity: Some(p.score), payload: payload_of(p.payload) }))
+            .collect())
+    }
+
+    fn scroll(&mut self, filter: &PayloadFilter, from: Option<u64>, limit: usize) -> Result<(Vec<Found>, Option<u64>)> {
+        let Some(shard) = &self.shard else { return Ok((Vec::new(), None)) };
+        let request = ScrollRequest {
+            offset: from.map(PointId::NumId),
+            limit: Some(limit),
+            filter: qdrant_filter(filter)?,
+            with_payload: Some(WithPayloadInterface::Bool(true)),
+            ..ScrollRequest::new()
+        };
+        let (records, next) = shard.scroll(request).map_err(|e| anyhow!("store scroll: {e}"))?;
+        let found = records
+            .into_iter()
+            .filter_map(|r| Some(Found { id: num_id(&r.id)?, similarity: None, payload: payload_of(r.payload) }))
+            .collect();
+        Ok((found, next.as_ref().and_then(num_id)))
+    }
+
+    fn delete(&mut self, filter: &PayloadFilter) -> Result<u64> {
+        let n = self.count(filter)?;
+        let Some(shard) = &self.shard else { return Ok(0) };
+        // An empty filter matches every point.
+        let operation = PointOperations::DeletePointsByFilter(qdrant_filter(filter)?.unwrap_or_default());
+        shard.update(UpdateOperation::PointOperation(operation)).map_err(|e| anyhow!("store delete: {e}"))?;
+        shard.flush().map_err(|e| anyhow!("store flush: {e}"))?;
+        Ok(n)
     }
 }
