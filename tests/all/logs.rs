@@ -113,7 +113,12 @@ fn search_finds_stored_near_duplicates_first_and_scoring_is_measured_on_a_held_o
         match (s["is_anomaly"].as_bool().unwrap(), *label == 1) {
             (true, true) => tp += 1,
             (true, false) => fp += 1,
-            (false, true) => fn_ += 1,
+            (false, true) => {
+                fn_ += 1;
+                if fn_ <= 5 {
+                    eprintln!("missed: seen {} score {} nearest {} {}", s["seen"], s["anomaly_score"], s["neighbours"][0]["similarity"], s["neighbours"][0]["payload"]["text"]);
+                }
+            }
             (false, false) => tn += 1,
         }
     }
@@ -128,7 +133,20 @@ fn search_finds_stored_near_duplicates_first_and_scoring_is_measured_on_a_held_o
         tp + fn_,
         seconds * 1000.0 / held_out.len() as f64
     );
-    assert!(f1 >= 0.95 && accuracy >= 0.99, "F1 {f1}, accuracy {accuracy} (the reference service: F1 0.78)");
+    assert!(f1 >= 0.98 && accuracy >= 0.99, "F1 {f1}, accuracy {accuracy} (the reference service: F1 0.78)");
+
+    // Unseen keys: a variant of a normal template is voted normal by its neighbours; a line
+    // like nothing stored is novel, unscored and flagged.
+    let (status, answer) = server.post(
+        "/api/logs/score",
+        &json!({"texts": ["Receiving block blk_77 src: /10.1.2.3:4000 dest: /10.1.2.3:50010 after a retry", "kernel: Out of memory: Kill process 4242 (java) score 900 or sacrifice child"]}),
+    );
+    assert_eq!(status, 200, "{answer}");
+    let (variant, alien) = (&answer["scores"][0], &answer["scores"][1]);
+    assert_eq!((variant["seen"].as_bool(), variant["novel"].as_bool(), variant["is_anomaly"].as_bool()), (Some(false), Some(false), Some(false)), "{variant}");
+    assert!(variant["anomaly_score"].as_f64().unwrap() < 0.5, "{variant}");
+    assert_eq!((alien["seen"].as_bool(), alien["novel"].as_bool(), alien["is_anomaly"].as_bool()), (Some(false), Some(true), Some(true)), "{alien}");
+    assert!(alien["anomaly_score"].is_null(), "{alien}");
 
     // Search: a held-out line's stored near-duplicates (its template) come first.
     let (query, _) = held_out.iter().find(|(t, _)| t.starts_with("Receiving block")).unwrap();

@@ -2,10 +2,11 @@
 //! A query line goes through the same policy and embedder as `dedup` (its key, its point id,
 //! the text the policy embeds, normalized), so a line already stored finds itself first.
 //!
-//! Scoring is a similarity-weighted vote of the nearest labelled points: over the `k` nearest
-//! points whose `label` is 0 or 1 and whose cosine similarity is at least `min_similarity`,
-//! `anomaly_score = Σ sim·label / Σ sim`; a line is anomalous when that is at least
-//! `threshold`. A line with no stored point that close is `novel` (no score: nothing like it
+//! Scoring: a line whose key is stored under a label (0 or 1) takes that label as its score —
+//! it is a known template. Any other line gets a similarity-weighted vote of the nearest
+//! labelled points: over the `k` nearest points whose `label` is 0 or 1 and whose cosine
+//! similarity is at least `min_similarity`, `anomaly_score = Σ sim·label / Σ sim`. A line is
+//! anomalous when its score is at least `threshold`. A line with no stored point that close is `novel` (no score: nothing like it
 //! has been seen) and counts as anomalous — a log line unlike any stored one is what an
 //! analyst wants to look at.
 
@@ -216,7 +217,16 @@ impl LogIndex {
                             anomalous += n.similarity as f64 * label as f64;
                         }
                     }
-                    let score = (weight > 0.0).then(|| anomalous / weight);
+                    // A stored key with a label is its own answer: the line is a known template.
+                    let own = neighbours
+                        .iter()
+                        .find(|n| Some(n.id) == id)
+                        .and_then(|n| n.payload.get("label").and_then(serde_json::Value::as_i64))
+                        .filter(|l| *l == 0 || *l == 1);
+                    let score = match own {
+                        Some(label) => Some(label as f64),
+                        None => (weight > 0.0).then(|| anomalous / weight),
+                    };
                     let a = (neighbours, score, novel);
                     if id.is_some() {
                         memo.insert(id, a.clone());

@@ -15,28 +15,27 @@ use sg_dedup::index::{LogIndex, SharedStore};
 use sg_dedup::store::{DEFAULT_COLLECTION, PayloadFilter};
 use sg_dedup::{EmbedderChoice, StoreChoice};
 
-use super::args::SandboxArgs;
+use sg_core::runtime::Limits;
 
-/// Which store, and the policy and model that key and embed queries against it.
+/// Which store, and the policy and model that key and embed queries against it (given before
+/// or after a `store` subcommand; the policy runs in the default sandbox).
 #[derive(Args, Debug, Clone)]
 pub(super) struct LogStoreArgs {
     /// Embedded store directory (as `dedup --store`).
-    #[arg(long, conflicts_with = "qdrant")]
+    #[arg(long, global = true, conflicts_with = "qdrant")]
     pub(super) store: Option<PathBuf>,
     /// A Qdrant server instead (gRPC, e.g. `http://127.0.0.1:6334`).
-    #[arg(long)]
+    #[arg(long, global = true)]
     qdrant: Option<String>,
     /// Collection name.
-    #[arg(long, default_value = DEFAULT_COLLECTION, value_parser = super::dedup::parse_collection)]
+    #[arg(long, global = true, default_value = DEFAULT_COLLECTION, value_parser = super::dedup::parse_collection)]
     collection: String,
     /// The policy that wrote the store (queries are keyed and embedded as it does).
-    #[arg(long, default_value = "builtin:template")]
+    #[arg(long, global = true, default_value = "builtin:template")]
     policy: String,
     /// all-MiniLM-L6-v2 directory (the model that embedded the store).
-    #[arg(long, env = "SG_MODEL_DIR", default_value = DEFAULT_MODEL_DIR)]
+    #[arg(long, global = true, env = "SG_MODEL_DIR", default_value = DEFAULT_MODEL_DIR)]
     model_dir: PathBuf,
-    #[command(flatten)]
-    sandbox: SandboxArgs,
 }
 
 impl LogStoreArgs {
@@ -61,7 +60,7 @@ impl LogStoreArgs {
     }
 
     fn index_over(&self, store: SharedStore) -> Result<LogIndex> {
-        LogIndex::open(store, &ComponentSource::parse(&self.policy)?, &EmbedderChoice::InProcess(self.model_dir.clone()), self.sandbox.limits())
+        LogIndex::open(store, &ComponentSource::parse(&self.policy)?, &EmbedderChoice::InProcess(self.model_dir.clone()), Limits::default())
     }
 }
 
