@@ -117,6 +117,7 @@ impl LogIndex {
     pub fn open(store: SharedStore, policy: &ComponentSource, embedder: &EmbedderChoice, limits: Limits) -> Result<LogIndex> {
         let runtime = Arc::new(Runtime::new(limits)?);
         let policy = PolicyComponent::load(&runtime, policy)?;
+        lock(&store).build_index()?;
         Ok(LogIndex::new(store, embedder.open()?, policy, runtime))
     }
 

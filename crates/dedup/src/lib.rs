@@ -257,7 +257,10 @@ impl Stage for Dedup<'_> {
 
     fn finish(&mut self, _cx: &mut Context<'_, DedupSlots>) -> Result<Ack> {
         self.bar.finish_and_clear();
-        self.store.lock().expect("not poisoned").sync()?;
+        let mut store = self.store.lock().expect("not poisoned");
+        store.sync()?;
+        // At the end of the input (or a follower's stop): the search index for what was added.
+        store.build_index()?;
         Ok(Ack::Nothing)
     }
 }

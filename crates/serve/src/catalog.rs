@@ -4,6 +4,7 @@
 //! when first asked for (its report at once, its Parquet partitions on the first query that
 //! needs rows) and read again when its `_SUCCESS` changes (a window rewritten after a restart).
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
@@ -175,11 +176,12 @@ impl Catalog {
                 }
             }
         }
+        let known: HashMap<&Path, &Arc<Output>> = previous.iter().map(|o| (o.dir.as_path(), o)).collect();
         let mut outputs: Vec<Arc<Output>> = Vec::new();
         for (id, dir, is_window) in candidates {
             let Ok(written) = std::fs::metadata(dir.join(SUCCESS_FILE)).and_then(|m| m.modified()) else { continue };
-            if let Some(same) = previous.iter().find(|o| o.dir == dir && o.written == written) {
-                outputs.push(same.clone());
+            if let Some(same) = known.get(dir.as_path()).filter(|o| o.written == written) {
+                outputs.push(Arc::clone(same));
                 continue;
             }
             match Output::open(id, &dir, is_window, written) {

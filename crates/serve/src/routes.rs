@@ -75,6 +75,7 @@ pub fn router(app: App) -> Router {
         .route("/api/logs/score", post(logs::score))
         .layer(DefaultBodyLimit::max(logs::MAX_BODY))
         .fallback(|| async { ApiError(StatusCode::NOT_FOUND, "no such route: see docs/serve.md".into()) })
+        .route_layer(axum::middleware::from_fn(declared_length))
         .route_layer(axum::middleware::from_fn(observe))
         .with_state(Arc::new(app))
 }
@@ -84,6 +85,18 @@ pub fn router(app: App) -> Router {
 fn page(content_type: &'static str, body: &'static str) -> Response {
     let policy = "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; connect-src 'self'; img-src 'self'";
     ([(header::CONTENT_TYPE, content_type), (header::CONTENT_SECURITY_POLICY, policy)], body).into_response()
+}
+
+/// Refuses a request whose declared body is over the limit before reading any of it (a body
+/// with no declared length is cut at the limit as it is read).
+async fn declared_length(request: Request, next: Next) -> Response {
+    let declared = request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    match declared {
+        Some(n) if n > logs::MAX_BODY as u64 => {
+            ApiError(StatusCode::PAYLOAD_TOO_LARGE, format!("a body of {n} bytes: at most {} here", logs::MAX_BODY)).into_response()
+        }
+        _ => next.run(request).await,
+    }
 }
 
 /// Counts each request by route and status and times it.

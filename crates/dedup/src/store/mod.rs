@@ -111,6 +111,12 @@ pub trait PointStore: Send {
 
     /// Deletes the points meeting `filter` (durably); returns how many there were.
     fn delete(&mut self, filter: &PayloadFilter) -> Result<u64>;
+
+    /// Builds the search index over what is stored, so searches stop scanning every point (a
+    /// Qdrant server's optimizers do this themselves).
+    fn build_index(&mut self) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// Checks that `name` is safe as a directory name and a Qdrant collection: 1–64 ASCII letters,
