@@ -13,6 +13,7 @@ mod kafka;
 mod logs;
 mod pipeline;
 mod portability;
+mod properties;
 mod serve;
 mod support;
 mod swap;
