@@ -9,7 +9,7 @@ mod producer;
 
 pub use bounded::{KafkaSource, Span, share};
 pub use group::{FollowedTopic, Polled};
-pub use producer::{Producer, create_topic, ensure_topic};
+pub use producer::{BROKER_DEFAULT_REPLICATION, Producer, create_topic, ensure_topic};
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -14,6 +14,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::{KafkaTopic, client_config};
 
+/// The replication factor of the topics sg-host creates (dead letters, alerts, `produce
+/// --create-partitions`): −1 asks the brokers for their `default.replication.factor` (KIP-464,
+/// Kafka ≥ 2.4), so a DLQ on a three-broker cluster is not left on one broker.
+pub const BROKER_DEFAULT_REPLICATION: i32 = -1;
+
 /// Makes sure `topic` exists: left alone if the brokers know it, else created with
 /// `partitions` partitions.
 pub fn ensure_topic(topic: &KafkaTopic, properties: &[(String, String)], partitions: i32) -> Result<()> {
@@ -24,11 +29,12 @@ pub fn ensure_topic(topic: &KafkaTopic, properties: &[(String, String)], partiti
     if known { Ok(()) } else { create_topic(topic, properties, partitions) }
 }
 
-/// Creates `topic` with `partitions` partitions; an existing topic is left as it is.
+/// Creates `topic` with `partitions` partitions and the brokers' default replication factor;
+/// an existing topic is left as it is.
 pub fn create_topic(topic: &KafkaTopic, properties: &[(String, String)], partitions: i32) -> Result<()> {
     let admin: AdminClient<DefaultClientContext> = client_config(topic, properties).create().context("creating a Kafka admin client")?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build()?;
-    let new = NewTopic::new(&topic.topic, partitions, TopicReplication::Fixed(1));
+    let new = NewTopic::new(&topic.topic, partitions, TopicReplication::Fixed(BROKER_DEFAULT_REPLICATION));
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(15)));
     let results = runtime.block_on(admin.create_topics([&new], &options)).context("creating the topic")?;
     for r in results {
