@@ -14,7 +14,7 @@ use sg_dedup::point_id;
 use sg_dedup::embed::{Embedder, HttpEmbedder, HttpSettings, MiniLm};
 use sg_core::runtime::{Limits, Runtime};
 
-use crate::support::{EmbedServer, HDFS_SAMPLE, fixture, fixture_lines, model_dir, sg_host, sigint};
+use crate::support::{EmbedServer, HDFS_SAMPLE, fixture, fixture_lines, model_dir, produce, sg_host, sigint};
 
 fn sample_lines() -> Vec<String> {
     fixture_lines(HDFS_SAMPLE)
@@ -344,18 +344,6 @@ fn raw_hdfs_lines_are_filtered_and_levelled_by_the_policy() {
     assert_eq!(receiving["source"], "hdfs_datanode");
 }
 
-/// `sg-host produce` into a new topic on the real broker.
-fn produce(broker: &str, topic: &str, lines: &[String], dir: &Path) {
-    let file = dir.join(format!("{topic}-{}.jsonl", lines.len()));
-    std::fs::write(&file, lines.join("\n")).unwrap();
-    let o = sg_host()
-        .args(["produce", "--brokers", broker, "--topic", topic, "--key", "none", "--create-partitions", "2", "--input"])
-        .arg(&file)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-}
-
 #[test]
 #[ignore = "services: needs the nisshi Kafka broker and the all-MiniLM-L6-v2 weights (scripts/test.sh runs it)"]
 fn a_kafka_topic_of_logs_is_deduplicated_and_committed_batch_by_batch() {
@@ -363,7 +351,7 @@ fn a_kafka_topic_of_logs_is_deduplicated_and_committed_batch_by_batch() {
     let server = EmbedServer::start();
     let dir = tempfile::tempdir().unwrap();
     let lines = sample_lines();
-    produce(&broker.address, "logs", &lines[..3000], dir.path());
+    produce(&broker.address, "logs", "none", &lines[..3000], dir.path());
     let source = format!("kafka://{}/logs", broker.address);
     let args = ["--source", &source, "--policy", "builtin:template", "--embedder", &server.url(), "--batch-records", "1000", "-q"];
     let first = dedup(&args, dir.path());
@@ -374,7 +362,7 @@ fn a_kafka_topic_of_logs_is_deduplicated_and_committed_batch_by_batch() {
     // More lines and a malformed one: the next run reads only them (offsets were committed).
     let mut more = lines[3000..3500].to_vec();
     more.push("{not json".into());
-    produce(&broker.address, "logs", &more, dir.path());
+    produce(&broker.address, "logs", "none", &more, dir.path());
     let second = dedup(&args, dir.path());
     assert_eq!(count(&second, "records in"), 501, "{second}");
     assert_eq!(count(&second, "dead-lettered"), 1, "{second}");
@@ -394,7 +382,7 @@ fn the_policy_of_a_followed_topic_is_upgraded_live() {
     let server = EmbedServer::start();
     let dir = tempfile::tempdir().unwrap();
     let lines = sample_lines();
-    produce(&broker.address, "live", &lines[..1000], dir.path());
+    produce(&broker.address, "live", "none", &lines[..1000], dir.path());
     let admin = format!("127.0.0.1:{}", free_port());
     let child = sg_host()
         .args(["dedup", "--follow", "--source", &format!("kafka://{}/live", broker.address), "--policy", "builtin:template"])
@@ -427,7 +415,7 @@ fn the_policy_of_a_followed_topic_is_upgraded_live() {
     assert_eq!(post("/components/features", b"x").0, 404);
     let (code, body) = post("/components/policy", &std::fs::read(bundled::DEDUP_EXACT.built_at).unwrap());
     assert_eq!((code, body.contains(&exact)), (200, true), "{body}");
-    produce(&broker.address, "live", &lines[1000..1300], dir.path());
+    produce(&broker.address, "live", "none", &lines[1000..1300], dir.path());
     wait_for("the batch under the new policy", 60, || records_of(&exact) >= 300);
     let (code, body) = http(&admin, "POST", "/rollback", Some(TOKEN), b"");
     assert_eq!((code, body.contains(&template)), (200, true), "{body}");

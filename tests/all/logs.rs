@@ -258,14 +258,7 @@ fn a_follower_serves_search_over_the_store_it_writes() {
     let broker = crate::support::Broker::start();
     let dir = tempfile::tempdir().unwrap();
     let lines = fixture_lines(HDFS_SAMPLE);
-    let file = dir.path().join("logs.jsonl");
-    std::fs::write(&file, lines[..2000].join("\n")).unwrap();
-    let o = sg_host()
-        .args(["produce", "--brokers", &broker.address, "--topic", "served", "--key", "none", "--create-partitions", "2", "--input"])
-        .arg(&file)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    crate::support::produce(&broker.address, "served", "none", &lines[..2000], dir.path());
     let address = format!("127.0.0.1:{}", free_port());
     let stderr = dir.path().join("follower.log");
     let child = sg_host()

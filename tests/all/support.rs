@@ -289,6 +289,19 @@ pub fn http_request(address: &str, method: &str, path: &str, headers: &[(&str, &
     (status, reply[split..].to_vec())
 }
 
+/// `sg-host produce` of `lines` into `topic` on the real broker (created with two partitions if
+/// new), keyed by `key` (`none`, `user`, …).
+pub fn produce(broker: &str, topic: &str, key: &str, lines: &[String], dir: &Path) {
+    let file = tempfile::NamedTempFile::new_in(dir).unwrap();
+    std::fs::write(file.path(), lines.join("\n")).unwrap();
+    let o = sg_host()
+        .args(["produce", "--brokers", broker, "--topic", topic, "--key", key, "--create-partitions", "2", "--input"])
+        .arg(file.path())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
 /// A loopback port free right now.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()

@@ -11,7 +11,7 @@ use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedPr
 use serde_json::Value;
 use sg_core::bundled::{SPARK_COMPAT, STREAMGUARD};
 
-use crate::support::{counter, free_port, http, mark, sg_host, wait_for};
+use crate::support::{counter, free_port, http, mark, produce, sg_host, wait_for};
 
 const TOKEN: &str = "test-token";
 
@@ -167,18 +167,6 @@ fn twenty_swaps_under_load_lose_nothing_and_a_broken_candidate_never_serves() {
     assert!(windows(&out).iter().any(|(_, l, _)| l.starts_with("spark")) && windows(&out).iter().any(|(_, l, _)| l.starts_with("streamguard")));
 }
 
-/// Sends `lines` to `topic` on the broker (created with two partitions if new), keyed by user.
-fn produce(broker: &str, topic: &str, lines: &[String], dir: &Path) {
-    let file = dir.join("batch.jsonl");
-    std::fs::write(&file, lines.join("\n")).unwrap();
-    let o = sg_host()
-        .args(["produce", "--brokers", broker, "--topic", topic, "--key", "user", "--create-partitions", "2", "--input"])
-        .arg(&file)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-}
-
 /// `n` generated events as JSON lines (and the file they are in).
 fn generated(n: u64, compromised: u64, dir: &Path) -> (PathBuf, Vec<String>) {
     let events = dir.join("e.jsonl");
@@ -212,7 +200,7 @@ fn close_every_window(broker: &str, topic: &str, lines: &[String], dir: &Path) {
             tick.to_string()
         })
         .collect();
-    produce(broker, topic, &ticks, dir);
+    produce(broker, topic, "user", &ticks, dir);
 }
 
 /// `sg-host run --follow` on `topic` of the real broker (group = topic), with the admin API.
@@ -284,15 +272,15 @@ fn an_upgrade_across_contract_majors_keeps_every_window_whole() {
     // replaying their events, from 0.2 by carrying their state.
     let v2 = std::fs::read(sg_core::bundled::STREAMGUARD_V2.built_at).unwrap();
     let next = std::fs::read(sg_test_programs::FEATURES_NEXT).unwrap();
-    produce(&broker.address, "majors", &lines[..5_500], dir.path());
+    produce(&broker.address, "majors", "user", &lines[..5_500], dir.path());
     wait_for(format!("the first window ({})", f.log()), 60, || !windows(&f.out).is_empty());
     let (code, body) = upload(&f.admin, &v2, Some(TOKEN));
     assert_eq!((code, body.contains("streamguard@0.2.0")), (200, true), "{body}");
-    produce(&broker.address, "majors", &lines[5_500..10_500], dir.path());
+    produce(&broker.address, "majors", "user", &lines[5_500..10_500], dir.path());
     std::thread::sleep(Duration::from_millis(1500));
     let (code, body) = upload(&f.admin, &next, Some(TOKEN));
     assert_eq!((code, body.contains("streamguard@0.2.1")), (200, true), "{body}");
-    produce(&broker.address, "majors", &lines[10_500..], dir.path());
+    produce(&broker.address, "majors", "user", &lines[10_500..], dir.path());
     close_every_window(&broker.address, "majors", &lines, dir.path());
     wait_for("every window", 90, || windows(&f.out).len() == ten_second_windows(&lines));
     let status = f.status();
@@ -326,13 +314,13 @@ fn a_version_failing_every_record_is_quarantined_and_the_previous_one_restored()
     let serving = || f.status()["features"]["current"]["sha256"].as_str().unwrap().to_string();
     let builtin_sha = serving();
 
-    produce(&broker.address, "quarantine", &lines[..3_000], dir.path());
+    produce(&broker.address, "quarantine", "user", &lines[..3_000], dir.path());
     wait_for("the first events", 60, || f.metrics().contains("sg_component_records_total"));
     let hostile = std::fs::read(sg_test_programs::HOSTILE).unwrap();
     let (code, body) = upload(&f.admin, &hostile, Some(TOKEN));
     assert_eq!(code, 200, "{body}");
     assert_ne!(serving(), builtin_sha);
-    produce(&broker.address, "quarantine", &lines[3_000..], dir.path());
+    produce(&broker.address, "quarantine", "user", &lines[3_000..], dir.path());
     wait_for(format_args!("the quarantine ({})", f.log()), 120, || serving() == builtin_sha);
     close_every_window(&broker.address, "quarantine", &lines, dir.path());
     let written = || windows(&f.out).iter().map(|(_, _, n)| n).sum::<u64>();
@@ -381,20 +369,20 @@ fn the_detector_and_its_model_are_upgraded_live() {
         let sha = sg_core::bundle::sha256_hex(bytes);
         http(&f.admin, "POST", &format!("{path}?sha256={sha}"), Some(TOKEN), bytes)
     };
-    produce(&broker.address, "detector", &lines[..4_000], dir.path());
+    produce(&broker.address, "detector", "user", &lines[..4_000], dir.path());
     wait_for("the first window", 60, || !windows(&f.out).is_empty());
     let model_bytes = std::fs::read(&model).unwrap();
     let (code, body) = post("/components/model", &model_bytes);
     assert_eq!(code, 200, "{body}");
     let (code, body) = post("/components/model", &std::fs::read(&other).unwrap());
     assert_eq!(code, 409, "a model for other features is refused: {body}");
-    produce(&broker.address, "detector", &lines[4_000..8_000], dir.path());
+    produce(&broker.address, "detector", "user", &lines[4_000..8_000], dir.path());
     std::thread::sleep(Duration::from_millis(1500));
     let (code, body) = post("/components/detector", &std::fs::read(sg_core::bundled::IFOREST.built_at).unwrap());
     assert_eq!(code, 200, "{body}");
     let (code, body) = post("/components/detector", b"not a component");
     assert_eq!(code, 409, "{body}");
-    produce(&broker.address, "detector", &lines[8_000..], dir.path());
+    produce(&broker.address, "detector", "user", &lines[8_000..], dir.path());
     close_every_window(&broker.address, "detector", &lines, dir.path());
     wait_for("every window", 90, || windows(&f.out).len() == ten_second_windows(&lines));
     let (code, body) = http(&f.admin, "POST", "/rollback?role=model", Some(TOKEN), b"");
@@ -441,11 +429,11 @@ fn a_version_whose_take_fails_whatever_it_is_given_is_replaced_at_window_close()
     let first_window = lines.iter().filter(|l| ts(l) < start + 10_000).count();
     let f = Follower::start(&broker.address, "take", "10s", Some("builtin:streamguard"), dir.path());
     let builtin_sha = f.status()["features"]["current"]["sha256"].as_str().unwrap().to_string();
-    produce(&broker.address, "take", &lines[..first_window], dir.path());
+    produce(&broker.address, "take", "user", &lines[..first_window], dir.path());
     wait_for("the first window's events", 60, || counter(&f.metrics(), "records", "streamguard@0.1.0") >= first_window as u64);
     let (code, body) = upload(&f.admin, &std::fs::read(sg_test_programs::HOSTILE).unwrap(), Some(TOKEN));
     assert_eq!(code, 200, "{body}");
-    produce(&broker.address, "take", &lines[first_window..], dir.path());
+    produce(&broker.address, "take", "user", &lines[first_window..], dir.path());
     close_every_window(&broker.address, "take", &lines, dir.path());
     wait_for(format_args!("every window ({})", f.log()), 90, || windows(&f.out).len() == ten_second_windows(&lines));
     let (history, out) = (f.status()["features"]["history"].clone(), f.out.clone());

@@ -100,10 +100,17 @@ fn lock<T: ?Sized>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// What the policy makes of query lines: per line, its key (if kept) and the text to embed.
+/// What the policy makes of query lines: per line, its key and point id (if kept) and the
+/// text to embed.
 struct Queried {
     key: Vec<Option<String>>,
+    id: Vec<Option<u64>>,
     embed_text: Vec<String>,
+}
+
+/// A point's `label` when it is 0 or 1.
+fn label_of(n: &Neighbour) -> Option<i64> {
+    n.payload.get("label").and_then(serde_json::Value::as_i64).filter(|l| *l == 0 || *l == 1)
 }
 
 impl LogIndex {
@@ -148,19 +155,20 @@ impl LogIndex {
             key.push(kept.then(|| decisions.key.get(row).to_string()));
             embed_text.push(if kept { decisions.embed_text.get(row).to_string() } else { text.to_string() });
         }
-        Ok(Queried { key, embed_text })
+        let id = key.iter().map(|k| k.as_deref().map(point_id)).collect();
+        Ok(Queried { key, id, embed_text })
     }
 
     /// One vector per line: a stored key's own vector, else the embedding of what the policy
     /// embeds (each distinct text embedded once).
     fn vectors(&self, q: &Queried) -> Result<(Vec<Vec<f32>>, Vec<bool>)> {
-        let ids: Vec<u64> = q.key.iter().flatten().map(|k| point_id(k)).collect();
+        let ids: Vec<u64> = q.id.iter().flatten().copied().collect();
         let stored = lock(&self.store).vectors(&ids)?;
-        let mut seen = Vec::with_capacity(q.key.len());
+        let mut seen = Vec::with_capacity(q.id.len());
         let mut missing: Vec<&str> = Vec::new();
         let mut slot: HashMap<&str, usize> = HashMap::new();
-        for (key, text) in q.key.iter().zip(&q.embed_text) {
-            let known = key.as_deref().is_some_and(|k| stored.contains_key(&point_id(k)));
+        for (id, text) in q.id.iter().zip(&q.embed_text) {
+            let known = id.is_some_and(|id| stored.contains_key(&id));
             seen.push(known);
             if !known && !slot.contains_key(text.as_str()) {
                 slot.insert(text, missing.len());
@@ -172,10 +180,10 @@ impl LogIndex {
             bail!("{} vectors for {} texts", embedded.len(), missing.len());
         }
         let vectors = q
-            .key
+            .id
             .iter()
             .zip(&q.embed_text)
-            .map(|(key, text)| match key.as_deref().and_then(|k| stored.get(&point_id(k))) {
+            .map(|(id, text)| match id.and_then(|id| stored.get(&id)) {
                 Some(v) => v.clone(),
                 None => embedded[slot[text.as_str()]].clone(),
             })
@@ -199,37 +207,31 @@ impl LogIndex {
         let q = self.query(texts)?;
         let (vectors, seen) = self.vectors(&q)?;
         let s = self.settings;
-        let mut memo: HashMap<Option<u64>, (Vec<Neighbour>, Option<f64>, bool)> = HashMap::new();
+        let mut memo: HashMap<u64, (Vec<Neighbour>, Option<f64>, bool)> = HashMap::new();
         let mut out = Vec::with_capacity(texts.len());
         for row in 0..texts.len() {
-            let id = q.key[row].as_deref().map(point_id);
+            let id = q.id[row];
             // Lines with one key share a vector, so they share neighbours (unkept lines do not).
-            let answer = match id.and_then(|_| memo.get(&id)) {
+            let answer = match id.and_then(|id| memo.get(&id)) {
                 Some(a) => a.clone(),
                 None => {
                     let found = lock(&self.store).nearest(&vectors[row], s.k.clamp(1, MAX_K), &PayloadFilter::default())?;
                     let neighbours: Vec<Neighbour> = found.into_iter().map(Neighbour::from).collect();
-                    let close = |n: &&Neighbour| n.similarity >= s.min_similarity;
-                    let novel = !neighbours.iter().any(|n| close(&n));
+                    let close: Vec<&Neighbour> = neighbours.iter().filter(|n| n.similarity >= s.min_similarity).collect();
+                    let novel = close.is_empty();
                     let (mut weight, mut anomalous) = (0.0, 0.0);
-                    for n in neighbours.iter().filter(close) {
-                        if let Some(label) = n.payload.get("label").and_then(serde_json::Value::as_i64).filter(|l| *l == 0 || *l == 1) {
-                            weight += n.similarity as f64;
-                            anomalous += n.similarity as f64 * label as f64;
-                        }
+                    for (n, label) in close.iter().filter_map(|n| Some((n, label_of(n)?))) {
+                        weight += n.similarity as f64;
+                        anomalous += n.similarity as f64 * label as f64;
                     }
                     // A stored key with a label is its own answer: the line is a known template.
-                    let own = neighbours
-                        .iter()
-                        .find(|n| Some(n.id) == id)
-                        .and_then(|n| n.payload.get("label").and_then(serde_json::Value::as_i64))
-                        .filter(|l| *l == 0 || *l == 1);
+                    let own = neighbours.iter().find(|n| Some(n.id) == id).and_then(label_of);
                     let score = match own {
                         Some(label) => Some(label as f64),
                         None => (weight > 0.0).then(|| anomalous / weight),
                     };
                     let a = (neighbours, score, novel);
-                    if id.is_some() {
+                    if let Some(id) = id {
                         memo.insert(id, a.clone());
                     }
                     a

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
 use sg_dedup::index::{LogIndex, MAX_K, MAX_LINES};
-use sg_dedup::store::PayloadFilter;
+use sg_dedup::store::{FilterValue, PayloadFilter};
 
 use crate::routes::{ApiError, ApiResult, App};
 
@@ -62,16 +62,17 @@ pub async fn search(State(app): State<Arc<App>>, b: Result<axum::Json<SearchBody
     if b.k == 0 || b.k > MAX_K {
         return Err(ApiError(StatusCode::BAD_REQUEST, format!("k: 1 to {MAX_K}")));
     }
-    let conditions: Vec<String> = b
-        .filter
-        .iter()
-        .map(|(field, v)| match v {
-            serde_json::Value::String(s) => Ok(format!("{field}={s}")),
-            serde_json::Value::Number(_) | serde_json::Value::Bool(_) => Ok(format!("{field}={v}")),
-            _ => Err(ApiError(StatusCode::BAD_REQUEST, format!("filter {field:?}: a string, an integer or a boolean"))),
-        })
-        .collect::<ApiResult<_>>()?;
-    let filter = PayloadFilter::parse(&conditions).map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("filter: {e:#}")))?;
+    let mut filter = PayloadFilter::default();
+    for (field, v) in &b.filter {
+        let value = match v {
+            serde_json::Value::String(s) => FilterValue::Text(s.clone()),
+            serde_json::Value::Bool(b) => FilterValue::Bool(*b),
+            v => FilterValue::Integer(v.as_i64().ok_or_else(|| {
+                ApiError(StatusCode::BAD_REQUEST, format!("filter {field:?}: a string, an integer or a boolean"))
+            })?),
+        };
+        filter.and(field, value).map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("filter: {e:#}")))?;
+    }
     blocking(index, move |index| {
         let hits = index.search(&b.text, b.k, &filter)?;
         Ok(axum::Json(json!({"hits": hits})).into_response())

@@ -58,21 +58,27 @@ impl PayloadFilter {
     /// Parses `field=value` conditions; a value that reads as an integer or `true`/`false` is
     /// compared as one (`label=1`), anything else as text.
     pub fn parse<S: AsRef<str>>(conditions: &[S]) -> Result<PayloadFilter> {
-        let mut out = Vec::with_capacity(conditions.len());
+        let mut filter = PayloadFilter::default();
         for c in conditions {
             let c = c.as_ref();
             let Some((field, value)) = c.split_once('=') else { bail!("{c:?}: a filter is FIELD=VALUE") };
-            if field.is_empty() || !field.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
-                bail!("{field:?}: a filter field is letters, digits and '_'");
-            }
             let value = match value {
                 "true" => FilterValue::Bool(true),
                 "false" => FilterValue::Bool(false),
                 v => v.parse().map_or_else(|_| FilterValue::Text(v.to_string()), FilterValue::Integer),
             };
-            out.push((field.to_string(), value));
+            filter.and(field, value)?;
         }
-        Ok(PayloadFilter(out))
+        Ok(filter)
+    }
+
+    /// Adds the condition `field == value`; a field is letters, digits and `_`.
+    pub fn and(&mut self, field: &str, value: FilterValue) -> Result<()> {
+        if field.is_empty() || !field.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+            bail!("{field:?}: a filter field is letters, digits and '_'");
+        }
+        self.0.push((field.to_string(), value));
+        Ok(())
     }
 
     /// Whether no condition is set.
