@@ -37,9 +37,10 @@ read -r wall kb < "$work/time"
 echo "peak resident, $events events: $(awk "BEGIN{printf \"%.0f\", $kb/1024}") MiB (wall $wall s)"
 
 head -n 1000 "$input" > "$work/first.jsonl"
-"$bin" bundle create --out "$work/bundle" --component "features=$(ls $target_dir/guests/wasm32-wasip2/guest/sg_features_streamguard.wasm)" > /dev/null
+"$bin" bundle keygen --out "$work/signer" > /dev/null
+"$bin" bundle create --sign "$work/signer.key" --out "$work/bundle" --component "features=$(ls $target_dir/guests/wasm32-wasip2/guest/sg_features_streamguard.wasm)" > /dev/null
 for how in builtin bundle; do
-    args=(--component builtin:streamguard); [ "$how" = bundle ] && args=(--bundle "$work/bundle")
+    args=(--component builtin:streamguard); [ "$how" = bundle ] && args=(--bundle "$work/bundle" --trust "$work/signer.pub")
     best=999999999
     for _ in 1 2 3 4 5; do
         start=$(date +%s%N)

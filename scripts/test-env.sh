@@ -24,11 +24,15 @@ fi
 
 scripts/fetch-model.sh
 
-# Debian's Chromium, the headless browser the dashboard test renders the page in.
-if ! command -v chromium >/dev/null; then
+# Debian's Chromium, the headless browser the dashboard test renders the page in, and the
+# openssl CLI the TLS tests make their CA and certificates with.
+need=()
+command -v chromium >/dev/null || need+=(chromium)
+command -v openssl >/dev/null || need+=(openssl)
+if [ ${#need[@]} -gt 0 ]; then
     sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
     $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends chromium >/dev/null
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 
 # The aarch64 build of sg-host and qemu-user, for the test that runs it under emulation

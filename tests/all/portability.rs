@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;
-use sg_core::bundle::Bundle;
+use sg_core::bundle::signature::{SIGNATURE, keygen};
+use sg_core::bundle::{Bundle, SigningKey};
 use sg_core::component::Role;
 use sg_core::bundled;
 use sg_core::runtime::{CodeLayout, HOST_TARGET, Limits};
@@ -27,18 +28,28 @@ fn run(host: &mut Command, args: &[&str], input: &Path, out: &Path) -> (String, 
     (stderr, serde_json::from_slice(&std::fs::read(out.join("_anomaly_report.json")).unwrap()).unwrap())
 }
 
-fn bundle(dir: &Path, targets: &[(&str, CodeLayout)]) -> PathBuf {
+/// A bundle signed by a key made for it; returns the arguments that run it (`--bundle B
+/// --trust KEY.pub`) and its directory.
+fn bundle(dir: &Path, targets: &[(&str, CodeLayout)]) -> (Vec<String>, PathBuf) {
     let out = dir.join("bundle");
     let components = [
         (Role::Features, PathBuf::from(bundled::STREAMGUARD.built_at)),
         (Role::Detector, PathBuf::from(bundled::IFOREST.built_at)),
     ];
     let targets: Vec<(String, CodeLayout)> = targets.iter().map(|(t, l)| (t.to_string(), *l)).collect();
-    Bundle::create(&out, &components, None, &targets, &Limits::default()).unwrap();
-    out
+    std::fs::create_dir_all(dir).unwrap();
+    let (_, secret, public) = keygen(&dir.join("signer")).unwrap();
+    Bundle::create(&out, &components, None, &targets, &Limits::default(), Some(&SigningKey::read(&secret).unwrap())).unwrap();
+    let args = vec!["--bundle".into(), out.display().to_string(), "--trust".into(), public.display().to_string()];
+    (args, out)
 }
 
-/// Relabels every artefact of the manifest as made for this host (wide layout).
+fn strs(args: &[String]) -> Vec<&str> {
+    args.iter().map(String::as_str).collect()
+}
+
+/// Relabels every artefact of the manifest as made for this host (wide layout), and signs the
+/// manifest again with the bundle's key.
 fn relabel_as_native(bundle: &Path) {
     let path = bundle.join("manifest.json");
     let mut manifest: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
@@ -48,15 +59,18 @@ fn relabel_as_native(bundle: &Path) {
             a["layout"] = "wide".into();
         }
     }
-    std::fs::write(&path, serde_json::to_vec_pretty(&manifest).unwrap()).unwrap();
+    let text = serde_json::to_vec_pretty(&manifest).unwrap();
+    std::fs::write(&path, &text).unwrap();
+    let key = SigningKey::read(&bundle.parent().unwrap().join("signer.key")).unwrap();
+    std::fs::write(bundle.join(SIGNATURE), key.sign(&text).unwrap()).unwrap();
 }
 
 #[test]
 fn a_bundle_runs_from_its_precompiled_code() {
     let dir = tempfile::tempdir().unwrap();
     let input = events(dir.path(), 5000);
-    let b = bundle(dir.path(), &[(HOST_TARGET, CodeLayout::Wide), ("aarch64-unknown-linux-gnu", CodeLayout::Wide)]);
-    let (stderr, from_bundle) = run(&mut sg_host(), &["--bundle", b.to_str().unwrap()], &input, &dir.path().join("a"));
+    let (b, _) = bundle(dir.path(), &[(HOST_TARGET, CodeLayout::Wide), ("aarch64-unknown-linux-gnu", CodeLayout::Wide)]);
+    let (stderr, from_bundle) = run(&mut sg_host(), &strs(&b), &input, &dir.path().join("a"));
     assert!(!stderr.contains("compiling"), "the precompiled code fits: {stderr}");
     let (_, plain) = run(&mut sg_host(), &["--detector", "builtin:iforest"], &input, &dir.path().join("b"));
     assert_eq!(from_bundle["top_anomalies"], plain["top_anomalies"]);
@@ -72,9 +86,9 @@ fn precompiled_code_from_an_incompatible_engine_is_refused_and_recompiled() {
     // this host's: wasmtime's own compatibility check must refuse them.
     for (i, (target, layout)) in [("aarch64-unknown-linux-gnu", CodeLayout::Wide), (HOST_TARGET, CodeLayout::Narrow)].into_iter().enumerate() {
         let sub = dir.path().join(i.to_string());
-        let b = bundle(&sub, &[(target, layout)]);
-        relabel_as_native(&b);
-        let (stderr, report) = run(&mut sg_host(), &["--bundle", b.to_str().unwrap()], &input, &sub.join("out"));
+        let (b, path) = bundle(&sub, &[(target, layout)]);
+        relabel_as_native(&path);
+        let (stderr, report) = run(&mut sg_host(), &strs(&b), &input, &sub.join("out"));
         assert!(stderr.contains("refused by this engine") && stderr.contains("compiling"), "{target}/{layout:?}: {stderr}");
         assert_eq!(report["top_anomalies"], plain["top_anomalies"]);
     }
@@ -84,18 +98,18 @@ fn precompiled_code_from_an_incompatible_engine_is_refused_and_recompiled() {
 fn a_bundle_with_a_wrong_digest_is_rejected_before_anything_runs() {
     let dir = tempfile::tempdir().unwrap();
     let input = events(dir.path(), 1000);
-    let b = bundle(dir.path(), &[(HOST_TARGET, CodeLayout::Wide)]);
+    let (args, b) = bundle(dir.path(), &[(HOST_TARGET, CodeLayout::Wide)]);
     let artefact = b.join(format!("features.{HOST_TARGET}.wide.cwasm"));
     let mut code = std::fs::read(&artefact).unwrap();
     code[1000] ^= 0xff;
     std::fs::write(&artefact, code).unwrap();
     let out = dir.path().join("out");
-    let o = sg_host().args(["run", "--bundle", b.to_str().unwrap(), "--input"]).arg(&input).arg("--out").arg(&out).output().unwrap();
+    let o = sg_host().arg("run").args(&args).arg("--input").arg(&input).arg("--out").arg(&out).output().unwrap();
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success());
     assert!(stderr.contains(&format!("features.{HOST_TARGET}.wide.cwasm has sha256")) && stderr.contains("nothing was loaded"), "{stderr}");
     assert!(!out.exists(), "nothing ran");
-    let v = sg_host().args(["bundle", "verify"]).arg(&b).output().unwrap();
+    let v = sg_host().args(["bundle", "verify", "--allow-unsigned"]).arg(&b).output().unwrap();
     assert!(!v.status.success());
 }
 
@@ -161,12 +175,12 @@ fn a_small_address_space_gets_narrow_reservations_and_their_precompiled_code() {
     let dir = tempfile::tempdir().unwrap();
     let input = events(dir.path(), 5000);
     let (_, plain) = run(&mut sg_host(), &[], &input, &dir.path().join("plain"));
-    let b = bundle(dir.path(), &[(HOST_TARGET, CodeLayout::Wide), (HOST_TARGET, CodeLayout::Narrow)]);
+    let (b, _) = bundle(dir.path(), &[(HOST_TARGET, CodeLayout::Wide), (HOST_TARGET, CodeLayout::Narrow)]);
     // 48 GiB of address space: the 4 GiB-per-instance pool cannot be reserved, one sized to the
     // memory cap can (as on an ARM board with a 39-bit VA).
     let mut limited = Command::new("bash");
     limited.args(["-c", "ulimit -v 50331648 && exec \"$0\" \"$@\"", env!("CARGO_BIN_EXE_sg-host")]);
-    let (stderr, report) = run(&mut limited, &["--bundle", b.to_str().unwrap()], &input, &dir.path().join("small"));
+    let (stderr, report) = run(&mut limited, &strs(&b), &input, &dir.path().join("small"));
     assert!(stderr.contains("pooling with 4 GiB reservations unavailable"), "{stderr}");
     assert!(!stderr.contains("compiling"), "the narrow artefact fits the narrow engine: {stderr}");
     assert_eq!(report["top_anomalies"], plain["top_anomalies"]);

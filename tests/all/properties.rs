@@ -95,7 +95,7 @@ proptest! {
         bytes[i] = byte;
         let b = dir.path().join("bundle");
         std::fs::write(b.join(sg_core::bundle::MANIFEST), &bytes).unwrap();
-        if let Err(e) = sg_core::bundle::Bundle::open(&b) {
+        if let Err(e) = sg_core::bundle::Bundle::open(&b, &sg_core::bundle::Trust::new(&[], true).unwrap()) {
             let reason = format!("{e:#}");
             prop_assert!(!reason.is_empty());
         }
@@ -119,7 +119,7 @@ fn bundle() -> (tempfile::TempDir, Vec<u8>) {
     let model = dir.path().join("m.json");
     std::fs::write(&model, model_bytes()).unwrap();
     let out = dir.path().join("b");
-    sg_core::bundle::Bundle::create(&out, &[], Some(&model), &[], &sg_core::runtime::Limits::default()).unwrap();
+    sg_core::bundle::Bundle::create(&out, &[], Some(&model), &[], &sg_core::runtime::Limits::default(), None).unwrap();
     let manifest = std::fs::read(out.join(sg_core::bundle::MANIFEST)).unwrap();
     std::fs::rename(&out, dir.path().join("bundle")).unwrap();
     (dir, manifest)

@@ -146,34 +146,88 @@ pub fn roc_auc(scores: &[f64], labels: &[bool]) -> f64 {
 }
 
 /// A Kafka-protocol broker (Tansu's successor `nisshi`, installed by `scripts/test-env.sh`)
-/// running on a free loopback port with in-memory storage; stopped when dropped.
+/// running on a free loopback port; stopped when dropped.
 pub struct Broker {
     child: std::process::Child,
     /// `127.0.0.1:PORT`.
     pub address: String,
+    /// The broker's storage (SQLite) when it has users.
+    _storage: Option<tempfile::TempDir>,
+}
+
+/// How a test broker listens and whom it lets in.
+#[derive(Default)]
+pub struct BrokerSettings {
+    /// TLS only, with this certificate chain and PKCS#8 key (PEM).
+    pub tls: Option<(PathBuf, PathBuf)>,
+    /// SASL SCRAM users (name, password, `scram256`|`scram512`); with any, authentication is
+    /// required (and the storage is SQLite, the engine that keeps credentials).
+    pub users: Vec<(String, String, String)>,
+}
+
+fn nisshi() -> PathBuf {
+    let binary = std::env::var("SG_KAFKA_BROKER").map(PathBuf::from).unwrap_or_else(|_| {
+        let home = std::env::var("CARGO_HOME").map(PathBuf::from).unwrap_or_else(|_| {
+            PathBuf::from(std::env::var("HOME").expect("HOME")).join(".cargo")
+        });
+        home.join("bin/nisshi")
+    });
+    assert!(binary.exists(), "{} not found: run scripts/test.sh (it installs the nisshi broker)", binary.display());
+    binary
 }
 
 impl Broker {
-    /// Starts the broker and waits until it accepts connections.
+    /// Starts a plaintext broker with in-memory storage and waits until it accepts connections.
     pub fn start() -> Broker {
-        let binary = std::env::var("SG_KAFKA_BROKER").map(PathBuf::from).unwrap_or_else(|_| {
-            let home = std::env::var("CARGO_HOME").map(PathBuf::from).unwrap_or_else(|_| {
-                PathBuf::from(std::env::var("HOME").expect("HOME")).join(".cargo")
-            });
-            home.join("bin/nisshi")
-        });
-        assert!(binary.exists(), "{} not found: run scripts/test.sh (it installs the nisshi broker)", binary.display());
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        Broker::start_with(&BrokerSettings::default())
+    }
+
+    /// Starts a broker as `settings` say. Users are created on a plaintext broker over the same
+    /// storage first, which is then restarted requiring authentication.
+    pub fn start_with(settings: &BrokerSettings) -> Broker {
+        let port = free_port();
         let address = format!("127.0.0.1:{port}");
+        let storage = (!settings.users.is_empty()).then(|| tempfile::tempdir().unwrap());
+        // nisshi reads a sqlite:// path relative to its working directory.
+        let (engine, cwd) = match &storage {
+            Some(dir) => ("sqlite://nisshi.db", dir.path().to_path_buf()),
+            None => ("memory://nisshi/", std::env::temp_dir()),
+        };
+        if !settings.users.is_empty() {
+            let setup = Broker::spawn(&address, engine, &cwd, &[]);
+            for (name, password, mechanism) in &settings.users {
+                let o = Command::new(nisshi())
+                    .args(["user", "create", "--broker", &format!("tcp://{address}"), "--mechanism", mechanism, name, password])
+                    .output()
+                    .unwrap();
+                assert!(o.status.success(), "nisshi user create {name}: {}", String::from_utf8_lossy(&o.stderr));
+            }
+            drop(setup);
+        }
+        let mut extra: Vec<String> = Vec::new();
+        if let Some((cert, key)) = &settings.tls {
+            extra.extend(["--cert".into(), cert.display().to_string(), "--key".into(), key.display().to_string()]);
+        }
+        if !settings.users.is_empty() {
+            extra.push("--authentication".into());
+        }
+        let mut broker = Broker::spawn(&address, engine, &cwd, &extra);
+        broker._storage = storage;
+        broker
+    }
+
+    fn spawn(address: &str, engine: &str, cwd: &Path, extra: &[String]) -> Broker {
         let url = format!("tcp://{address}");
-        let child = Command::new(&binary)
-            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url, "--storage-engine", "memory://nisshi/"])
+        let child = Command::new(nisshi())
+            .current_dir(cwd)
+            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url, "--storage-engine", engine])
             .args(["--group-initial-rebalance-delay", "0s"])
+            .args(extra)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
-        let broker = Broker { child, address };
+        let broker = Broker { child, address: address.to_string(), _storage: None };
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
         while std::net::TcpStream::connect(&broker.address).is_err() {
             assert!(std::time::Instant::now() < deadline, "the broker did not start listening on {}", broker.address);
@@ -278,7 +332,7 @@ pub fn http(address: &str, method: &str, path: &str, token: Option<&str>, body: 
 pub fn http_request(address: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16, Vec<u8>) {
     let mut s = std::net::TcpStream::connect(address).unwrap();
     let extra: String = headers.iter().map(|(k, v)| format!("{k}: {v}\r\n")).collect();
-    write!(s, "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{extra}Content-Length: {}\r\n\r\n", body.len()).unwrap();
+    write!(s, "{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n{extra}Content-Length: {}\r\n\r\n", body.len()).unwrap();
     s.write_all(body).unwrap();
     let mut reply = Vec::new();
     s.read_to_end(&mut reply).unwrap();
@@ -430,4 +484,51 @@ pub fn assert_exactly_once<'a>(found: &[String], expected: impl IntoIterator<Ite
         foreign.len(),
         &foreign[..foreign.len().min(3)]
     );
+}
+
+/// A CA and the certificates it signed, made with the openssl CLI for a test.
+pub struct Pki {
+    /// The CA certificate (PEM).
+    pub ca: PathBuf,
+    /// A server certificate for 127.0.0.1 (PEM).
+    pub cert: PathBuf,
+    /// Its key, PKCS#8 (PEM), as nisshi and rustls read it.
+    pub key: PathBuf,
+    /// A client certificate the CA signed (PEM), for mutual TLS.
+    pub client_cert: PathBuf,
+    /// Its key, PKCS#8 (PEM).
+    pub client_key: PathBuf,
+}
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let o = Command::new("openssl").current_dir(dir).args(args).output().expect("openssl (scripts/test-env.sh installs it)");
+    assert!(o.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+}
+
+/// A self-signed CA named `name` in `dir` (`NAME.pem`, `NAME.key`).
+pub fn ca(dir: &Path, name: &str) -> PathBuf {
+    let (pem, key) = (format!("{name}.pem"), format!("{name}.key"));
+    openssl(
+        dir,
+        &["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2", "-keyout", &key, "-out", &pem, "-subj", &format!("/CN={name}")],
+    );
+    dir.join(pem)
+}
+
+/// A certificate `name` signed by the CA `test-ca` in `dir`, with `extensions`; its PKCS#8 key.
+fn signed(dir: &Path, name: &str, subject: &str, extensions: &str) -> (PathBuf, PathBuf) {
+    let (key, csr, pem, p8, ext) = (format!("{name}.key"), format!("{name}.csr"), format!("{name}.pem"), format!("{name}.p8"), format!("{name}.ext"));
+    openssl(dir, &["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", &key, "-out", &csr, "-subj", subject]);
+    std::fs::write(dir.join(&ext), extensions).unwrap();
+    openssl(dir, &["x509", "-req", "-in", &csr, "-CA", "test-ca.pem", "-CAkey", "test-ca.key", "-CAcreateserial", "-days", "2", "-out", &pem, "-extfile", &ext]);
+    openssl(dir, &["pkcs8", "-topk8", "-nocrypt", "-in", &key, "-out", &p8]);
+    (dir.join(pem), dir.join(p8))
+}
+
+/// A CA `test-ca`, a server certificate for 127.0.0.1 and a client certificate, all in `dir`.
+pub fn pki(dir: &Path) -> Pki {
+    let ca = ca(dir, "test-ca");
+    let (cert, key) = signed(dir, "srv", "/CN=127.0.0.1", "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n");
+    let (client_cert, client_key) = signed(dir, "client", "/CN=fleet-controller", "extendedKeyUsage=clientAuth\n");
+    Pki { ca, cert, key, client_cert, client_key }
 }

@@ -79,6 +79,7 @@ fn twenty_swaps_under_load_lose_nothing_and_a_broken_candidate_never_serves() {
 
     // No token, a wrong digest: refused before anything loads.
     assert_eq!(upload(&admin, &spark, None).0, 401);
+    assert_eq!(unauthenticated_refusal_of_a_large_upload(&admin), 401);
     let (code, body) = http(&admin, "POST", "/components/features?sha256=00", Some(TOKEN), &spark);
     assert_eq!(code, 400, "{body}");
 
@@ -449,4 +450,18 @@ fn a_version_whose_take_fails_whatever_it_is_given_is_replaced_at_window_close()
     assert_eq!(second["lineage"]["events"], marked as u64);
     let total: u64 = written.iter().map(|(_, r)| r["lineage"]["events"].as_u64().unwrap()).sum();
     assert_eq!((total, dead_letters(&out).len()), (6_000, 0), "nothing lost, nothing dead-lettered");
+}
+
+/// Starts a 60 MiB upload without a token, sends only its first 64 KiB and reads the answer:
+/// the API must refuse from the headers, without waiting for (or reading) the body.
+fn unauthenticated_refusal_of_a_large_upload(admin: &str) -> u16 {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(admin).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(s, "POST /components/features?sha256=00 HTTP/1.1\r\nHost: {admin}\r\nContent-Length: {}\r\n\r\n", 60 << 20).unwrap();
+    s.write_all(&vec![0u8; 64 << 10]).unwrap();
+    let mut answer = [0u8; 64];
+    let n = s.read(&mut answer).expect("an answer before the body is sent");
+    let head = String::from_utf8_lossy(&answer[..n]).into_owned();
+    head.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or_else(|| panic!("not an HTTP answer: {head}"))
 }

@@ -336,6 +336,7 @@ pub fn score_and_write(
             contract: features.contract().to_string(),
             sha256: features.digest().into(),
             origin: features.origin().into(),
+            precompiled_sha256: features.precompiled_digest().map(str::to_string),
         },
         detector: detection.lineage,
         input,

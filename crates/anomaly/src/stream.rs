@@ -173,8 +173,8 @@ impl<'r> Stage for Windowed<'_, 'r> {
         let batch = std::mem::take(&mut decoded.batch);
         if let Some((Role::Features, pause)) = cx.switched {
             self.summary.swaps += 1;
-            eprintln!(
-                "sg-host: switch pause {:.2} ms (candidate checked on {} events; {} open windows move to it as they next receive events)",
+            tracing::info!(
+                "switch pause {:.2} ms (candidate checked on {} events; {} open windows move to it as they next receive events)",
                 pause.as_secs_f64() * 1e3,
                 batch.len().min(swap::SAMPLE_RECORDS),
                 self.windows.open_windows()
@@ -204,7 +204,7 @@ impl<'r> Stage for Windowed<'_, 'r> {
             match self.windows.room(w, self.job.max_open_windows) {
                 Room::Fits => {}
                 Room::CloseOldest(oldest) => {
-                    eprintln!("sg-host: {} windows open (the limit): writing window {} early", self.windows.open_windows(), iso_utc(oldest));
+                    tracing::warn!("{} windows open (the limit): writing window {} early", self.windows.open_windows(), iso_utc(oldest));
                     METRICS.windows_closed_early.inc();
                     commit = Some(self.close(oldest, cx)?);
                 }
@@ -245,6 +245,9 @@ impl<'r> Stage for Windowed<'_, 'r> {
         if self.windows.open_windows() > 0 {
             let assigned = cx.assignment.assigned()?;
             let watermark = self.windows.watermark(&assigned, |p| cx.assignment.is_idle(p), now);
+            if watermark > i64::MIN {
+                METRICS.watermark.set(watermark as f64 / 1000.0);
+            }
             for w in self.windows.closing(watermark) {
                 commit = Some(self.close(w, cx)?);
             }
@@ -354,11 +357,11 @@ fn move_window(w: i64, window: &mut OpenWindow<FeatureAggregation<'_>>, to: &Arc
     let started = Instant::now();
     let from = window.state.component().label();
     let moved = window.state.migrate(to).unwrap_or_else(|e| {
-        eprintln!("sg-host: window {} stays on {from}: moving it failed: {e:#}", iso_utc(w));
+        tracing::warn!("window {} stays on {from}: moving it failed: {e:#}", iso_utc(w));
         None
     });
     let Some(moved) = moved else {
-        eprintln!("sg-host: window {} finishes on {from}", iso_utc(w));
+        tracing::info!("window {} finishes on {from}", iso_utc(w));
         return Ok(());
     };
     let how = match &moved.how {
@@ -370,8 +373,8 @@ fn move_window(w: i64, window: &mut OpenWindow<FeatureAggregation<'_>>, to: &Arc
         }
     };
     window.state = moved.aggregation;
-    eprintln!(
-        "sg-host: window {} moved from {from} to {} in {:.2} ms ({how})",
+    tracing::info!(
+        "window {} moved from {from} to {} in {:.2} ms ({how})",
         iso_utc(w),
         to.label(),
         started.elapsed().as_secs_f64() * 1e3

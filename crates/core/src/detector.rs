@@ -6,6 +6,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use sg_iforest::{Matrix, Model, Params};
 
+use crate::artefact::ReadOnce;
 use crate::component::ComponentSource;
 use crate::component::detector::DetectorComponent;
 use crate::lineage::{ComponentLineage, DetectorLineage};
@@ -37,6 +38,8 @@ pub enum ModelSource {
     Train(Params),
     /// Load a model artefact.
     Load(PathBuf),
+    /// A model artefact already read and verified (a bundle's).
+    Verified(crate::artefact::ReadOnce),
 }
 
 /// Entries kept of each row's explanation by default (`--explain`).
@@ -151,24 +154,17 @@ pub struct SavedModel {
 /// smaller than a file this size would have to be).
 pub const MAX_MODEL_BYTES: u64 = 256 << 20;
 
-/// The file at `path`, refused when larger than `max` bytes (read through a bound, so a file
-/// that grows while read cannot get past it).
-fn read_capped(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
-    use std::io::Read;
-    let mut bytes = Vec::new();
-    std::fs::File::open(path)?.take(max + 1).read_to_end(&mut bytes)?;
-    if bytes.len() as u64 > max {
-        return Err(std::io::Error::other(format!("larger than the limit of {max} bytes")));
-    }
-    Ok(bytes)
-}
-
 impl SavedModel {
     /// Reads and parses a model artefact.
     pub fn load(path: &Path) -> Result<SavedModel> {
-        let bytes = read_capped(path, MAX_MODEL_BYTES).with_context(|| format!("cannot read model {}", path.display()))?;
-        let model = Model::from_bytes(&bytes).with_context(|| format!("loading model {}", path.display()))?;
-        Ok(SavedModel { model, sha256: crate::bundle::sha256_hex(&bytes), bytes, path: path.to_path_buf() })
+        let file = ReadOnce::read(path, MAX_MODEL_BYTES).with_context(|| format!("cannot read model {}", path.display()))?;
+        SavedModel::parse(&file)
+    }
+
+    /// Parses a model artefact already read.
+    pub fn parse(file: &ReadOnce) -> Result<SavedModel> {
+        let model = Model::from_bytes(&file.bytes).with_context(|| format!("loading model {}", file.path.display()))?;
+        Ok(SavedModel { model, sha256: file.sha256.clone(), bytes: file.bytes.to_vec(), path: file.path.clone() })
     }
 }
 
@@ -186,6 +182,7 @@ impl ModelChoice {
         Ok(match source {
             ModelSource::Train(p) => ModelChoice::Train(*p),
             ModelSource::Load(path) => ModelChoice::Saved(SavedModel::load(path)?),
+            ModelSource::Verified(file) => ModelChoice::Saved(SavedModel::parse(file)?),
         })
     }
 
@@ -209,7 +206,7 @@ pub fn detect(runtime: &Runtime, choice: &DetectorChoice, source: &ModelSource, 
 /// less than the window); a model that does not record its span passes with a warning.
 pub fn check_span(model: &Model, window_ms: i64, label: &str) -> Result<()> {
     let Some(span) = model.trained_span_ms() else {
-        eprintln!("sg-host: model {label} does not record the event-time span it was trained on: it is assumed to be this stream's window");
+        tracing::warn!("model {label} does not record the event-time span it was trained on: it is assumed to be this stream's window");
         return Ok(());
     };
     if span > window_ms || span < window_ms / 2 {
@@ -311,8 +308,8 @@ pub fn run(
                     scored.score_samples[row] = s;
                 }
                 let rows_failed: Vec<usize> = scored.failed.iter().map(|f| f.0).collect();
-                eprintln!(
-                    "sg-host: {} failed on {} of {rows} rows ({rows_failed:?}; first: {}); those rows were scored natively with the same model",
+                tracing::warn!(
+                    "{} failed on {} of {rows} rows ({rows_failed:?}; first: {}); those rows were scored natively with the same model",
                     c.origin(),
                     rows_failed.len(),
                     scored.failed[0].1
@@ -325,6 +322,7 @@ pub fn run(
                 contract: c.contract().to_string(),
                 sha256: c.digest().into(),
                 origin: c.origin().into(),
+                precompiled_sha256: c.precompiled_digest().map(str::to_string),
             };
             (model, bytes, scores, Some(lineage))
         }
@@ -342,7 +340,7 @@ pub fn run(
         model_file,
         model_sha256: match choice {
             ModelChoice::Saved(m) => m.sha256.clone(),
-            ModelChoice::Train(_) => crate::bundle::sha256_hex(&model_bytes),
+            ModelChoice::Train(_) => crate::artefact::sha256_hex(&model_bytes),
         },
     };
     Ok(Detection {

@@ -7,6 +7,7 @@
 
 #![deny(missing_docs)]
 
+pub mod artefact;
 pub mod bundle;
 pub mod bundled;
 pub mod component;

@@ -15,6 +15,10 @@ pub struct ComponentLineage {
     pub sha256: String,
     /// Where it was loaded from.
     pub origin: String,
+    /// sha256 of the precompiled code that ran, when it ran from a bundle's `.cwasm` (sealed
+    /// with the `.wasm` digest above, which it was checked against).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub precompiled_sha256: Option<String>,
 }
 
 /// Which detector scored the rows.

@@ -143,7 +143,7 @@ pub fn run_on(job: &DedupJob, store: SharedStore, stop: &AtomicBool) -> Result<D
     if let Some(address) = admin
         && !job.quiet
     {
-        eprintln!("dedup: admin API on http://{address}");
+        tracing::info!("dedup: admin API on http://{address}");
     }
     let embedder = job.embedder.open()?;
     let source = Source::open(&job.input, Framing::new(job.batch_bytes, job.max_message_bytes))?;
@@ -152,7 +152,7 @@ pub fn run_on(job: &DedupJob, store: SharedStore, stop: &AtomicBool) -> Result<D
     if !job.quiet {
         let serving = upgrades.slots.policy.current().lock().expect("not poisoned");
         let store = store.lock().expect("not poisoned").describe();
-        eprintln!("dedup: {} ({}) → {store}; embeddings: {}", serving.label(), serving.origin(), embedder.describe());
+        tracing::info!("dedup: {} ({}) → {store}; embeddings: {}", serving.label(), serving.origin(), embedder.describe());
     }
     let bar = Steps::new(0, job.quiet).progress(source.total_bytes());
     let mut stage = Dedup { job, store, embedder, progress: source.progress(), bar, totals: BatchCounts::default(), batches: 0 };
@@ -245,7 +245,7 @@ impl Stage for Dedup<'_> {
                 "batch {}: {} records, {} duplicates skipped, {} new, {} embedded, {} inserted ({} filtered, {} dead-lettered)",
                 self.batches, counts.records, counts.duplicates, counts.new, counts.embedded, counts.inserted, counts.filtered, counts.dead_lettered
             );
-            self.bar.suspend(|| eprintln!("{line}"));
+            self.bar.suspend(|| tracing::info!("{line}"));
         }
         if !cx.commits {
             return Ok(Ack::Nothing);

@@ -10,7 +10,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 
-use crate::{KafkaOptions, META_TIMEOUT, OffsetCommitter, StartAt, client_config};
+use crate::{Connection, KafkaOptions, META_TIMEOUT, OffsetCommitter, StartAt, client_config, metadata};
 use sg_model::{Chunk, Position};
 
 /// Splits `want` messages over partitions with `available[i]` each: equal shares, and what a
@@ -45,13 +45,13 @@ pub struct Span {
 /// A bounded read of a topic.
 pub struct KafkaSource {
     options: KafkaOptions,
-    consumer: Arc<BaseConsumer>,
+    consumer: Arc<BaseConsumer<Connection>>,
     spans: BTreeMap<i32, Span>,
     /// Next offset expected per partition still open.
     next: BTreeMap<i32, i64>,
 }
 
-fn offsets_for_time(consumer: &BaseConsumer, topic: &str, partitions: &[i32], ms: i64) -> Result<BTreeMap<i32, Option<i64>>> {
+fn offsets_for_time(consumer: &BaseConsumer<Connection>, topic: &str, partitions: &[i32], ms: i64) -> Result<BTreeMap<i32, Option<i64>>> {
     let mut tpl = TopicPartitionList::new();
     for &p in partitions {
         tpl.add_partition_offset(topic, p, Offset::Offset(ms))?;
@@ -72,7 +72,7 @@ impl KafkaSource {
             bail!("a followed topic is read as a group member (GroupSource), not as a bounded read");
         }
         let topic = options.topic.topic.clone();
-        let consumer: BaseConsumer = client_config(&options.topic, &options.properties)
+        let consumer: BaseConsumer<Connection> = client_config(&options.topic, &options.properties)
             .set("group.id", &options.group)
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
@@ -80,11 +80,10 @@ impl KafkaSource {
             // delivered for (a transaction's control marker, aborted records), which would
             // otherwise be waited for forever.
             .set("enable.partition.eof", "true")
-            .create()
+            .create_with_context(Connection::default())
             .with_context(|| format!("creating a Kafka consumer for {}", options.topic.url()))?;
-        let metadata = consumer
-            .fetch_metadata(Some(&topic), META_TIMEOUT)
-            .with_context(|| format!("reading metadata of {}", options.topic.url()))?;
+        let metadata =
+            metadata(consumer.client(), Some(&topic)).with_context(|| format!("reading metadata of {}", options.topic.url()))?;
         let partitions: Vec<i32> = metadata
             .topics()
             .iter()

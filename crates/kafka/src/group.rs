@@ -15,7 +15,8 @@ use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Reb
 use rdkafka::message::Message;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
-use crate::{KafkaOptions, META_TIMEOUT, StartAt, client_config};
+use crate::{Connection, HasConnection, KafkaOptions, META_TIMEOUT, StartAt, client_config, metadata};
+use sg_metrics::health::HEALTH;
 use sg_metrics::{METRICS, PartitionLabels};
 use sg_model::{Chunk, Position};
 
@@ -36,9 +37,24 @@ struct GroupContext {
     topic: String,
     /// The source's name in metrics.
     source: String,
+    connection: Connection,
+}
+
+impl HasConnection for GroupContext {
+    fn connection(&self) -> &Connection {
+        &self.connection
+    }
 }
 
 impl ClientContext for GroupContext {
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, facility: &str, message: &str) {
+        Connection::log(level, facility, message);
+    }
+
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        self.connection.record(&error, reason);
+    }
+
     fn stats(&self, statistics: rdkafka::Statistics) {
         let Some(topic) = statistics.topics.get(&self.topic) else { return };
         for (&partition, p) in &topic.partitions {
@@ -56,16 +72,18 @@ impl ConsumerContext for GroupContext {
         if let Rebalance::Revoke(_) = rebalance {
             let safe = self.shared.safe.lock().expect("not poisoned").clone();
             if let Err(e) = commit_with_patience(consumer, &self.topic, &safe, Duration::ZERO) {
-                eprintln!("sg-host: committing before a rebalance failed ({e}); the next owner re-reads more");
+                tracing::warn!(source = %self.source, "committing before a rebalance failed ({e:#}); the next owner re-reads more");
             }
             self.shared.revoked.store(true, Ordering::SeqCst);
+            HEALTH.set_assigned(0);
         }
     }
 
     fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Assign(tpl) = rebalance {
             let partitions: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
-            eprintln!("sg-host: {}: assigned partitions {partitions:?}", self.source);
+            HEALTH.set_assigned(partitions.len());
+            tracing::info!(source = %self.source, "assigned partitions {partitions:?}");
         }
     }
 }
@@ -173,8 +191,20 @@ fn join(options: &KafkaOptions) -> Result<(BaseConsumer<GroupContext>, Arc<Share
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", reset)
-        .create_with_context(GroupContext { shared: shared.clone(), topic: topic.clone(), source: name.clone() })
+        .create_with_context(GroupContext {
+            shared: shared.clone(),
+            topic: topic.clone(),
+            source: name.clone(),
+            connection: Connection::default(),
+        })
         .with_context(|| format!("creating a Kafka consumer for {name}"))?;
+    // Connect before joining: a TLS or SASL fault is an error at start, not a stream that waits
+    // forever for an assignment. A topic not created yet is waited for, as Kafka consumers do.
+    let known = metadata(consumer.client(), Some(&topic)).with_context(|| format!("reading metadata of {name}"))?;
+    if !known.topics().iter().any(|t| t.name() == topic && t.error().is_none() && !t.partitions().is_empty()) {
+        tracing::warn!(source = %name, "the topic does not exist yet; waiting for it");
+    }
+    HEALTH.set_assigned(0); // a member is not ready until the group assigns it partitions
     consumer.subscribe(&[&topic]).with_context(|| format!("subscribing to {name}"))?;
     Ok((consumer, shared))
 }
@@ -242,7 +272,7 @@ fn fill(
         let message = match polled {
             Some(Ok(m)) => m,
             Some(Err(e)) => {
-                eprintln!("sg-host: Kafka: {e}");
+                tracing::warn!(target: "librdkafka", "consuming: {e}");
                 continue;
             }
             None => continue,

@@ -4,10 +4,12 @@
 //! ([`producer`]).
 
 mod bounded;
+mod connection;
 mod group;
 mod producer;
 
 pub use bounded::{KafkaSource, Span, share};
+pub use connection::{Connection, ConnectionFault, HasConnection, metadata};
 pub use group::{FollowedTopic, Polled};
 pub use producer::{BROKER_DEFAULT_REPLICATION, Producer, create_topic, ensure_topic};
 
@@ -15,7 +17,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Result, anyhow, bail};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
@@ -103,7 +105,7 @@ pub struct OffsetCommitter(Committer);
 #[derive(Clone)]
 enum Committer {
     /// A bounded read: a failed commit fails the run (nothing else would record progress).
-    Bounded { consumer: Arc<BaseConsumer>, topic: String },
+    Bounded { consumer: Arc<BaseConsumer<Connection>>, topic: String },
     /// A group member: a failed commit is logged (the checkpoint or the stable ids keep a
     /// re-read from writing twice), and the offsets are what a rebalance commits.
     Group(Arc<FollowedTopic>),
@@ -117,7 +119,7 @@ impl FollowedTopic {
 }
 
 impl OffsetCommitter {
-    pub(crate) fn bounded(consumer: Arc<BaseConsumer>, topic: String) -> OffsetCommitter {
+    pub(crate) fn bounded(consumer: Arc<BaseConsumer<Connection>>, topic: String) -> OffsetCommitter {
         OffsetCommitter(Committer::Bounded { consumer, topic })
     }
 
@@ -132,14 +134,16 @@ impl OffsetCommitter {
                     tpl.add_partition_offset(topic, p, Offset::Offset(o))?;
                 }
                 if tpl.count() > 0 {
-                    consumer.commit(&tpl, CommitMode::Sync).context("committing offsets")?;
+                    consumer
+                        .commit(&tpl, CommitMode::Sync)
+                        .map_err(|e| consumer.context().explain(anyhow::Error::new(e).context("committing offsets")))?;
                 }
                 Ok(())
             }
             Committer::Group(topic) => {
                 topic.set_durable(offsets.clone());
                 if let Err(e) = topic.commit(offsets, patience) {
-                    eprintln!("sg-host: {e:#}; a later commit covers it, or the next owner of these partitions re-reads more");
+                    tracing::warn!(source = topic.name(), "{e:#}; a later commit covers it, or the next owner of these partitions re-reads more");
                 }
                 Ok(())
             }

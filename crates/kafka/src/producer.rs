@@ -5,14 +5,13 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::ClientContext;
 use rdkafka::message::DeliveryResult;
 use rdkafka::producer::{BaseRecord, Producer as _, ProducerContext, ThreadedProducer};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::{KafkaTopic, client_config};
+use crate::{Connection, HasConnection, KafkaTopic, client_config, metadata};
 
 /// The replication factor of the topics sg-host creates (dead letters, alerts, `produce
 /// --create-partitions`): −1 asks the brokers for their `default.replication.factor` (KIP-464,
@@ -22,9 +21,10 @@ pub const BROKER_DEFAULT_REPLICATION: i32 = -1;
 /// Makes sure `topic` exists: left alone if the brokers know it, else created with
 /// `partitions` partitions.
 pub fn ensure_topic(topic: &KafkaTopic, properties: &[(String, String)], partitions: i32) -> Result<()> {
-    use rdkafka::consumer::{BaseConsumer, Consumer};
-    let probe: BaseConsumer = client_config(topic, properties).create().context("creating a Kafka client")?;
-    let metadata = probe.fetch_metadata(Some(&topic.topic), Duration::from_secs(15)).context("reading topic metadata")?;
+    use rdkafka::consumer::{BaseConsumer, Consumer as _};
+    let probe: BaseConsumer<Connection> =
+        client_config(topic, properties).create_with_context(Connection::default()).context("creating a Kafka client")?;
+    let metadata = metadata(probe.client(), Some(&topic.topic)).context("reading topic metadata")?;
     let known = metadata.topics().iter().any(|t| t.name() == topic.topic && t.error().is_none() && !t.partitions().is_empty());
     if known { Ok(()) } else { create_topic(topic, properties, partitions) }
 }
@@ -32,7 +32,9 @@ pub fn ensure_topic(topic: &KafkaTopic, properties: &[(String, String)], partiti
 /// Creates `topic` with `partitions` partitions and the brokers' default replication factor;
 /// an existing topic is left as it is.
 pub fn create_topic(topic: &KafkaTopic, properties: &[(String, String)], partitions: i32) -> Result<()> {
-    let admin: AdminClient<DefaultClientContext> = client_config(topic, properties).create().context("creating a Kafka admin client")?;
+    let admin: AdminClient<Connection> =
+        client_config(topic, properties).create_with_context(Connection::default()).context("creating a Kafka admin client")?;
+    metadata(admin.inner(), None).context("connecting to create a topic")?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build()?;
     let new = NewTopic::new(&topic.topic, partitions, TopicReplication::Fixed(BROKER_DEFAULT_REPLICATION));
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(15)));
@@ -51,6 +53,7 @@ pub fn create_topic(topic: &KafkaTopic, properties: &[(String, String)], partiti
 struct DeliveryCount {
     failed: AtomicU64,
     first_error: std::sync::Mutex<Option<String>>,
+    connection: Connection,
 }
 
 impl DeliveryCount {
@@ -59,13 +62,27 @@ impl DeliveryCount {
         let failed = self.failed.load(Ordering::Relaxed);
         if failed > 0 {
             let first = self.first_error.lock().unwrap().clone().unwrap_or_default();
-            bail!("{failed} of {sent} records were not delivered (first error: {first})");
+            return Err(self.connection.explain(anyhow::anyhow!("{failed} of {sent} records were not delivered (first error: {first})")));
         }
         Ok(())
     }
 }
 
-impl ClientContext for DeliveryCount {}
+impl ClientContext for DeliveryCount {
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, facility: &str, message: &str) {
+        Connection::log(level, facility, message);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.connection.record(&error, reason);
+    }
+}
+
+impl HasConnection for DeliveryCount {
+    fn connection(&self) -> &Connection {
+        &self.connection
+    }
+}
 
 impl ProducerContext for DeliveryCount {
     type DeliveryOpaque = ();
@@ -92,7 +109,10 @@ impl Producer {
         for (k, v) in tuning {
             config.set(*k, *v);
         }
-        let inner = config.create_with_context(DeliveryCount::default()).context("creating a Kafka producer")?;
+        let inner: ThreadedProducer<DeliveryCount> =
+            config.create_with_context(DeliveryCount::default()).context("creating a Kafka producer")?;
+        // Connect now: a TLS or SASL fault is an error here, not records that time out minutes later.
+        metadata(inner.client(), None).with_context(|| format!("connecting to {}", topic.brokers))?;
         Ok(Producer { inner, sent: 0 })
     }
 

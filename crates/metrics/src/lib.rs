@@ -5,6 +5,8 @@
 
 #![deny(missing_docs)]
 
+pub mod health;
+
 use std::sync::LazyLock;
 use std::time::Duration;
 
@@ -90,6 +92,9 @@ pub struct Metrics {
     pub lag: Family<PartitionLabels, Gauge>,
     /// Windows written before the watermark passed them (too many open).
     pub windows_closed_early: Counter,
+    /// A stream's event-time watermark, in seconds since the epoch (a stalled watermark holds
+    /// every window open).
+    pub watermark: Gauge<f64, std::sync::atomic::AtomicU64>,
     /// The process's peak resident memory, bytes (set when rendered).
     pub peak_rss: Gauge,
     /// Alerts a sink acknowledged.
@@ -124,6 +129,7 @@ impl Metrics {
             commits: Family::default(),
             lag: Family::default(),
             windows_closed_early: Counter::default(),
+            watermark: Gauge::default(),
             peak_rss: Gauge::default(),
             alerts_sent: Family::default(),
             alerts_retried: Family::default(),
@@ -143,6 +149,7 @@ impl Metrics {
         m.registry.register("source_batches", "Micro-batches read from a source", m.batches.clone());
         m.registry.register("source_commits", "Offset commits to a source", m.commits.clone());
         m.registry.register("source_lag", "Records of a partition behind its high watermark, from the group's committed offset (what a restart would re-read)", m.lag.clone());
+        m.registry.register("stream_watermark_seconds", "The stream's event-time watermark (seconds since the epoch)", m.watermark.clone());
         m.registry.register("stream_windows_closed_early", "Windows written before the watermark passed them, because too many were open", m.windows_closed_early.clone());
         m.registry.register("alerts_sent", "Alerts an alert sink acknowledged", m.alerts_sent.clone());
         m.registry.register("alerts_retried", "Deliveries of alerts to a sink that were retried", m.alerts_retried.clone());

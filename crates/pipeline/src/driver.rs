@@ -20,6 +20,7 @@ use anyhow::Result;
 use rayon::prelude::*;
 
 use crate::admin::{self, AdminSettings};
+use sg_metrics::health::HEALTH;
 use sg_core::component::{ComponentSource, Role};
 use sg_core::runtime::Runtime;
 use crate::sink::{DeadLetterFile, DeadLetterTopic, DeadLetters};
@@ -127,6 +128,7 @@ pub fn drive<S: Stage>(
         // In step: poll, process, commit; a revocation drops what is not written.
         let mut source = source;
         while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+            HEALTH.beat();
             match source.next(stop)? {
                 Next::Chunk(chunk) => {
                     let read = chunk.read();
@@ -177,6 +179,7 @@ pub fn drive<S: Stage>(
             });
             let unassigned = Unassigned;
             for item in rx {
+                HEALTH.beat();
                 let (decoded, read) = item?;
                 let ack = step(decoded, read, &unassigned, stage, dead)?;
                 apply(ack, dead, COMMIT_PATIENCE)?;
@@ -236,11 +239,12 @@ pub fn upgrades<S: Slots>(
     admin: Option<&AdminSettings>,
 ) -> Result<(Upgrades<S>, Option<std::net::SocketAddr>)> {
     let upgrades = Upgrades::new(runtime.clone(), slots, files);
+    HEALTH.set_loaded(true);
     if live {
         upgrades.reload_on_sighup();
     }
     let address = match admin {
-        Some(admin) => Some(admin::serve(admin.clone(), upgrades.status(), upgrades.requests())?),
+        Some(admin) => Some(admin::serve(admin.clone(), Some(admin::Upgradable { status: upgrades.status(), requests: upgrades.requests() }))?),
         None => None,
     };
     Ok((upgrades, address))

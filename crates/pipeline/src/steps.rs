@@ -31,7 +31,7 @@ impl Steps {
 
     fn say(&self, line: &str) {
         if !self.quiet {
-            eprintln!("{:>7.2}s {line}", self.started.elapsed().as_secs_f64());
+            tracing::info!("{:>7.2}s {line}", self.started.elapsed().as_secs_f64());
         }
     }
 

@@ -186,7 +186,7 @@ impl Catalog {
             }
             match Output::open(id, &dir, is_window, written) {
                 Ok(o) => outputs.push(Arc::new(o)),
-                Err(e) => eprintln!("sg-host: serve: skipping {}: {e:#}", dir.display()),
+                Err(e) => tracing::warn!("serve: skipping {}: {e:#}", dir.display()),
             }
         }
         outputs.sort_by(|a, b| {

@@ -8,7 +8,8 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::Args;
 
-use sg_pipeline::admin::AdminSettings;
+use sg_pipeline::admin::{AdminSettings, TlsFiles};
+use sg_core::bundle::{Bundle, Signer, Trust};
 use sg_core::runtime::Limits;
 use sg_pipeline::sink::alerts::{AlertOptions, AlertTarget, WebhookSettings};
 use sg_pipeline::source::Input;
@@ -16,19 +17,59 @@ use sg_pipeline::source::Input;
 /// Settings of every Kafka client a command makes.
 #[derive(Args, Debug, Clone, Default)]
 pub(super) struct KafkaClientArgs {
-    /// A librdkafka property, `key=value` (repeatable), e.g. `-X security.protocol=SASL_PLAINTEXT`.
+    /// A librdkafka property, `key=value` (repeatable), e.g. `-X security.protocol=SASL_SSL`.
+    /// Secrets belong in --kafka-config or `SG_RDKAFKA_…` variables, not here, where `ps` shows them.
     #[arg(short = 'X', value_name = "KEY=VALUE")]
     property: Vec<String>,
+    /// librdkafka properties from a file, one `key=value` per line (`#` comments; the format
+    /// kcat's `-F` reads): where passwords and keys go. `-X` and `SG_RDKAFKA_…` override it.
+    #[arg(long, value_name = "FILE")]
+    kafka_config: Option<PathBuf>,
 }
 
 impl KafkaClientArgs {
-    /// The properties as pairs.
+    /// The properties in force: the --kafka-config file's, then each `-X` (the config file's
+    /// `[kafka]` and `SG_RDKAFKA_…` arrive as `-X` before the command line's); later wins.
     pub(super) fn properties(&self) -> Result<Vec<(String, String)>> {
-        self.property
-            .iter()
-            .map(|kv| kv.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
-            .collect::<Option<Vec<_>>>()
-            .context("-X takes key=value")
+        let mut properties = match &self.kafka_config {
+            Some(path) => super::config::read_properties(path)?,
+            None => Vec::new(),
+        };
+        for kv in &self.property {
+            let (k, v) = kv.split_once('=').with_context(|| format!("-X {kv:?}: expected key=value"))?;
+            properties.push((k.trim().to_string(), v.to_string()));
+        }
+        Ok(properties)
+    }
+}
+
+/// A deployment bundle and whom its signature must come from.
+#[derive(Args, Debug, Clone, Default)]
+pub(super) struct BundleArgs {
+    /// A deployment bundle (`sg-host bundle create`): its components and model replace
+    /// --component/--policy, --detector and --model. Its signature and every digest are
+    /// verified before anything runs.
+    #[arg(long)]
+    bundle: Option<PathBuf>,
+    /// A public key whose signature makes a bundle runnable: a minisign `.pub` file, a file
+    /// of keys (one base64 key per line) or a base64 key (repeatable).
+    #[arg(long, value_name = "PUBKEY|KEYS_FILE")]
+    trust: Vec<String>,
+    /// Run a bundle that no trusted key signed (logged at warn). Its digests are still checked.
+    #[arg(long)]
+    allow_unsigned: bool,
+}
+
+impl BundleArgs {
+    /// The bundle, opened and verified, when one is given.
+    pub(super) fn open(&self) -> Result<Option<Bundle>> {
+        let Some(dir) = &self.bundle else { return Ok(None) };
+        let trust = Trust::new(&self.trust, self.allow_unsigned)?;
+        let bundle = Bundle::open(dir, &trust)?;
+        if let Signer::Trusted(key) = bundle.signer() {
+            tracing::info!(bundle = %dir.display(), "signature by trusted key {key} verified");
+        }
+        Ok(Some(bundle))
     }
 }
 
@@ -74,32 +115,77 @@ impl DeadLetterArgs {
     }
 }
 
-/// The admin API of a stream.
+/// The admin API of a stream, and the probe and metrics endpoint of any run.
 #[derive(Args, Debug, Clone, Default)]
 pub(super) struct AdminArgs {
-    /// With --follow: serve the admin API (components, upload, rollback, /metrics) on this
-    /// loopback address, e.g. `127.0.0.1:9900`.
+    /// With --follow: serve the admin API (health, readiness, components, upload, rollback,
+    /// /metrics) on this address, e.g. `127.0.0.1:9900`; a non-loopback address needs TLS.
     #[arg(long, requires = "follow")]
     admin: Option<SocketAddr>,
+    /// Serve only `/healthz`, `/readyz` and `/metrics` on this address (any run, bounded ones
+    /// included); a non-loopback address needs TLS.
+    #[arg(long, conflicts_with = "admin")]
+    metrics_listen: Option<SocketAddr>,
     /// File holding the bearer token the admin API requires for changes (or `SG_ADMIN_TOKEN`).
     #[arg(long, requires = "admin")]
     admin_token_file: Option<PathBuf>,
+    /// TLS certificate chain (PEM) of the admin API or metrics endpoint.
+    #[arg(long, requires = "admin_tls_key")]
+    admin_tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM) of the admin API or metrics endpoint.
+    #[arg(long, requires = "admin_tls_cert")]
+    admin_tls_key: Option<PathBuf>,
+    /// CA (PEM) that clients' certificates must chain to: mutual TLS, clients without one are
+    /// refused in the handshake (and may make changes without the token when none is set).
+    #[arg(long, requires = "admin_tls_cert")]
+    admin_client_ca: Option<PathBuf>,
+    /// `/healthz` answers 503 when the run loop has not turned for this long.
+    #[arg(long, default_value = "2min", value_parser = parse_duration)]
+    liveness_deadline: Duration,
 }
 
 impl AdminArgs {
+    fn tls(&self) -> Option<TlsFiles> {
+        let (cert, key) = (self.admin_tls_cert.clone()?, self.admin_tls_key.clone()?);
+        Some(TlsFiles { cert, key, client_ca: self.admin_client_ca.clone() })
+    }
+
     /// The settings, when the API is wanted; uploaded candidates are kept in `uploads`.
     pub(super) fn settings(&self, uploads: PathBuf) -> Result<Option<AdminSettings>> {
         let Some(address) = self.admin else { return Ok(None) };
-        Ok(Some(AdminSettings { address, token: admin_token(self.admin_token_file.as_deref())?, uploads }))
+        let token = admin_token(self.admin_token_file.as_deref())?;
+        let settings = AdminSettings { address, token, uploads, tls: self.tls(), liveness_deadline: self.liveness_deadline };
+        settings.check(true)?;
+        Ok(Some(settings))
+    }
+
+    /// Starts the probe and metrics endpoint when `--metrics-listen` asks for one, and the
+    /// systemd notifier when systemd started the process.
+    pub(super) fn start_probes(&self) -> Result<()> {
+        super::systemd::start(self.liveness_deadline);
+        let Some(address) = self.metrics_listen else { return Ok(()) };
+        let settings = AdminSettings { address, token: None, uploads: PathBuf::new(), tls: self.tls(), liveness_deadline: self.liveness_deadline };
+        let bound = sg_pipeline::admin::serve(settings, None)?;
+        tracing::info!("health, readiness and metrics on {}://{bound}", if self.tls().is_some() { "https" } else { "http" });
+        Ok(())
     }
 }
 
 /// The admin API's bearer token: from `file`, else `SG_ADMIN_TOKEN`, else none (changes off).
+/// An empty token is refused: it would let any request with `Bearer ` through.
 fn admin_token(file: Option<&Path>) -> Result<Option<String>> {
-    Ok(match file {
-        Some(f) => Some(std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?.trim().to_string()),
-        None => std::env::var("SG_ADMIN_TOKEN").ok(),
-    })
+    let (token, from) = match file {
+        Some(f) => (std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?, f.display().to_string()),
+        None => match std::env::var("SG_ADMIN_TOKEN") {
+            Ok(t) => (t, "SG_ADMIN_TOKEN".to_string()),
+            Err(_) => return Ok(None),
+        },
+    };
+    let token = token.trim().to_string();
+    if token.is_empty() {
+        anyhow::bail!("the admin token in {from} is empty");
+    }
+    Ok(Some(token))
 }
 
 /// `500ms`, `10s`, `2` (seconds), `10min`, `1h`.

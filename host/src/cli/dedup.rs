@@ -7,8 +7,7 @@ use anyhow::Result;
 use clap::Args;
 use sg_dedup_core::InputFormat;
 
-use super::args::{AdminArgs, DeadLetterArgs, KafkaClientArgs, SandboxArgs, parse_duration, parse_size};
-use sg_core::bundle::Bundle;
+use super::args::{AdminArgs, BundleArgs, DeadLetterArgs, KafkaClientArgs, SandboxArgs, parse_duration, parse_size};
 use sg_core::component::{ComponentSource, Role};
 use sg_dedup::{DedupJob, EmbedderChoice, StoreChoice};
 use sg_dedup::embed::{DEFAULT_MODEL_DIR, HttpSettings};
@@ -21,9 +20,8 @@ pub(super) struct DedupArgs {
     /// Dedup policy component: a `.wasm` path, or `builtin:template` / `builtin:exact`.
     #[arg(long, default_value = "builtin:template")]
     policy: String,
-    /// A deployment bundle whose `policy` component replaces --policy (digests verified first).
-    #[arg(long)]
-    bundle: Option<PathBuf>,
+    #[command(flatten)]
+    bundle: BundleArgs,
     /// Print what the policy decides for every record (position, keep, key, point id) as JSON
     /// lines, without embedding or storing anything.
     #[arg(long)]
@@ -153,8 +151,8 @@ impl DedupArgs {
             }),
             None => EmbedderChoice::InProcess(self.model_dir.clone()),
         };
-        let policy = match &self.bundle {
-            Some(dir) => Bundle::open(dir)?.require(Role::Policy)?,
+        let policy = match self.bundle.open()? {
+            Some(bundle) => bundle.require(Role::Policy)?,
             None => ComponentSource::parse(&self.policy)?,
         };
         Ok(DedupJob {
@@ -180,6 +178,7 @@ impl DedupArgs {
 
 /// Runs `sg-host dedup` and prints the final summary.
 pub(super) fn dedup(args: DedupArgs) -> Result<()> {
+    args.admin.start_probes()?;
     if args.dry_run {
         let stdout = std::io::stdout();
         sg_dedup::plan(&args.job()?, &mut std::io::BufWriter::new(stdout.lock()))?;
@@ -198,7 +197,7 @@ pub(super) fn dedup(args: DedupArgs) -> Result<()> {
             let settings = sg_serve::ServeSettings { data: Vec::new(), listen };
             let server_stop = stop.clone();
             let server = std::thread::Builder::new().name("serve".into()).spawn(move || {
-                sg_serve::serve(&settings, Some(index), server_stop, |address| eprintln!("dedup: store API on http://{address}"))
+                sg_serve::serve(&settings, Some(index), server_stop, |address| tracing::info!("dedup: store API on http://{address}"))
             })?;
             let summary = sg_dedup::run_on(&job, store, &stop);
             stop.store(true, std::sync::atomic::Ordering::SeqCst);

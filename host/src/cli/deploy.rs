@@ -1,5 +1,5 @@
 //! `sg-host compile` and `sg-host bundle`: components precompiled for other targets, and
-//! deployment bundles with a manifest of digests.
+//! deployment bundles with a signed manifest of digests.
 
 use std::path::PathBuf;
 
@@ -7,7 +7,7 @@ use anyhow::{Context, Result, anyhow};
 use clap::{Args, Subcommand};
 
 use super::parse_size;
-use sg_core::bundle::Bundle;
+use sg_core::bundle::{Bundle, Signer, SigningKey, Trust};
 use sg_core::component::Role;
 use sg_core::runtime::{CodeLayout, HOST_TARGET, Limits, precompile};
 
@@ -51,7 +51,7 @@ pub(super) struct CompileArgs {
 pub(super) fn compile(args: CompileArgs) -> Result<()> {
     let bytes = std::fs::read(&args.component).with_context(|| format!("reading {}", args.component.display()))?;
     let limits = Limits { memory_bytes: args.memory_limit, ..Limits::default() };
-    let code = precompile(&bytes, &args.target, args.layout.into(), &limits)?;
+    let code = sg_core::artefact::seal(&bytes, &precompile(&bytes, &args.target, args.layout.into(), &limits)?);
     std::fs::write(&args.out, &code).with_context(|| format!("writing {}", args.out.display()))?;
     println!("{} → {} ({}, {} layout, {} bytes)", args.component.display(), args.out.display(), args.target, CodeLayout::from(args.layout).name(), code.len());
     Ok(())
@@ -59,13 +59,34 @@ pub(super) fn compile(args: CompileArgs) -> Result<()> {
 
 #[derive(Subcommand, Debug)]
 pub(super) enum BundleCommand {
-    /// Make a bundle: components, their code for each target, a model, and the manifest.
+    /// Make a signing key pair, `PREFIX.key` (owner-only; encrypted with the password in
+    /// `SG_BUNDLE_KEY_PASSWORD` when set) and `PREFIX.pub` (what hosts trust). minisign's format.
+    Keygen {
+        /// Path prefix of the two files.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Make a bundle: components, their code for each target, a model, the manifest, and with
+    /// --sign its signature.
     Create(CreateArgs),
-    /// Verify every digest of a bundle and list it.
+    /// Verify a bundle's signature and every digest, and list it.
     Verify {
         /// The bundle directory.
         dir: PathBuf,
+        #[command(flatten)]
+        trust: TrustArgs,
     },
+}
+
+/// Whose signature a bundle needs.
+#[derive(Args, Debug)]
+pub(super) struct TrustArgs {
+    /// A trusted public key: a minisign `.pub` file, a file of keys or a base64 key (repeatable).
+    #[arg(long, value_name = "PUBKEY|KEYS_FILE")]
+    trust: Vec<String>,
+    /// Accept a bundle no trusted key signed (logged at warn).
+    #[arg(long)]
+    allow_unsigned: bool,
 }
 
 #[derive(Args, Debug)]
@@ -76,6 +97,9 @@ pub(super) struct CreateArgs {
     /// A component, `ROLE=FILE.wasm` with ROLE `features`, `detector` or `policy` (repeatable).
     #[arg(long, value_name = "ROLE=FILE")]
     component: Vec<String>,
+    /// The secret key that signs the manifest (`sg-host bundle keygen`, or `minisign -G`).
+    #[arg(long, value_name = "KEY")]
+    sign: Option<PathBuf>,
     /// A saved detector model (`--save-model` output).
     #[arg(long)]
     model: Option<PathBuf>,
@@ -111,11 +135,23 @@ pub(super) fn bundle(command: BundleCommand) -> Result<()> {
                 })
                 .collect::<Result<Vec<_>>>()?;
             let limits = Limits { memory_bytes: a.memory_limit, ..Limits::default() };
-            let manifest = Bundle::create(&a.out, &components, a.model.as_deref(), &targets, &limits)?;
+            let key = a.sign.as_deref().map(SigningKey::read).transpose()?;
+            let manifest = Bundle::create(&a.out, &components, a.model.as_deref(), &targets, &limits, key.as_ref())?;
+            match &key {
+                Some(k) => tracing::info!("{} signed by key {}", a.out.display(), k.id()),
+                None => tracing::warn!("{} is not signed: hosts run it only with --allow-unsigned (give --sign KEY)", a.out.display()),
+            }
             println!("{}", serde_json::to_string_pretty(&manifest)?);
         }
-        BundleCommand::Verify { dir } => {
-            let bundle = Bundle::open(&dir)?;
+        BundleCommand::Keygen { out } => {
+            let (id, secret, public) = sg_core::bundle::signature::keygen(&out)?;
+            println!("key {id}: secret {} (keep it private), public {} (give it to hosts as --trust)", secret.display(), public.display());
+        }
+        BundleCommand::Verify { dir, trust } => {
+            let bundle = Bundle::open(&dir, &Trust::new(&trust.trust, trust.allow_unsigned)?)?;
+            if let Signer::Trusted(key) = bundle.signer() {
+                tracing::info!("{}: signed by trusted key {key}; every digest verified", dir.display());
+            }
             println!("{}", serde_json::to_string_pretty(bundle.manifest())?);
         }
     }

@@ -1,11 +1,14 @@
 //! The `sg-host` command line.
 
 mod args;
+mod config;
 mod dedup;
 mod deploy;
+mod logging;
 mod produce;
 mod serve;
 mod store;
+mod systemd;
 
 use std::io::BufWriter;
 use std::path::PathBuf;
@@ -16,8 +19,7 @@ use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use sg_iforest::{Contamination, MaxSamples, Params};
 
-use args::{AdminArgs, AlertArgs, DeadLetterArgs, KafkaClientArgs, SandboxArgs, parse_duration, parse_size};
-use sg_core::bundle::Bundle;
+use args::{AdminArgs, AlertArgs, BundleArgs, DeadLetterArgs, KafkaClientArgs, SandboxArgs, parse_duration, parse_size};
 use sg_core::component::{ComponentSource, Role};
 use sg_core::component::features::FeatureComponent;
 use sg_core::detector::{self, AlertRule, DetectorChoice, ModelSource};
@@ -38,6 +40,19 @@ use sg_model::time::parse_time;
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Settings file (TOML; keys are the long flags, `[run]`/`[dedup]`… tables per command,
+    /// `[kafka]` for librdkafka properties). Default: `$SG_CONFIG`, else the first of
+    /// `./sg-host.toml`, `~/.config/sg-host/config.toml`, `/etc/sg-host/config.toml`.
+    /// Precedence: flag > `SG_<FLAG>` environment variable > file > default.
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Log filter, `RUST_LOG` syntax (`warn,sg_kafka=debug,librdkafka=info`); default
+    /// `$SG_LOG`, else `$RUST_LOG`, else `info`.
+    #[arg(long, global = true, value_name = "FILTER")]
+    log: Option<String>,
+    /// Log lines as text or as JSON objects.
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    log_format: logging::LogFormat,
 }
 
 #[derive(Subcommand, Debug)]
@@ -61,6 +76,9 @@ enum Command {
     Serve(serve::ServeArgs),
     /// The dedup store by hand: count, show, search, delete, export points.
     Store(store::StoreArgs),
+    /// The effective configuration (flags, environment, config file), secrets masked.
+    #[command(subcommand)]
+    Config(ConfigCommand),
     /// Print a features component's self-description (name, version, contract, schema).
     Describe {
         /// Component: a `.wasm` path or `builtin:streamguard` / `builtin:spark-compat`.
@@ -75,6 +93,17 @@ enum Command {
         /// Working directory for the events and the output.
         #[arg(long, default_value = "sg-demo")]
         dir: PathBuf,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum ConfigCommand {
+    /// Print the settings COMMAND would run with and where each came from, e.g.
+    /// `sg-host config show run --source kafka://… --out o`.
+    Show {
+        /// The command and its arguments.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+        command: Vec<std::ffi::OsString>,
     },
 }
 
@@ -162,11 +191,8 @@ struct RunArgs {
     /// Features component: a `.wasm` path, or `builtin:streamguard` / `builtin:spark-compat`.
     #[arg(long, default_value = "builtin:streamguard")]
     component: String,
-    /// A deployment bundle (`sg-host bundle create`): its features component, and its detector
-    /// and model when it has them, replace --component, --detector and --model. Every digest is
-    /// verified before anything runs.
-    #[arg(long)]
-    bundle: Option<PathBuf>,
+    #[command(flatten)]
+    bundle: BundleArgs,
     /// JSON-lines events (plain or gzip), `-` for stdin.
     #[arg(long, required_unless_present = "source", conflicts_with = "source")]
     input: Option<PathBuf>,
@@ -342,6 +368,7 @@ struct DetectArgs {
 }
 
 fn run(args: RunArgs) -> Result<()> {
+    args.admin.start_probes()?;
     let input = match (&args.input, args.kafka.input()?) {
         (_, Some(kafka)) => kafka,
         (Some(path), None) => Input::File(path.clone()),
@@ -353,6 +380,8 @@ fn run(args: RunArgs) -> Result<()> {
         let Input::Kafka(kafka) = input else { unreachable!("--follow requires --source") };
         return follow(args, kafka, dead_letter_topic, limits);
     }
+    // A bounded run: a stop signal removes its staging directory and ends it, committing nothing.
+    sg_core::signals::exit_on_stop();
     let (component, detector, model) = components(&args)?;
     let job = AnomalyJob {
         component,
@@ -403,14 +432,13 @@ fn components(args: &RunArgs) -> Result<(ComponentSource, DetectorChoice, ModelS
     let mut features = ComponentSource::parse(&args.component)?;
     let mut detector = DetectorChoice::parse(&args.detector.detector)?;
     let mut model = args.detector.model_source()?;
-    if let Some(dir) = &args.bundle {
-        let bundle = Bundle::open(dir)?;
+    if let Some(bundle) = args.bundle.open()? {
         features = bundle.require(Role::Features)?;
         if let Some(d) = bundle.component(Role::Detector) {
             detector = DetectorChoice::Component(d);
         }
         if let Some(m) = bundle.model() {
-            model = ModelSource::Load(m);
+            model = ModelSource::Verified(m);
         }
     }
     Ok((features, detector, model))
@@ -467,7 +495,7 @@ fn gen_events(args: GenArgs) -> Result<()> {
     let truth = generate(&settings, &mut BufWriter::with_capacity(1 << 20, file))?;
     let truth_path = args.truth.unwrap_or_else(|| PathBuf::from(format!("{}.truth.json", args.out.display())));
     std::fs::write(&truth_path, serde_json::to_vec_pretty(&truth)?)?;
-    eprintln!(
+    tracing::info!(
         "wrote {} events to {} (compromised: [{}], ground truth in {})",
         truth.events,
         args.out.display(),
@@ -488,7 +516,7 @@ fn detect(args: DetectArgs) -> Result<()> {
     }
     table_io::write_scores(&args.out, &d.score_samples, d.offset)?;
     let flagged = d.score_samples.iter().filter(|&&s| s - d.offset < 0.0).count();
-    eprintln!(
+    tracing::info!(
         "scored {} rows × {} features; {flagged} flagged → {} (fit {:.4} s, score {:.4} s)",
         table.rows,
         table.names.len(),
@@ -535,8 +563,29 @@ fn demo(events: u64, dir: PathBuf) -> Result<()> {
 
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    use clap::{CommandFactory, FromArgMatches};
+    let root = Cli::command();
+    let env = |k: &str| std::env::var(k).ok();
+    let layered = match config::layer(&root, std::env::args_os().collect(), &env) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("sg-host: error: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let cli = match root.clone().try_get_matches_from(&layered.argv).and_then(|m| Cli::from_arg_matches(&m)) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    if let Err(e) = logging::init(cli.log_format, cli.log.as_deref()) {
+        eprintln!("sg-host: error: {e:#}");
+        return ExitCode::FAILURE;
+    }
+    for warning in &layered.warnings {
+        tracing::warn!("{warning}");
+    }
     let result = match cli.command {
+        Command::Config(ConfigCommand::Show { command }) => show_config(&root, command, &env),
         Command::Run(args) => run(*args),
         Command::GenEvents(args) => gen_events(args),
         Command::Detect(args) => detect(args),
@@ -552,8 +601,16 @@ pub fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("sg-host: error: {e:#}");
+            tracing::error!("{e:#}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// `sg-host config show COMMAND …`: the settings COMMAND would run with.
+fn show_config(root: &clap::Command, command: Vec<std::ffi::OsString>, env: &dyn Fn(&str) -> Option<String>) -> Result<()> {
+    let argv: Vec<std::ffi::OsString> = std::iter::once("sg-host".into()).chain(command).collect();
+    let layered = config::layer(root, argv, env)?;
+    print!("{}", config::show(root, &layered)?);
+    Ok(())
 }

@@ -58,7 +58,7 @@ pub(super) fn produce(args: ProduceArgs) -> Result<()> {
     let started = std::time::Instant::now();
     let sent = produce_file(&topic, &properties, &args.input, args.key)?;
     let secs = started.elapsed().as_secs_f64();
-    eprintln!("produced {sent} records to {} in {secs:.2}s ({:.0}/s)", topic.url(), sent as f64 / secs.max(1e-9));
+    tracing::info!("produced {sent} records to {} in {secs:.2}s ({:.0}/s)", topic.url(), sent as f64 / secs.max(1e-9));
     Ok(())
 }
 

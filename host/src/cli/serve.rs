@@ -32,6 +32,6 @@ pub fn serve(args: ServeArgs) -> Result<()> {
     let settings = sg_serve::ServeSettings { data: args.data, listen: args.listen };
     let what = format!("{} output directories{}", settings.data.len(), if logs.is_some() { " and a log store" } else { "" });
     sg_serve::serve(&settings, logs, sg_core::signals::stop_flag(), |address| {
-        eprintln!("sg-host: serving {what} on http://{address}");
+        tracing::info!("serving {what} on http://{address}");
     })
 }

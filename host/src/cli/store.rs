@@ -205,7 +205,7 @@ pub(super) fn store(args: StoreArgs) -> Result<()> {
                 file.flush()?;
                 n
             };
-            eprintln!("sg-host: {n} points exported to {}", path.display());
+            tracing::info!("{n} points exported to {}", path.display());
         }
     }
     out.flush()?;

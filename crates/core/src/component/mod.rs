@@ -14,6 +14,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, Linker};
 
+use crate::artefact::ReadOnce;
 use crate::bundled;
 use crate::runtime::{CodeLayout, HOST_TARGET, Runtime, Sandbox};
 
@@ -24,26 +25,27 @@ pub enum ComponentSource {
     Builtin(&'static bundled::Builtin),
     /// A `.wasm` component file.
     File(PathBuf),
-    /// A `.wasm` component with code precompiled ahead of time (a bundle's): the artefact for
-    /// this host's target and code layout is used when wasmtime accepts it, else the `.wasm` is
-    /// compiled, with a log line saying why.
+    /// A `.wasm` component with code precompiled ahead of time, both as read and verified once
+    /// (a bundle's): the artefact for this host's target and code layout is used when wasmtime
+    /// accepts it, else the `.wasm` is compiled, with a log line saying why.
     Precompiled {
         /// The component.
-        wasm: PathBuf,
-        /// Its precompiled code per target (digests verified by the bundle).
+        wasm: ReadOnce,
+        /// Its precompiled code per target.
         artefacts: Vec<PrecompiledArtefact>,
     },
 }
 
-/// Code of a component precompiled for one target and code layout.
+/// Code of a component precompiled for one target and code layout, sealed with the digest of
+/// the `.wasm` it was compiled from ([`crate::artefact::seal`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PrecompiledArtefact {
     /// Target triple.
     pub target: String,
     /// Code layout it was compiled for.
     pub layout: CodeLayout,
-    /// The file.
-    pub path: PathBuf,
+    /// The sealed code.
+    pub code: ReadOnce,
 }
 
 impl ComponentSource {
@@ -61,14 +63,16 @@ impl ComponentSource {
     pub fn origin(&self) -> String {
         match self {
             ComponentSource::Builtin(b) => format!("builtin:{}", b.name),
-            ComponentSource::File(p) | ComponentSource::Precompiled { wasm: p, .. } => p.display().to_string(),
+            ComponentSource::File(p) => p.display().to_string(),
+            ComponentSource::Precompiled { wasm, .. } => wasm.path.display().to_string(),
         }
     }
 
-    fn bytes(&self) -> Result<std::borrow::Cow<'static, [u8]>> {
+    fn bytes(&self) -> Result<std::borrow::Cow<'_, [u8]>> {
         match self {
             ComponentSource::Builtin(b) => Ok(b.bytes.into()),
-            ComponentSource::File(p) | ComponentSource::Precompiled { wasm: p, .. } => read_file(p).map(Into::into),
+            ComponentSource::File(p) => read_file(p).map(Into::into),
+            ComponentSource::Precompiled { wasm, .. } => Ok((&wasm.bytes[..]).into()),
         }
     }
 }
@@ -109,6 +113,8 @@ pub struct LoadedComponent {
     pub origin: String,
     /// sha256 of its bytes, hex.
     pub digest: String,
+    /// sha256 of the precompiled code it was loaded from, when it was (hex).
+    pub precompiled: Option<String>,
     /// Every contract it exports.
     pub exports: Vec<Contract>,
 }
@@ -123,18 +129,21 @@ impl LoadedComponent {
             bail!("{origin} is a core WebAssembly module, not a component (build it for wasm32-wasip2 or wrap it with `wasm-tools component new`)");
         }
         let precompiled = match source {
-            ComponentSource::Precompiled { artefacts, .. } => load_precompiled(runtime, artefacts, &origin),
+            ComponentSource::Precompiled { artefacts, .. } => load_precompiled(runtime, artefacts, &digest, &origin)?,
             _ => None,
         };
-        let component = match precompiled {
-            Some(component) => component,
-            None => Component::new(runtime.engine(), &bytes)
-                .map_err(anyhow::Error::from)
-                .with_context(|| format!("{origin} is not a valid WebAssembly component"))?,
+        let (component, precompiled) = match precompiled {
+            Some((component, code_digest)) => (component, Some(code_digest)),
+            None => (
+                Component::new(runtime.engine(), &bytes)
+                    .map_err(anyhow::Error::from)
+                    .with_context(|| format!("{origin} is not a valid WebAssembly component"))?,
+                None,
+            ),
         };
         let ty = component.component_type();
         let exports = ty.exports(runtime.engine()).filter_map(|(name, _)| Contract::from_export(name)).collect();
-        Ok(LoadedComponent { component, origin, digest, exports })
+        Ok(LoadedComponent { component, origin, digest, precompiled, exports })
     }
 
     /// Binds the component to the major of `package` it exports (one of `accepted`): `bind` gets
@@ -173,18 +182,23 @@ impl LoadedComponent {
     }
 }
 
-/// The artefact for this engine, if one is there and wasmtime accepts it; logs why not.
-fn load_precompiled(runtime: &Runtime, artefacts: &[PrecompiledArtefact], origin: &str) -> Option<Component> {
+/// The artefact for this engine and its digest, if one is there and wasmtime accepts it (logs
+/// why not); an error when the artefact was compiled from another `.wasm` than `wasm_digest`.
+fn load_precompiled(runtime: &Runtime, artefacts: &[PrecompiledArtefact], wasm_digest: &str, origin: &str) -> Result<Option<(Component, String)>> {
     let layout = runtime.layout();
     let Some(a) = artefacts.iter().find(|a| a.target == HOST_TARGET && a.layout == layout) else {
-        eprintln!("sg-host: no precompiled code for {HOST_TARGET} ({} layout); compiling {origin}", layout.name());
-        return None;
+        tracing::info!("no precompiled code for {HOST_TARGET} ({} layout); compiling {origin}", layout.name());
+        return Ok(None);
     };
-    match std::fs::read(&a.path).map_err(anyhow::Error::from).and_then(|code| runtime.deserialize(&code)) {
-        Ok(component) => Some(component),
+    let (source, code) = crate::artefact::unseal(&a.code.bytes).with_context(|| format!("{}", a.code.path.display()))?;
+    if source != wasm_digest {
+        bail!("{} was compiled from a .wasm with sha256 {source}, not from {origin} (sha256 {wasm_digest}); refused", a.code.path.display());
+    }
+    match runtime.deserialize(code) {
+        Ok(component) => Ok(Some((component, a.code.sha256.clone()))),
         Err(e) => {
-            eprintln!("sg-host: precompiled {} refused by this engine ({e:#}); compiling {origin}", a.path.display());
-            None
+            tracing::warn!("precompiled {} refused by this engine ({e:#}); compiling {origin}", a.code.path.display());
+            Ok(None)
         }
     }
 }

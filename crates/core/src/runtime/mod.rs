@@ -157,11 +157,11 @@ impl Runtime {
             Ok(engine) => (engine, Allocator::Pooling),
             Err(big) => match Engine::new(&pool(true)) {
                 Ok(engine) => {
-                    eprintln!("sg-host: pooling with 4 GiB reservations unavailable ({big}); using reservations of the memory cap");
+                    tracing::warn!("pooling with 4 GiB reservations unavailable ({big}); using reservations of the memory cap");
                     (engine, Allocator::PoolingSmall)
                 }
                 Err(small) => {
-                    eprintln!("sg-host: pooling allocator unavailable ({small}); using on-demand allocation");
+                    tracing::warn!("pooling allocator unavailable ({small}); using on-demand allocation");
                     return Runtime::on_demand(limits);
                 }
             },

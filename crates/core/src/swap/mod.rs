@@ -131,7 +131,7 @@ impl<S: Slots> Upgrades<S> {
         let (requests, files) = (self.requests(), self.files.clone());
         crate::signals::on_hangup(move || {
             if files.is_empty() {
-                eprintln!("sg-host: SIGHUP: nothing is loaded from a file; nothing to reload");
+                tracing::warn!("SIGHUP: nothing is loaded from a file; nothing to reload");
             }
             for (role, source) in &files {
                 requests.load(*role, source.clone(), Trigger::Signal);

@@ -142,7 +142,7 @@ impl<T: Versioned> Slot<T> {
     pub fn switch(&mut self, to: Arc<T>, trigger: Trigger) {
         let from = std::mem::replace(&mut self.current, to.clone());
         let (from_info, to_info) = (from.info(), to.info());
-        eprintln!("sg-host: {} → {} ({})", from_info.label, to_info.label, trigger.name());
+        tracing::info!("{} → {} ({})", from_info.label, to_info.label, trigger.name());
         METRICS.swaps.get_or_create(&ComponentLabels { component: to_info.label.clone() }).inc();
         let mut status = self.status.lock().expect("not poisoned");
         status.current = to_info.clone();
@@ -162,7 +162,7 @@ impl<T: Versioned> Slot<T> {
 
     /// Records a refused candidate; the version serving stays.
     pub fn refuse(&self, trigger: Trigger, candidate: String, reason: &str) {
-        eprintln!("sg-host: candidate {candidate} refused ({}): {reason}; {} keeps serving", trigger.name(), self.current.info().label);
+        tracing::warn!("candidate {candidate} refused ({}): {reason}; {} keeps serving", trigger.name(), self.current.info().label);
         METRICS.refused.inc();
         self.status.lock().expect("not poisoned").history.push(SwapEvent {
             trigger: trigger.name().into(),
@@ -177,7 +177,7 @@ impl<T: Versioned> Slot<T> {
     pub fn restore_previous(&mut self, reason: String) -> Option<Arc<T>> {
         let previous = self.previous.take()?;
         let from = std::mem::replace(&mut self.current, previous.clone());
-        eprintln!("sg-host: {} given up on ({reason}); {} restored", from.info().label, previous.info().label);
+        tracing::warn!("{} given up on ({reason}); {} restored", from.info().label, previous.info().label);
         let mut status = self.status.lock().expect("not poisoned");
         status.current = previous.info();
         status.previous = None;

@@ -114,7 +114,7 @@ async fn post_retrying(client: &reqwest::Client, s: &HttpSettings, texts: &[&str
         .retry(backoff(s.backoff, Duration::from_secs(30), s.attempts))
         .sleep(tokio::time::sleep)
         .when(retryable)
-        .notify(|e: &anyhow::Error, wait: Duration| eprintln!("embedder {}: {e:#}; retrying in {wait:?}", s.url))
+        .notify(|e: &anyhow::Error, wait: Duration| tracing::warn!("embedder {}: {e:#}; retrying in {wait:?}", s.url))
         .await
         .map_err(|e| anyhow!("embedder {}: {e:#} (after at most {} attempts)", s.url, s.attempts))
 }

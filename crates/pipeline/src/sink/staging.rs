@@ -7,6 +7,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
+use sg_core::signals::{RemovedOnExit, remove_on_exit};
 
 /// The marker of a complete sg-host output directory (Spark's name for it).
 pub const SUCCESS_FILE: &str = "_SUCCESS";
@@ -26,6 +27,8 @@ pub struct StagedDir {
     target: PathBuf,
     staging: PathBuf,
     committed: bool,
+    /// Removed by a stop signal that ends a bounded run.
+    on_exit: Option<RemovedOnExit>,
 }
 
 fn sibling(target: &Path, tag: &str) -> PathBuf {
@@ -55,8 +58,9 @@ impl StagedDir {
         if staging.exists() {
             fs::remove_dir_all(&staging)?;
         }
+        let on_exit = Some(remove_on_exit(staging.clone()));
         fs::create_dir(&staging).with_context(|| format!("creating {}", staging.display()))?;
-        Ok(StagedDir { target: target.to_path_buf(), staging, committed: false })
+        Ok(StagedDir { target: target.to_path_buf(), staging, committed: false, on_exit })
     }
 
     /// Where to write.
@@ -77,7 +81,12 @@ impl StagedDir {
             }
             fs::rename(&self.target, &old).with_context(|| format!("moving aside {}", self.target.display()))?;
         }
-        fs::rename(&self.staging, &self.target).with_context(|| format!("renaming into {}", self.target.display()))?;
+        let (staging, target) = (self.staging.clone(), self.target.clone());
+        let rename = || fs::rename(&staging, &target).with_context(|| format!("renaming into {}", target.display()));
+        match self.on_exit.take() {
+            Some(registered) => registered.release_with(rename)?,
+            None => rename()?,
+        }
         self.committed = true;
         if let Some(parent) = self.target.parent().filter(|p| !p.as_os_str().is_empty()) {
             sync_dir(parent)?;

@@ -52,6 +52,11 @@ impl DetectorComponent {
         &self.loaded.digest
     }
 
+    /// sha256 of the precompiled code it runs, when it was loaded from a bundle's.
+    pub fn precompiled_digest(&self) -> Option<&str> {
+        self.loaded.precompiled.as_deref()
+    }
+
     /// The contract it was bound as.
     pub fn contract(&self) -> &Contract {
         &self.contract

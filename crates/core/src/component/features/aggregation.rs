@@ -302,7 +302,7 @@ impl<'r> FeatureAggregation<'r> {
             return Ok(None);
         };
         if from_format != to_format {
-            eprintln!("sg-host: {} writes state as {from_format}, {} reads {to_format}: replaying instead", self.component.label(), to.label());
+            tracing::warn!("{} writes state as {from_format}, {} reads {to_format}: replaying instead", self.component.label(), to.label());
             return Ok(None);
         }
         self.store.set_epoch_deadline(self.runtime.limits().deadline_ticks());
@@ -311,7 +311,7 @@ impl<'r> FeatureAggregation<'r> {
             Ok(state) => state,
             Err(e) => {
                 let e = call_error(self.component.origin(), "export-state", e, self.store.data().stderr());
-                eprintln!("sg-host: {e:#}; replaying instead");
+                tracing::warn!("{e:#}; replaying instead");
                 self.restart()?;
                 return Ok(None);
             }
@@ -332,7 +332,7 @@ impl<'r> FeatureAggregation<'r> {
                 Ok(Some(Migrated { aggregation, how: Carried::State { bytes: state.len() } }))
             }
             Err(reason) => {
-                eprintln!("sg-host: {} refused the state of {}: {reason}; replaying instead", to.label(), self.component.label());
+                tracing::warn!("{} refused the state of {}: {reason}; replaying instead", to.label(), self.component.label());
                 Ok(None)
             }
         }

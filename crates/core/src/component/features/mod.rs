@@ -280,6 +280,11 @@ impl FeatureComponent {
         &self.loaded.digest
     }
 
+    /// sha256 of the precompiled code it runs, when it was loaded from a bundle's.
+    pub fn precompiled_digest(&self) -> Option<&str> {
+        self.loaded.precompiled.as_deref()
+    }
+
     /// `name@version` for messages and dead letters.
     pub fn label(&self) -> String {
         format!("{}@{}", self.descriptor.name, self.descriptor.version)

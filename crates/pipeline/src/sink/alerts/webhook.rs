@@ -93,7 +93,7 @@ impl AlertSink for Webhook {
                     .when(|f: &Failure| f.retry)
                     .notify(|f: &Failure, wait: Duration| {
                         retried += 1;
-                        eprintln!("sg-host: webhook {}: {}; retrying in {wait:?}", self.url, f.message);
+                        tracing::warn!("webhook {}: {}; retrying in {wait:?}", self.url, f.message);
                     }),
             );
             if let Err(f) = outcome {
