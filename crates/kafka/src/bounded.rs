@@ -83,7 +83,7 @@ impl KafkaSource {
             .create_with_context(Connection::default())
             .with_context(|| format!("creating a Kafka consumer for {}", options.topic.url()))?;
         let metadata =
-            metadata(consumer.client(), Some(&topic)).with_context(|| format!("reading metadata of {}", options.topic.url()))?;
+            metadata(&consumer, Some(&topic)).with_context(|| format!("reading metadata of {}", options.topic.url()))?;
         let partitions: Vec<i32> = metadata
             .topics()
             .iter()

@@ -48,7 +48,7 @@ impl HasConnection for GroupContext {
 
 impl ClientContext for GroupContext {
     fn log(&self, level: rdkafka::config::RDKafkaLogLevel, facility: &str, message: &str) {
-        Connection::log(level, facility, message);
+        self.connection.log(level, facility, message);
     }
 
     fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
@@ -200,7 +200,7 @@ fn join(options: &KafkaOptions) -> Result<(BaseConsumer<GroupContext>, Arc<Share
         .with_context(|| format!("creating a Kafka consumer for {name}"))?;
     // Connect before joining: a TLS or SASL fault is an error at start, not a stream that waits
     // forever for an assignment. A topic not created yet is waited for, as Kafka consumers do.
-    let known = metadata(consumer.client(), Some(&topic)).with_context(|| format!("reading metadata of {name}"))?;
+    let known = metadata(&consumer, Some(&topic)).with_context(|| format!("reading metadata of {name}"))?;
     if !known.topics().iter().any(|t| t.name() == topic && t.error().is_none() && !t.partitions().is_empty()) {
         tracing::warn!(source = %name, "the topic does not exist yet; waiting for it");
     }

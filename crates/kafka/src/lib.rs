@@ -9,7 +9,7 @@ mod group;
 mod producer;
 
 pub use bounded::{KafkaSource, Span, share};
-pub use connection::{Connection, ConnectionFault, HasConnection, metadata};
+pub use connection::{Connection, ConnectionFault, Connects, HasConnection, metadata};
 pub use group::{FollowedTopic, Polled};
 pub use producer::{BROKER_DEFAULT_REPLICATION, Producer, create_topic, ensure_topic};
 

@@ -24,7 +24,7 @@ pub fn ensure_topic(topic: &KafkaTopic, properties: &[(String, String)], partiti
     use rdkafka::consumer::{BaseConsumer, Consumer as _};
     let probe: BaseConsumer<Connection> =
         client_config(topic, properties).create_with_context(Connection::default()).context("creating a Kafka client")?;
-    let metadata = metadata(probe.client(), Some(&topic.topic)).context("reading topic metadata")?;
+    let metadata = metadata(&probe, Some(&topic.topic)).context("reading topic metadata")?;
     let known = metadata.topics().iter().any(|t| t.name() == topic.topic && t.error().is_none() && !t.partitions().is_empty());
     if known { Ok(()) } else { create_topic(topic, properties, partitions) }
 }
@@ -34,7 +34,7 @@ pub fn ensure_topic(topic: &KafkaTopic, properties: &[(String, String)], partiti
 pub fn create_topic(topic: &KafkaTopic, properties: &[(String, String)], partitions: i32) -> Result<()> {
     let admin: AdminClient<Connection> =
         client_config(topic, properties).create_with_context(Connection::default()).context("creating a Kafka admin client")?;
-    metadata(admin.inner(), None).context("connecting to create a topic")?;
+    metadata(&admin, None).context("connecting to create a topic")?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build()?;
     let new = NewTopic::new(&topic.topic, partitions, TopicReplication::Fixed(BROKER_DEFAULT_REPLICATION));
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(15)));
@@ -70,7 +70,7 @@ impl DeliveryCount {
 
 impl ClientContext for DeliveryCount {
     fn log(&self, level: rdkafka::config::RDKafkaLogLevel, facility: &str, message: &str) {
-        Connection::log(level, facility, message);
+        self.connection.log(level, facility, message);
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
@@ -112,7 +112,7 @@ impl Producer {
         let inner: ThreadedProducer<DeliveryCount> =
             config.create_with_context(DeliveryCount::default()).context("creating a Kafka producer")?;
         // Connect now: a TLS or SASL fault is an error here, not records that time out minutes later.
-        metadata(inner.client(), None).with_context(|| format!("connecting to {}", topic.brokers))?;
+        metadata(&inner, None).with_context(|| format!("connecting to {}", topic.brokers))?;
         Ok(Producer { inner, sent: 0 })
     }
 
