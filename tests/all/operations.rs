@@ -19,9 +19,14 @@ fn events(n: usize) -> Vec<String> {
     std::fs::read_to_string(&file).unwrap().lines().map(str::to_string).collect()
 }
 
-/// A bounded run reading events from a stdin the test holds open (so it runs until told).
-fn waiting_run(out: &Path, extra: &[&str]) -> Child {
-    let mut child = sg_host()
+/// A bounded run reading events from a stdin the test holds open (so it runs until told),
+/// with `env` set.
+fn waiting_run(out: &Path, extra: &[&str], env: &[(&str, &Path)]) -> Child {
+    let mut command = sg_host();
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let mut child = command
         .args(["run", "--input", "-", "--out"])
         .arg(out)
         .args(extra)
@@ -47,7 +52,7 @@ fn stderr_of(child: Child) -> (std::process::ExitStatus, String) {
 fn a_bounded_run_stopped_by_sigterm_removes_its_staging_directory_and_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
-    let child = waiting_run(&out, &[]);
+    let child = waiting_run(&out, &[], &[]);
     let staging = dir.path().join(format!(".out.staging-{}", child.id()));
     wait_for("the run's staging directory", 30, || staging.is_dir());
     assert!(std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success());
@@ -133,6 +138,7 @@ fn metrics_and_probes_of_a_bounded_run_over_mutual_tls_refuse_a_client_without_a
     let mut child = waiting_run(
         &dir.path().join("out"),
         &["--metrics-listen", &listen, "--admin-tls-cert", pki.cert.to_str().unwrap(), "--admin-tls-key", pki.key.to_str().unwrap(), "--admin-client-ca", pki.ca.to_str().unwrap()],
+        &[],
     );
     let address = format!("127.0.0.1:{port}");
     let client = Some((pki.client_cert.as_path(), pki.client_key.as_path()));
@@ -237,4 +243,30 @@ fn the_shipped_config_file_and_properties_example_are_read_as_they_are() {
     assert!(stdout.contains("window = \"1h\"  # config file"), "{stdout}");
     assert!(stdout.contains("\"sasl.mechanism\" = \"SCRAM-SHA-512\"") && stdout.contains("\"sasl.password\" = \"********\""), "{stdout}");
     assert!(!stdout.contains("CHANGE-ME"), "a secret is shown: {stdout}");
+}
+
+#[test]
+fn under_systemd_ready_is_sent_once_loaded_and_the_watchdog_is_fed_while_the_loop_turns() {
+    use std::os::unix::net::UnixDatagram;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("notify.sock");
+    let socket = UnixDatagram::bind(&path).unwrap();
+    socket.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    // systemd's protocol: datagrams of NAME=VALUE lines on $NOTIFY_SOCKET; WatchdogSec=0.4s.
+    let watchdog = Path::new("400000");
+    let mut child = waiting_run(&dir.path().join("out"), &[], &[("NOTIFY_SOCKET", path.as_path()), ("WATCHDOG_USEC", watchdog)]);
+    let (mut ready, mut pings) = (false, 0);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut buf = [0u8; 512];
+    while (!ready || pings < 3) && Instant::now() < deadline {
+        let n = socket.recv(&mut buf).expect("a notification from sg-host");
+        let message = String::from_utf8_lossy(&buf[..n]).into_owned();
+        ready |= message.lines().any(|l| l == "READY=1");
+        pings += message.lines().filter(|l| *l == "WATCHDOG=1").count();
+    }
+    assert!(ready, "READY=1 was sent");
+    assert!(pings >= 3, "the watchdog is fed at half its interval: {pings} pings");
+    drop(child.stdin.take());
+    let (status, stderr) = stderr_of(child);
+    assert!(status.success(), "{stderr}");
 }

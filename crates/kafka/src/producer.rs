@@ -21,7 +21,7 @@ pub const BROKER_DEFAULT_REPLICATION: i32 = -1;
 /// Makes sure `topic` exists: left alone if the brokers know it, else created with
 /// `partitions` partitions.
 pub fn ensure_topic(topic: &KafkaTopic, properties: &[(String, String)], partitions: i32) -> Result<()> {
-    use rdkafka::consumer::{BaseConsumer, Consumer as _};
+    use rdkafka::consumer::BaseConsumer;
     let probe: BaseConsumer<Connection> =
         client_config(topic, properties).create_with_context(Connection::default()).context("creating a Kafka client")?;
     let metadata = metadata(&probe, Some(&topic.topic)).context("reading topic metadata")?;
