@@ -266,3 +266,37 @@ fn one_bisection_isolates_exactly_the_bad_records_of_every_component_kind() {
         assert!(made <= MAX_PROBES as u64 + 2, "{kind}: {made} calls");
     }
 }
+
+#[test]
+fn every_open_window_draws_on_one_journal_budget() {
+    use std::sync::Arc;
+
+    use sg_core::component::{ComponentSource, features::FeatureComponent};
+    use sg_core::runtime::{Limits, Runtime};
+
+    let batch = |first: usize, marked: Option<usize>| {
+        let lines: Vec<String> = (first..first + 200)
+            .map(|i| {
+                let line = crate::support::event(Some(&format!("u{}", i % 7)), 1_700_000_000_000 + i as i64 * 1000, "login", Some("10.0.0.1"), "success", 0.1);
+                if Some(i) == marked { mark(&line, "hostile_trap") } else { line }
+            })
+            .collect();
+        Arc::new(sg_model::events::decode_chunk(sg_model::Chunk::from_lines(lines.join("\n").into_bytes(), 1), 1 << 20).batch)
+    };
+    let one = batch(0, None).heap_bytes();
+    // Room for one window's batch and a half: each window's journal alone would fit.
+    let runtime = Runtime::new(Limits { call_deadline: std::time::Duration::from_secs(5), journal_bytes: one * 3 / 2, ..Limits::default() }).unwrap();
+    let features = FeatureComponent::load(&runtime, &ComponentSource::File(HOSTILE.into())).unwrap();
+    let (mut a, mut b) = (features.aggregation(&runtime).unwrap(), features.aggregation(&runtime).unwrap());
+    assert!(a.push(&batch(0, None)).unwrap().is_empty());
+    assert!(b.push(&batch(1000, None)).unwrap().is_empty(), "b's batch is aggregated; only its journal does not fit");
+    assert_eq!(runtime.journal_budget().used(), one, "b dropped its journal rather than overdraw the budget");
+    // A fault in a: replayed from its journal, the marked event isolated.
+    let failed = a.push(&batch(2000, Some(2005))).unwrap();
+    assert_eq!(failed.iter().map(|f| f.index).collect::<Vec<_>>(), vec![5], "{failed:?}");
+    // A fault in b: nothing to replay, and the error says why.
+    let e = b.push(&batch(3000, Some(3007))).err().expect("b cannot recover without its journal");
+    assert!(format!("{e:#}").contains("outgrew the journal budget") && format!("{e:#}").contains("over all open windows"), "{e:#}");
+    drop((a, b));
+    assert_eq!(runtime.journal_budget().used(), 0, "closed windows give their bytes back");
+}

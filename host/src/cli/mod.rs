@@ -214,8 +214,8 @@ struct RunArgs {
     detector: DetectorArgs,
     #[command(flatten)]
     sandbox: SandboxArgs,
-    /// Events kept (bytes of columns) to replay into a new instance after a component fault;
-    /// past it a fault fails the run instead of being recovered.
+    /// Events kept (bytes of columns) to replay into a new instance after a component fault,
+    /// over all open windows together; past it a fault fails the run instead of being recovered.
     #[arg(long, default_value = "256MiB", value_parser = parse_size)]
     journal_limit: usize,
     /// Input bytes per batch pushed to the component.

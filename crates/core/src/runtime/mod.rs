@@ -6,7 +6,7 @@ mod sandbox;
 pub use sandbox::Sandbox;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -32,7 +32,8 @@ pub struct Limits {
     pub memory_bytes: usize,
     /// Component instances alive at once (pooling allocator slots).
     pub max_instances: u32,
-    /// Events kept (as bytes of columns) to replay into a fresh instance after a fault.
+    /// Events kept (as bytes of columns) to replay into a fresh instance after a fault, over
+    /// every open window and version together.
     pub journal_bytes: usize,
 }
 
@@ -98,10 +99,60 @@ pub fn precompile(bytes: &[u8], target: &str, layout: CodeLayout, limits: &Limit
     engine.precompile_component(bytes).map_err(anyhow::Error::from)
 }
 
+/// The bytes of events every containment journal of a runtime holds together (all open
+/// windows, all versions), bounded by [`Limits::journal_bytes`].
+#[derive(Debug)]
+pub struct JournalBudget {
+    limit: usize,
+    used: AtomicUsize,
+}
+
+impl JournalBudget {
+    /// A budget of `limit` bytes.
+    pub fn new(limit: usize) -> JournalBudget {
+        JournalBudget { limit, used: AtomicUsize::new(0) }
+    }
+
+    /// Takes `bytes` from the budget; false (and nothing taken) when they do not fit.
+    pub fn grow(&self, bytes: usize) -> bool {
+        self.used
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| used.checked_add(bytes).filter(|&n| n <= self.limit))
+            .is_ok()
+    }
+
+    /// Gives `bytes` back.
+    pub fn shrink(&self, bytes: usize) {
+        self.used.fetch_sub(bytes, Ordering::AcqRel);
+    }
+
+    /// Bytes taken now.
+    pub fn used(&self) -> usize {
+        self.used.load(Ordering::Acquire)
+    }
+}
+
+#[cfg(test)]
+mod journal_tests {
+    use super::JournalBudget;
+
+    #[test]
+    fn the_journal_budget_is_shared_and_never_overdrawn() {
+        let b = JournalBudget::new(100);
+        assert!(b.grow(60));
+        assert!(!b.grow(41), "a second window's batch past the shared limit does not fit");
+        assert_eq!(b.used(), 60, "a refused grow takes nothing");
+        assert!(b.grow(40));
+        b.shrink(60);
+        assert!(b.grow(60));
+        assert_eq!(b.used(), 100);
+    }
+}
+
 /// A configured engine plus the thread that advances its epoch.
 pub struct Runtime {
     engine: Engine,
     limits: Limits,
+    journal: Arc<JournalBudget>,
     allocator: Allocator,
     contained: bool,
     stop: Arc<AtomicBool>,
@@ -202,7 +253,8 @@ impl Runtime {
                 })
                 .context("starting the epoch ticker")?
         };
-        Ok(Runtime { engine, limits, allocator, contained: true, stop, ticker: Some(ticker) })
+        let journal = Arc::new(JournalBudget::new(limits.journal_bytes));
+        Ok(Runtime { engine, limits, journal, allocator, contained: true, stop, ticker: Some(ticker) })
     }
 
     /// The engine.
@@ -213,6 +265,11 @@ impl Runtime {
     /// The limits every store gets.
     pub fn limits(&self) -> &Limits {
         &self.limits
+    }
+
+    /// The one journal budget of every aggregation this runtime runs.
+    pub fn journal_budget(&self) -> Arc<JournalBudget> {
+        self.journal.clone()
     }
 
     /// The instance allocator in use.

@@ -7,9 +7,10 @@
 //! accepted since the last `take`, and the table is computed again without the events that
 //! cause it.
 //!
-//! The journal shares the caller's batches (`Arc`, no copy) and is bounded by
-//! [`Limits::journal_bytes`](crate::runtime::Limits): past it, the journal is dropped and a later
-//! fault fails the run with that reason instead of being recovered.
+//! The journal shares the caller's batches (`Arc`, no copy) and every journal of a runtime — all
+//! open windows, all versions — counts against one budget, [`Limits::journal_bytes`]
+//! (crate::runtime::Limits): an aggregation whose next batch does not fit drops its journal, and
+//! a later fault of that aggregation fails with that reason instead of being recovered.
 
 use std::sync::Arc;
 
@@ -22,7 +23,7 @@ use crate::component::call_error;
 use crate::component::contain::{self, Budget, GiveUp, bisect};
 use sg_model::events::EventBatch;
 use sg_metrics::METRICS;
-use crate::runtime::{Runtime, Sandbox};
+use crate::runtime::{JournalBudget, Runtime, Sandbox};
 
 /// Call deadlines a push's bisection may take (its probes push parts of one batch).
 const PUSH_BISECTION_DEADLINES: u32 = 4;
@@ -47,11 +48,8 @@ pub struct FeatureAggregation<'r> {
     window: Option<Window>,
     store: Store<Sandbox>,
     instance: Instance,
-    /// Batches accepted since the last `take`, replayed into a fresh instance after a fault;
-    /// `None` once it outgrew its budget.
-    journal: Option<Vec<Arc<EventBatch>>>,
-    /// Bytes the journal holds.
-    journal_bytes: usize,
+    /// Batches accepted since the last `take`, replayed into a fresh instance after a fault.
+    journal: Journal,
     /// When to give up on the component.
     give_up: GiveUp,
     /// Instances replaced after a fault.
@@ -67,20 +65,14 @@ impl<'r> FeatureAggregation<'r> {
             window,
             store,
             instance,
-            journal: Some(Vec::new()),
-            journal_bytes: 0,
+            journal: Journal::new(runtime.journal_budget()),
             give_up: GiveUp::default(),
             restarts: 0,
         })
     }
 
     fn remember(&mut self, batch: Arc<EventBatch>) {
-        self.journal_bytes += batch.heap_bytes();
-        if self.journal_bytes > self.runtime.limits().journal_bytes {
-            self.journal = None;
-        } else if let Some(j) = &mut self.journal {
-            j.push(batch);
-        }
+        self.journal.remember(batch);
     }
 
     /// Instances replaced after a trap, timeout or memory fault.
@@ -151,9 +143,9 @@ impl<'r> FeatureAggregation<'r> {
         self.store = store;
         self.instance = instance;
         let ticks = self.runtime.limits().deadline_ticks();
-        let Some(journal) = self.journal.take() else {
+        let Some(journal) = self.journal.batches().map(<[_]>::to_vec) else {
             bail!(
-                "{} faulted after more than {} bytes of events since the last window: too many to replay into a new instance",
+                "{} faulted after its events since the last window outgrew the journal budget ({} bytes over all open windows): too many to replay into a new instance",
                 self.component.origin(),
                 self.runtime.limits().journal_bytes
             );
@@ -163,7 +155,6 @@ impl<'r> FeatureAggregation<'r> {
                 bail!("{} failed replaying batches it had accepted (is it deterministic?): {e:#}", self.component.origin());
             }
         }
-        self.journal = Some(journal);
         Ok(())
     }
 
@@ -185,7 +176,7 @@ impl<'r> FeatureAggregation<'r> {
     /// causes it).
     pub fn take(&mut self) -> Result<Taken> {
         self.store.set_epoch_deadline(self.runtime.limits().deadline_ticks());
-        let accepted = self.journal.as_ref().map(|j| j.iter().map(|b| b.len()).sum());
+        let accepted = self.journal.batches().map(|j| j.iter().map(|b| b.len()).sum());
         let started = std::time::Instant::now();
         let answer = take_checked(&self.component, &mut self.store, &self.instance, accepted);
         METRICS.call(&self.component.label(), 0, started.elapsed(), answer.as_ref().err().map(String::as_str));
@@ -194,8 +185,7 @@ impl<'r> FeatureAggregation<'r> {
             // On failure the journal stays: the window can move to another version.
             Err(fault) => self.recover_take(fault)?,
         };
-        self.journal = Some(Vec::new());
-        self.journal_bytes = 0;
+        self.journal.reset();
         Ok(taken)
     }
 
@@ -206,8 +196,8 @@ impl<'r> FeatureAggregation<'r> {
 
     /// Isolates the events that make `take` fail and takes again without them.
     fn recover_take(&mut self, fault: String) -> Result<Taken> {
-        let Some(journal) = self.journal.clone() else {
-            bail!("{fault}; more than {} bytes of events since the last take: too many to isolate the cause", self.runtime.limits().journal_bytes);
+        let Some(journal) = self.journal.batches().map(<[_]>::to_vec) else {
+            bail!("{fault}; the events since the last take outgrew the journal budget ({} bytes over all open windows): too many to isolate the cause", self.runtime.limits().journal_bytes);
         };
         let rows: Vec<(usize, usize)> =
             journal.iter().enumerate().flat_map(|(b, batch)| (0..batch.len()).map(move |r| (b, r))).collect();
@@ -282,7 +272,7 @@ impl<'r> FeatureAggregation<'r> {
         if let Some(carried) = self.carry_state(to)? {
             return Ok(Some(carried));
         }
-        let Some(journal) = &self.journal else { return Ok(None) };
+        let Some(journal) = self.journal.batches() else { return Ok(None) };
         let mut next = FeatureAggregation::new(to.clone(), self.runtime, self.window)?;
         let mut failed = Vec::new();
         for batch in journal {
@@ -325,7 +315,6 @@ impl<'r> FeatureAggregation<'r> {
                     store,
                     instance,
                     journal: self.journal.clone(),
-                    journal_bytes: self.journal_bytes,
                     give_up: GiveUp::default(),
                     restarts: 0,
                 };
@@ -336,6 +325,60 @@ impl<'r> FeatureAggregation<'r> {
                 Ok(None)
             }
         }
+    }
+}
+
+/// The batches an aggregation accepted since its last `take`, their bytes counted against the
+/// runtime's one [`JournalBudget`]; `None` once a batch did not fit (its bytes then released).
+struct Journal {
+    batches: Option<Vec<Arc<EventBatch>>>,
+    bytes: usize,
+    budget: Arc<JournalBudget>,
+}
+
+impl Journal {
+    fn new(budget: Arc<JournalBudget>) -> Journal {
+        Journal { batches: Some(Vec::new()), bytes: 0, budget }
+    }
+
+    fn batches(&self) -> Option<&[Arc<EventBatch>]> {
+        self.batches.as_deref()
+    }
+
+    /// Keeps `batch` if the budget has room for it; else drops the whole journal.
+    fn remember(&mut self, batch: Arc<EventBatch>) {
+        let Some(batches) = &mut self.batches else { return };
+        let bytes = batch.heap_bytes();
+        if self.budget.grow(bytes) {
+            self.bytes += bytes;
+            batches.push(batch);
+        } else {
+            self.budget.shrink(std::mem::take(&mut self.bytes));
+            self.batches = None;
+        }
+    }
+
+    /// Empties it after a `take` (a new window's worth starts).
+    fn reset(&mut self) {
+        self.budget.shrink(std::mem::take(&mut self.bytes));
+        self.batches = Some(Vec::new());
+    }
+}
+
+/// A copy for another version's aggregation counts again (both may replay), or is dropped when
+/// the budget has no room for it.
+impl Clone for Journal {
+    fn clone(&self) -> Journal {
+        match &self.batches {
+            Some(batches) if self.budget.grow(self.bytes) => Journal { batches: Some(batches.clone()), bytes: self.bytes, budget: self.budget.clone() },
+            _ => Journal { batches: None, bytes: 0, budget: self.budget.clone() },
+        }
+    }
+}
+
+impl Drop for Journal {
+    fn drop(&mut self) {
+        self.budget.shrink(self.bytes);
     }
 }
 
