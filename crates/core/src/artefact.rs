@@ -60,11 +60,21 @@ pub fn seal(wasm: &[u8], code: &[u8]) -> Vec<u8> {
 }
 
 /// The `.wasm` digest (hex) sealed code names, and the code.
-pub fn unseal(sealed: &[u8]) -> Result<(String, &[u8])> {
+fn unseal(sealed: &[u8]) -> Result<(String, &[u8])> {
     if sealed.len() < SEAL_LEN || &sealed[..SEAL.len()] != SEAL {
         bail!("not sg-host precompiled code (no {:?} seal naming the .wasm it was compiled from)", std::str::from_utf8(SEAL).unwrap());
     }
     Ok((hex::encode(&sealed[SEAL.len()..SEAL_LEN]), &sealed[SEAL_LEN..]))
+}
+
+/// The code of sealed precompiled code, refused unless its seal names the `.wasm` whose sha256
+/// (hex) is `wasm_sha256`: the one check of where precompiled code came from.
+pub fn unseal_for<'a>(sealed: &'a [u8], wasm_sha256: &str) -> Result<&'a [u8]> {
+    let (source, code) = unseal(sealed)?;
+    if source != wasm_sha256 {
+        bail!("it was compiled from a .wasm with sha256 {source}, not from the .wasm with sha256 {wasm_sha256}");
+    }
+    Ok(code)
 }
 
 #[cfg(test)]
@@ -76,6 +86,9 @@ mod tests {
         let sealed = seal(b"the wasm", b"code");
         let (digest, code) = unseal(&sealed).unwrap();
         assert_eq!((digest, code), (sha256_hex(b"the wasm"), &b"code"[..]));
+        assert_eq!(unseal_for(&sealed, &sha256_hex(b"the wasm")).unwrap(), b"code");
+        let other = unseal_for(&sealed, &sha256_hex(b"another wasm")).unwrap_err();
+        assert!(format!("{other:#}").contains("was compiled from a .wasm with sha256"), "{other:#}");
         assert!(unseal(b"code").is_err());
         assert!(unseal(&sealed[..SEAL_LEN - 1]).is_err());
     }

@@ -184,7 +184,7 @@ async fn upload(State(state): State<AppState>, Path(role_name): Path<String>, Qu
         return too_large(cap);
     }
     let Ok(body) = axum::body::to_bytes(body, cap as usize).await else { return too_large(cap) };
-    let found = hex::encode(Sha256::digest(&body));
+    let found = sg_core::artefact::sha256_hex(&body);
     if found != q.sha256.to_ascii_lowercase() {
         return json(StatusCode::BAD_REQUEST, serde_json::json!({"error": format!("sha256 of the upload is {found}, the request states {}", q.sha256)}));
     }

@@ -15,7 +15,7 @@ use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
 pub use crate::artefact::sha256_hex;
-use crate::artefact::{ReadOnce, seal, unseal};
+use crate::artefact::{ReadOnce, seal, unseal_for};
 use crate::component::{ComponentSource, PrecompiledArtefact, Role};
 use crate::runtime::{CodeLayout, Limits, precompile};
 pub use signature::{Signer, SigningKey, Trust};
@@ -182,18 +182,11 @@ impl Bundle {
         }
         for (role, c) in &manifest.components {
             for a in &c.precompiled {
-                let (source, _) = unseal(&files[&a.file.path].bytes).with_context(|| format!("bundle {}: {}", dir.display(), a.file.path))?;
-                if source != c.wasm.sha256 || a.wasm_sha256 != c.wasm.sha256 {
-                    bail!(
-                        "bundle {}: {} was compiled from a .wasm with sha256 {source} (manifest: {}), not from its {} component {} ({}); nothing was loaded",
-                        dir.display(),
-                        a.file.path,
-                        a.wasm_sha256,
-                        role.name(),
-                        c.wasm.path,
-                        c.wasm.sha256
-                    );
+                let what = || format!("bundle {}: {} for its {} component {}; nothing was loaded", dir.display(), a.file.path, role.name(), c.wasm.path);
+                if a.wasm_sha256 != c.wasm.sha256 {
+                    bail!("{}: the manifest names a .wasm with sha256 {}, the component is {}", what(), a.wasm_sha256, c.wasm.sha256);
                 }
+                unseal_for(&files[&a.file.path].bytes, &c.wasm.sha256).with_context(what)?;
             }
         }
         Ok(Bundle { dir: dir.to_path_buf(), manifest, signer, files })

@@ -7,7 +7,7 @@ use std::io::Cursor;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow, bail};
-use minisign::{KeyPair, PublicKey, PublicKeyBox, SecretKey, SecretKeyBox, SignatureBox};
+use minisign::{KeyPair, PublicKey, SecretKey, SecretKeyBox, SignatureBox};
 
 use crate::artefact::read_capped;
 
@@ -185,13 +185,6 @@ impl Trust {
         })?;
         Ok(Signer::Trusted(id))
     }
-}
-
-/// A public key's box text, for tests and `bundle keygen`'s output.
-pub fn public_key_text(path: &Path) -> Result<String> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    PublicKeyBox::from_string(&text).map_err(|e| anyhow!("{}: {e}", path.display()))?;
-    Ok(text)
 }
 
 #[cfg(test)]

@@ -131,23 +131,6 @@ impl JournalBudget {
     }
 }
 
-#[cfg(test)]
-mod journal_tests {
-    use super::JournalBudget;
-
-    #[test]
-    fn the_journal_budget_is_shared_and_never_overdrawn() {
-        let b = JournalBudget::new(100);
-        assert!(b.grow(60));
-        assert!(!b.grow(41), "a second window's batch past the shared limit does not fit");
-        assert_eq!(b.used(), 60, "a refused grow takes nothing");
-        assert!(b.grow(40));
-        b.shrink(60);
-        assert!(b.grow(60));
-        assert_eq!(b.used(), 100);
-    }
-}
-
 /// A configured engine plus the thread that advances its epoch.
 pub struct Runtime {
     engine: Engine,
@@ -315,5 +298,22 @@ impl Drop for Runtime {
         if let Some(t) = self.ticker.take() {
             let _ = t.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::JournalBudget;
+
+    #[test]
+    fn the_journal_budget_is_shared_and_never_overdrawn() {
+        let b = JournalBudget::new(100);
+        assert!(b.grow(60));
+        assert!(!b.grow(41), "a second window's batch past the shared limit does not fit");
+        assert_eq!(b.used(), 60, "a refused grow takes nothing");
+        assert!(b.grow(40));
+        b.shrink(60);
+        assert!(b.grow(60));
+        assert_eq!(b.used(), 100);
     }
 }
