@@ -1,7 +1,7 @@
 //! Per-store state: a WASI context that grants nothing, and the memory limiter.
 
 use wasmtime::component::ResourceTable;
-use wasmtime::{StoreLimits, StoreLimitsBuilder};
+use wasmtime::{ResourceLimiter, StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxView, WasiView};
 
@@ -38,12 +38,76 @@ const MAX_MEMORIES: usize = 8;
 const MAX_TABLES: usize = 32;
 const MAX_TABLE_ELEMENTS: usize = 1 << 20;
 
+/// The store's limits: wasmtime's [`StoreLimits`] (each memory, table and count) plus one
+/// cap over all of the instance's memories together, so eight memories cannot take eight caps.
+pub(super) struct InstanceLimits {
+    each: StoreLimits,
+    memory_cap: usize,
+    memory_used: usize,
+}
+
+impl InstanceLimits {
+    fn new(memory_cap: usize) -> InstanceLimits {
+        let each = StoreLimitsBuilder::new()
+            .memory_size(memory_cap)
+            .instances(MAX_CORE_INSTANCES)
+            .memories(MAX_MEMORIES)
+            .tables(MAX_TABLES)
+            .table_elements(MAX_TABLE_ELEMENTS)
+            .trap_on_grow_failure(true)
+            .build();
+        InstanceLimits { each, memory_cap, memory_used: 0 }
+    }
+}
+
+impl ResourceLimiter for InstanceLimits {
+    fn memory_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
+        let added = desired.saturating_sub(current);
+        let total = self.memory_used.saturating_add(added);
+        if total > self.memory_cap {
+            // Worded as wasmtime's own refusal, which the containment layer names "memory cap".
+            wasmtime::bail!("forcing trap when growing memory: {total} bytes over all memories, past the cap of {}", self.memory_cap);
+        }
+        let allowed = self.each.memory_growing(current, desired, maximum)?;
+        if allowed {
+            // Counted when allowed: a growth that then fails traps (trap_on_grow_failure), and
+            // the store is not used again.
+            self.memory_used = total;
+        }
+        Ok(allowed)
+    }
+
+    fn memory_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.each.memory_grow_failed(error)
+    }
+
+    fn table_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
+        self.each.table_growing(current, desired, maximum)
+    }
+
+    fn table_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.each.table_grow_failed(error)
+    }
+
+    fn instances(&self) -> usize {
+        self.each.instances()
+    }
+
+    fn tables(&self) -> usize {
+        self.each.tables()
+    }
+
+    fn memories(&self) -> usize {
+        self.each.memories()
+    }
+}
+
 /// What a component's store holds: no files, no network, no environment, frozen clocks,
-/// deterministic randomness; stderr captured; memory capped.
+/// deterministic randomness; stderr captured; memory capped over all of its memories.
 pub struct Sandbox {
     wasi: WasiCtx,
     table: ResourceTable,
-    limits: StoreLimits,
+    limits: InstanceLimits,
     stderr: MemoryOutputPipe,
 }
 
@@ -62,18 +126,10 @@ impl Sandbox {
             .insecure_random(rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(1))
             .insecure_random_seed(0)
             .build();
-        let limits = StoreLimitsBuilder::new()
-            .memory_size(limits.memory_bytes)
-            .instances(MAX_CORE_INSTANCES)
-            .memories(MAX_MEMORIES)
-            .tables(MAX_TABLES)
-            .table_elements(MAX_TABLE_ELEMENTS)
-            .trap_on_grow_failure(true)
-            .build();
-        Sandbox { wasi, table: ResourceTable::new(), limits, stderr }
+        Sandbox { wasi, table: ResourceTable::new(), limits: InstanceLimits::new(limits.memory_bytes), stderr }
     }
 
-    pub(super) fn limiter(&mut self) -> &mut StoreLimits {
+    pub(super) fn limiter(&mut self) -> &mut InstanceLimits {
         &mut self.limits
     }
 
@@ -86,5 +142,27 @@ impl Sandbox {
 impl WasiView for Sandbox {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIB: usize = 1 << 20;
+
+    #[test]
+    fn the_memory_cap_holds_over_all_memories_together() {
+        let mut limits = InstanceLimits::new(64 * MIB);
+        // Two memories of 40 MiB: each is under the cap, together they are not.
+        assert!(limits.memory_growing(0, 40 * MIB, None).unwrap());
+        let second = limits.memory_growing(0, 40 * MIB, None).unwrap_err().to_string();
+        assert!(second.contains("growing memory") && second.contains("over all memories"), "{second}");
+        // What is left stays usable, by either memory.
+        assert!(limits.memory_growing(40 * MIB, 50 * MIB, None).unwrap());
+        assert!(limits.memory_growing(0, 14 * MIB, None).unwrap());
+        assert!(limits.memory_growing(0, 1, None).is_err());
+        // One memory past the cap is refused as before.
+        assert!(InstanceLimits::new(64 * MIB).memory_growing(0, 65 * MIB, None).is_err());
     }
 }
