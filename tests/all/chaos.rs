@@ -40,7 +40,7 @@ fn windows(out: &Path) -> usize {
 fn a_stream_killed_twenty_times_writes_every_record_exactly_once() {
     let broker = Broker::start();
     let topic = sg_kafka::KafkaTopic { brokers: broker.address.clone(), topic: "chaos".into() };
-    sg_kafka::create_topic(&topic, &[], PARTITIONS).unwrap();
+    sg_kafka::create_topic(&topic, &Default::default(), PARTITIONS).unwrap();
     let dir = tempfile::tempdir().unwrap();
     // 12,000 events at 100/s: sixty 2-second windows; 40 malformed records among them; then one
     // event an hour later per partition, which closes every window (and stays open itself).

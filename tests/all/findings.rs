@@ -516,7 +516,7 @@ fn a_stream_sends_every_alert_to_kafka_and_after_a_failure_or_a_kill_resends_the
     use crate::support::{Broker, produce_round_robin, wait_for};
     let broker = Broker::start();
     let brokers = broker.address.clone();
-    sg_kafka::create_topic(&sg_kafka::KafkaTopic { brokers: brokers.clone(), topic: "events".into() }, &[], 2).unwrap();
+    sg_kafka::create_topic(&sg_kafka::KafkaTopic { brokers: brokers.clone(), topic: "events".into() }, &Default::default(), 2).unwrap();
     let dir = tempfile::tempdir().unwrap();
     // 6000 events at 100/s from START: six 10-second windows; two ticks an hour later close them.
     let (file, _) = generated(dir.path(), "events.jsonl", 6_000, 14, 2, 4);

@@ -72,7 +72,7 @@ impl KafkaSource {
             bail!("a followed topic is read as a group member (GroupSource), not as a bounded read");
         }
         let topic = options.topic.topic.clone();
-        let consumer: BaseConsumer<Connection> = client_config(&options.topic, &options.properties)
+        let consumer: BaseConsumer<Connection> = client_config(&options.topic, &options.client.properties)
             .set("group.id", &options.group)
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")

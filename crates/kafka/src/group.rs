@@ -171,7 +171,7 @@ impl FollowedTopic {
 /// state of its rebalances.
 fn join(options: &KafkaOptions) -> Result<(BaseConsumer<GroupContext>, Arc<Shared>)> {
     let (topic, name) = (options.topic.topic.clone(), options.topic.url());
-    if let Some((_, v)) = options.properties.iter().find(|(k, v)| k == "partition.assignment.strategy" && v.contains("cooperative")) {
+    if let Some((_, v)) = options.client.properties.iter().find(|(k, v)| k == "partition.assignment.strategy" && v.contains("cooperative")) {
         // A cooperative rebalance keeps some partitions where they are, reading on past what
         // was dropped; only eager rebalances send every dropped record round again.
         bail!("partition.assignment.strategy={v}: sg-host needs an eager assignor (range, roundrobin): what it has not written when partitions move is dropped and re-read from the committed offsets");
@@ -181,8 +181,8 @@ fn join(options: &KafkaOptions) -> Result<(BaseConsumer<GroupContext>, Arc<Share
         StartAt::Latest => "latest",
         _ => "earliest",
     };
-    let mut config = client_config(&options.topic, &options.properties);
-    if !options.properties.iter().any(|(k, _)| k == "statistics.interval.ms") {
+    let mut config = client_config(&options.topic, &options.client.properties);
+    if !options.client.properties.iter().any(|(k, _)| k == "statistics.interval.ms") {
         // Feeds `sg_source_lag` once a second.
         config.set("statistics.interval.ms", "1000");
     }
@@ -296,7 +296,10 @@ mod tests {
         let options = KafkaOptions {
             topic: KafkaTopic::parse("kafka://127.0.0.1:1/t").unwrap(),
             group: "g".into(),
-            properties: vec![("partition.assignment.strategy".into(), "cooperative-sticky".into())],
+            client: crate::ClientSettings {
+                properties: vec![("partition.assignment.strategy".into(), "cooperative-sticky".into())],
+                ..Default::default()
+            },
             start: StartAt::Committed,
             to_time: None,
             max_events: None,

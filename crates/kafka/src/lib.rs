@@ -11,7 +11,7 @@ mod producer;
 pub use bounded::{KafkaSource, Span, share};
 pub use connection::{Connection, ConnectionFault, Connects, HasConnection, metadata};
 pub use group::{FollowedTopic, Polled};
-pub use producer::{BROKER_DEFAULT_REPLICATION, Producer, create_topic, ensure_topic};
+pub use producer::{Producer, Replication, create_topic, ensure_topic, message_limit};
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -51,6 +51,17 @@ impl KafkaTopic {
     }
 }
 
+/// How sg-host talks to one cluster: librdkafka properties, and the replication of the topics
+/// it creates.
+#[derive(Clone, Debug, Default)]
+pub struct ClientSettings {
+    /// librdkafka properties (`-X`, `--kafka-config`, `SG_RDKAFKA_…`), later ones winning.
+    pub properties: Vec<(String, String)>,
+    /// Copies of each partition of a topic sg-host creates (dead letters, alerts, `produce
+    /// --create-partitions`).
+    pub replication: Replication,
+}
+
 /// Where a bounded read starts in each partition.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StartAt {
@@ -71,8 +82,8 @@ pub struct KafkaOptions {
     pub topic: KafkaTopic,
     /// Consumer group (offsets are committed to it after the output is written).
     pub group: String,
-    /// librdkafka properties passed through (`-X key=value`).
-    pub properties: Vec<(String, String)>,
+    /// librdkafka properties and the replication of created topics.
+    pub client: ClientSettings,
     /// Where to start.
     pub start: StartAt,
     /// Stop before the first offset at or after this time (epoch ms).

@@ -4,48 +4,124 @@
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use std::num::NonZeroU16;
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::ClientContext;
 use rdkafka::message::DeliveryResult;
 use rdkafka::producer::{BaseRecord, Producer as _, ProducerContext, ThreadedProducer};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::{Connection, HasConnection, KafkaTopic, client_config, metadata};
+use crate::{ClientSettings, Connection, HasConnection, KafkaTopic, client_config, metadata};
 
-/// The replication factor of the topics sg-host creates (dead letters, alerts, `produce
-/// --create-partitions`): −1 asks the brokers for their `default.replication.factor` (KIP-464,
-/// Kafka ≥ 2.4), so a DLQ on a three-broker cluster is not left on one broker.
-pub const BROKER_DEFAULT_REPLICATION: i32 = -1;
-
-/// Makes sure `topic` exists: left alone if the brokers know it, else created with
-/// `partitions` partitions.
-pub fn ensure_topic(topic: &KafkaTopic, properties: &[(String, String)], partitions: i32) -> Result<()> {
-    use rdkafka::consumer::BaseConsumer;
-    let probe: BaseConsumer<Connection> =
-        client_config(topic, properties).create_with_context(Connection::default()).context("creating a Kafka client")?;
-    let metadata = metadata(&probe, Some(&topic.topic)).context("reading topic metadata")?;
-    let known = metadata.topics().iter().any(|t| t.name() == topic.topic && t.error().is_none() && !t.partitions().is_empty());
-    if known { Ok(()) } else { create_topic(topic, properties, partitions) }
+/// Copies of each partition of a topic sg-host creates.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Replication {
+    /// The brokers' `default.replication.factor` (KIP-464, Kafka ≥ 2.4), so a dead-letter
+    /// topic on a three-broker cluster is not left on one broker.
+    #[default]
+    BrokerDefault,
+    /// This many copies.
+    Factor(NonZeroU16),
 }
 
-/// Creates `topic` with `partitions` partitions and the brokers' default replication factor;
-/// an existing topic is left as it is.
-pub fn create_topic(topic: &KafkaTopic, properties: &[(String, String)], partitions: i32) -> Result<()> {
+impl std::str::FromStr for Replication {
+    type Err = anyhow::Error;
+
+    /// `default`, or a number of copies from 1.
+    fn from_str(s: &str) -> Result<Replication> {
+        match s {
+            "default" => Ok(Replication::BrokerDefault),
+            n => n.parse().map(Replication::Factor).map_err(|_| anyhow::anyhow!("{n:?}: expected `default` or a replication factor from 1")),
+        }
+    }
+}
+
+impl std::fmt::Display for Replication {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Replication::BrokerDefault => f.write_str("default"),
+            Replication::Factor(n) => write!(f, "{n}"),
+        }
+    }
+}
+
+impl Replication {
+    fn factor(self) -> i32 {
+        match self {
+            Replication::BrokerDefault => -1,
+            Replication::Factor(n) => i32::from(n.get()),
+        }
+    }
+}
+
+/// librdkafka's own default `message.max.bytes`: the largest request a producer sends.
+const CLIENT_MESSAGE_MAX_BYTES: usize = 1_000_000;
+
+/// Kafka's default topic `max.message.bytes` (1 MiB and the 12-byte log overhead), assumed
+/// when the brokers do not say.
+const BROKER_MESSAGE_MAX_BYTES: usize = 1_048_588;
+
+/// Makes sure `topic` exists: left alone if the brokers know it, else created with
+/// `partitions` partitions and the client's replication.
+pub fn ensure_topic(topic: &KafkaTopic, client: &ClientSettings, partitions: i32) -> Result<()> {
+    use rdkafka::consumer::BaseConsumer;
+    let probe: BaseConsumer<Connection> =
+        client_config(topic, &client.properties).create_with_context(Connection::default()).context("creating a Kafka client")?;
+    let metadata = metadata(&probe, Some(&topic.topic)).context("reading topic metadata")?;
+    let known = metadata.topics().iter().any(|t| t.name() == topic.topic && t.error().is_none() && !t.partitions().is_empty());
+    if known { Ok(()) } else { create_topic(topic, client, partitions) }
+}
+
+/// An admin client to `topic`'s cluster, connected, and a runtime to await its answers.
+fn admin(topic: &KafkaTopic, properties: &[(String, String)]) -> Result<(AdminClient<Connection>, tokio::runtime::Runtime)> {
     let admin: AdminClient<Connection> =
         client_config(topic, properties).create_with_context(Connection::default()).context("creating a Kafka admin client")?;
-    metadata(&admin, None).context("connecting to create a topic")?;
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build()?;
-    let new = NewTopic::new(&topic.topic, partitions, TopicReplication::Fixed(BROKER_DEFAULT_REPLICATION));
+    metadata(&admin, None).context("connecting the admin client")?;
+    Ok((admin, tokio::runtime::Builder::new_current_thread().enable_time().build()?))
+}
+
+/// Creates `topic` with `partitions` partitions and the client's replication; an existing
+/// topic is left as it is.
+pub fn create_topic(topic: &KafkaTopic, client: &ClientSettings, partitions: i32) -> Result<()> {
+    let (admin, runtime) = admin(topic, &client.properties)?;
+    let new = NewTopic::new(&topic.topic, partitions, TopicReplication::Fixed(client.replication.factor()));
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(15)));
     let results = runtime.block_on(admin.create_topics([&new], &options)).context("creating the topic")?;
     for r in results {
         match r {
             Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-            Err((name, code)) => bail!("creating topic {name}: {code}"),
+            Err((name, code)) => bail!("creating topic {name} (replication {}): {code}", client.replication),
         }
     }
     Ok(())
+}
+
+/// The largest record `topic` takes from this client: the smaller of the topic's
+/// `max.message.bytes`, as the brokers report it, and the client's `message.max.bytes`.
+pub fn message_limit(topic: &KafkaTopic, properties: &[(String, String)]) -> Result<usize> {
+    let client = properties
+        .iter()
+        .rev()
+        .find(|(k, _)| k == "message.max.bytes")
+        .map(|(_, v)| v.trim().parse::<usize>().with_context(|| format!("message.max.bytes={v}: not a number")))
+        .transpose()?
+        .unwrap_or(CLIENT_MESSAGE_MAX_BYTES);
+    let (admin, runtime) = admin(topic, properties)?;
+    let options = AdminOptions::new().request_timeout(Some(Duration::from_secs(15)));
+    let described = runtime
+        .block_on(admin.describe_configs([&ResourceSpecifier::Topic(&topic.topic)], &options))
+        .with_context(|| format!("reading the configuration of topic {}", topic.topic))?;
+    let broker = match described.into_iter().next() {
+        Some(Ok(resource)) => match resource.get("max.message.bytes").and_then(|e| e.value.as_deref()) {
+            Some(v) => v.trim().parse::<usize>().with_context(|| format!("topic {}: max.message.bytes={v}", topic.topic))?,
+            None => BROKER_MESSAGE_MAX_BYTES,
+        },
+        Some(Err(code)) => bail!("reading the configuration of topic {}: {code}", topic.topic),
+        None => BROKER_MESSAGE_MAX_BYTES,
+    };
+    Ok(client.min(broker))
 }
 
 /// Counts records the brokers did not acknowledge.

@@ -223,7 +223,7 @@ pub fn dead_letters(file: &Path, append: bool, input: &Input, source: &str, topi
         false => DeadLetterFile::create(file, source)?,
     };
     let topic = match (input, topic) {
-        (Input::Kafka(k), Some(t)) => Some(DeadLetterTopic::open(&k.topic, &k.properties, t)?),
+        (Input::Kafka(k), Some(t)) => Some(DeadLetterTopic::open(&k.topic, &k.client, t)?),
         _ => None,
     };
     Ok(DeadLetters::new(file, topic))

@@ -13,6 +13,7 @@ use sg_core::bundle::{Bundle, Signer, Trust};
 use sg_core::runtime::Limits;
 use sg_pipeline::sink::alerts::{AlertOptions, AlertTarget, WebhookSettings};
 use sg_pipeline::source::Input;
+use sg_kafka::{ClientSettings, Replication};
 
 /// Settings of every Kafka client a command makes.
 #[derive(Args, Debug, Clone, Default)]
@@ -25,9 +26,19 @@ pub(super) struct KafkaClientArgs {
     /// kcat's `-F` reads): where passwords and keys go. `-X` and `SG_RDKAFKA_…` override it.
     #[arg(long, value_name = "FILE")]
     kafka_config: Option<PathBuf>,
+    /// Copies of each partition of a topic sg-host creates (the dead-letter and alert topics,
+    /// `produce --create-partitions`): a number, or `default` for the brokers' own
+    /// `default.replication.factor`.
+    #[arg(long, value_name = "N|default", default_value = "default")]
+    replication_factor: Replication,
 }
 
 impl KafkaClientArgs {
+    /// The properties in force and the replication of created topics.
+    pub(super) fn settings(&self) -> Result<ClientSettings> {
+        Ok(ClientSettings { properties: self.properties()?, replication: self.replication_factor })
+    }
+
     /// The properties in force: the --kafka-config file's, then each `-X` (the config file's
     /// `[kafka]` and `SG_RDKAFKA_…` arrive as `-X` before the command line's); later wins.
     pub(super) fn properties(&self) -> Result<Vec<(String, String)>> {
@@ -257,7 +268,7 @@ impl AlertArgs {
     /// What the sinks need besides their URLs (`kafka` gives the Kafka sinks' properties).
     pub(super) fn options(&self, kafka: &KafkaClientArgs) -> Result<AlertOptions> {
         Ok(AlertOptions {
-            kafka_properties: kafka.properties()?,
+            kafka: kafka.settings()?,
             authorization_file: self.alert_auth_file.clone(),
             webhook: WebhookSettings { timeout: self.alert_timeout, attempts: self.alert_attempts.max(1), ..WebhookSettings::default() },
         })

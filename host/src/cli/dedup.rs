@@ -128,7 +128,7 @@ impl DedupArgs {
                 let kafka = KafkaOptions {
                     topic: KafkaTopic::parse(url)?,
                     group: self.group.clone(),
-                    properties: self.client.properties()?,
+                    client: self.client.settings()?,
                     start,
                     to_time: None,
                     max_events: None,

@@ -310,7 +310,7 @@ impl KafkaArgs {
             }
             return Ok(None);
         };
-        let properties = self.client.properties()?;
+        let client = self.client.settings()?;
         let start = match (&self.from_time, self.start.as_str()) {
             (Some(t), _) => StartAt::Time(parse_time(t)?),
             (None, "earliest") => StartAt::Earliest,
@@ -321,7 +321,7 @@ impl KafkaArgs {
         Ok(Some(Input::Kafka(KafkaOptions {
             topic: KafkaTopic::parse(url)?,
             group: self.group.clone(),
-            properties,
+            client,
             start,
             to_time: self.to_time.as_deref().map(parse_time).transpose()?,
             max_events: self.max_events,

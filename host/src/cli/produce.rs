@@ -51,10 +51,11 @@ pub(super) fn produce(args: ProduceArgs) -> Result<()> {
     } else {
         KafkaTopic { brokers: args.brokers.clone(), topic: args.topic.clone() }
     };
-    let properties = args.client.properties()?;
+    let client = args.client.settings()?;
     if let Some(n) = args.create_partitions {
-        create_topic(&topic, &properties, n)?;
+        create_topic(&topic, &client, n)?;
     }
+    let properties = client.properties;
     let started = std::time::Instant::now();
     let sent = produce_file(&topic, &properties, &args.input, args.key)?;
     let secs = started.elapsed().as_secs_f64();

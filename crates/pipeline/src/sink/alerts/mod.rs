@@ -65,8 +65,8 @@ impl AlertTarget {
 /// What the sinks need besides their URL.
 #[derive(Clone, Debug, Default)]
 pub struct AlertOptions {
-    /// librdkafka properties for a Kafka sink.
-    pub kafka_properties: Vec<(String, String)>,
+    /// How a Kafka sink talks to its cluster.
+    pub kafka: sg_kafka::ClientSettings,
     /// A file holding the webhook's `Authorization` header value.
     pub authorization_file: Option<PathBuf>,
     /// Webhook timing (timeout, attempts, backoff).
@@ -96,7 +96,7 @@ impl AlertSinks {
         let mut sinks: Vec<Box<dyn AlertSink>> = Vec::new();
         for target in targets {
             sinks.push(match target {
-                AlertTarget::Kafka { brokers, topic } => Box::new(AlertTopic::open(brokers, topic, &options.kafka_properties)?),
+                AlertTarget::Kafka { brokers, topic } => Box::new(AlertTopic::open(brokers, topic, &options.kafka)?),
                 AlertTarget::Webhook(url) => {
                     let authorization = match &options.authorization_file {
                         Some(path) => Some(read_secret(path)?),

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use sg_kafka::{KafkaTopic, Producer, ensure_topic};
+use sg_kafka::{ClientSettings, KafkaTopic, Producer, ensure_topic};
 
 use super::{AlertSink, Finding};
 
@@ -20,9 +20,10 @@ pub struct AlertTopic {
 
 impl AlertTopic {
     /// A producer to `topic` on `brokers` (the topic is created when missing).
-    pub fn open(brokers: &str, topic: &str, properties: &[(String, String)]) -> Result<AlertTopic> {
+    pub fn open(brokers: &str, topic: &str, client: &ClientSettings) -> Result<AlertTopic> {
         let target = KafkaTopic { brokers: brokers.into(), topic: topic.into() };
-        ensure_topic(&target, properties, 1)?;
+        ensure_topic(&target, client, 1)?;
+        let properties = &client.properties;
         // Idempotent, acknowledged by every in-sync replica: a retried send is not a duplicate.
         let tuning = [("linger.ms", "5"), ("enable.idempotence", "true"), ("acks", "all")];
         let producer = Producer::open(&target, properties, &tuning).context("opening the alert producer")?;

@@ -4,47 +4,59 @@ use anyhow::{Context, Result};
 
 use sg_model::DeadLetter;
 use sg_model::Position;
-use sg_kafka::{KafkaTopic, Producer, ensure_topic};
+use sg_kafka::{ClientSettings, KafkaTopic, Producer, ensure_topic, message_limit};
 
-/// Largest message sent to the dead-letter topic: below librdkafka's `message.max.bytes`
-/// (1,000,000) and the broker's (1,048,588) by default, with room for the headers. A larger dead
-/// letter is sent as its first bytes with `sg-original-bytes` and `sg-original-sha256` (the
-/// dead-letter file keeps it whole), so it can never fail the send and stall the stream.
-pub const TOPIC_MESSAGE_BYTES: usize = 900_000;
+/// Bytes of a record besides its value and headers' text (batch and record framing, header
+/// lengths), with room to spare.
+const RECORD_OVERHEAD: usize = 512;
+
+/// The longest reason in a record's `sg-reason` header (the dead-letter file keeps it whole).
+const REASON_HEADER_BYTES: usize = 4096;
 
 /// A dead-letter topic: each record carries the original bytes (and key), and headers
 /// `sg-reason`, `sg-stage`, `sg-source-topic`, `sg-source-partition`, `sg-source-offset` (and
 /// `sg-original-bytes`, `sg-original-sha256` when the bytes are only a prefix).
+///
+/// Every record fits the topic: at open, the brokers say how large a record the topic takes
+/// (its `max.message.bytes`, and the client's `message.max.bytes`); a larger dead letter is sent
+/// as its first bytes with its size and digest, so it can never fail the send and stall the
+/// stream at the same offset on every restart.
 pub struct DeadLetterTopic {
     producer: Producer,
     topic: String,
     source_topic: String,
+    record_limit: usize,
 }
 
 impl DeadLetterTopic {
     /// Opens a producer to `topic` (created with one partition if missing).
-    pub fn open(brokers: &KafkaTopic, properties: &[(String, String)], topic: &str) -> Result<Self> {
+    pub fn open(brokers: &KafkaTopic, client: &ClientSettings, topic: &str) -> Result<Self> {
         let dlq = KafkaTopic { brokers: brokers.brokers.clone(), topic: topic.into() };
-        ensure_topic(&dlq, properties, 1)?;
-        let producer = Producer::open(brokers, properties, &[("linger.ms", "5")]).context("opening the dead-letter producer")?;
-        Ok(DeadLetterTopic { producer, topic: topic.into(), source_topic: brokers.topic.clone() })
+        ensure_topic(&dlq, client, 1)?;
+        let record_limit = message_limit(&dlq, &client.properties)?;
+        tracing::debug!(topic, record_limit, "dead-letter topic");
+        let producer = Producer::open(brokers, &client.properties, &[("linger.ms", "5")]).context("opening the dead-letter producer")?;
+        Ok(DeadLetterTopic { producer, topic: topic.into(), source_topic: brokers.topic.clone(), record_limit })
     }
 
     pub(super) fn write(&mut self, letter: &DeadLetter) -> Result<()> {
-        let letter = letter.at_most(TOPIC_MESSAGE_BYTES);
         let stage = letter.stage.name();
         let (partition, offset) = match letter.position {
             Position::Kafka { partition, offset } => (partition.to_string(), offset.to_string()),
             Position::Line(l) => (String::new(), l.to_string()),
         };
-        let original_bytes = letter.cut.as_ref().map(|c| c.bytes.to_string());
+        let reason = utf8_prefix(&letter.reason, REASON_HEADER_BYTES);
         let mut headers = vec![
-            ("sg-reason", letter.reason.as_str()),
+            ("sg-reason", reason),
             ("sg-stage", stage.as_str()),
             ("sg-source-topic", self.source_topic.as_str()),
             ("sg-source-partition", partition.as_str()),
             ("sg-source-offset", offset.as_str()),
         ];
+        // Room for the value once the headers (and the two a cut adds) are counted.
+        let header_bytes: usize = headers.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>() + 128;
+        let letter = letter.at_most(self.record_limit.saturating_sub(header_bytes + RECORD_OVERHEAD));
+        let original_bytes = letter.cut.as_ref().map(|c| c.bytes.to_string());
         if let (Some(cut), Some(bytes)) = (&letter.cut, &original_bytes) {
             headers.extend([("sg-original-bytes", bytes.as_str()), ("sg-original-sha256", cut.sha256.as_str())]);
         }
@@ -54,4 +66,13 @@ impl DeadLetterTopic {
     pub(super) fn sync(&self) -> Result<()> {
         self.producer.flush(std::time::Duration::from_secs(30)).context("flushing dead letters")
     }
+}
+
+/// At most `max` bytes of `text`, cut at a character boundary.
+fn utf8_prefix(text: &str, max: usize) -> &str {
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
 }
