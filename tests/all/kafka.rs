@@ -559,6 +559,63 @@ fn a_far_future_event_in_each_partition_is_dead_lettered_and_every_window_is_wri
     assert_exactly_once(&ledger_ids(&[&out], &ids), events());
 }
 
+/// The offsets `group` committed on the partitions of `topic` (`None` where it committed none).
+fn committed(brokers: &str, group: &str, topic: &str, partitions: i32) -> Vec<Option<i64>> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let consumer: BaseConsumer = ClientConfig::new().set("bootstrap.servers", brokers).set("group.id", group).create().unwrap();
+    let mut list = rdkafka::TopicPartitionList::new();
+    for p in 0..partitions {
+        list.add_partition(topic, p);
+    }
+    let found = consumer.committed_offsets(list, Duration::from_secs(10)).unwrap();
+    (0..partitions).map(|p| found.find_partition(topic, p).and_then(|e| e.offset().to_raw()).filter(|&o| o >= 0)).collect()
+}
+
+/// A full disk (a tmpfs the test fills): the stream waits and retries the window's write, stays
+/// alive and says in `/readyz` why it is not ready, commits nothing, and once space returns
+/// writes every window — each event exactly once, compared as sets of event ids.
+#[test]
+#[ignore = "services: needs the nisshi Kafka broker and root for a tmpfs (scripts/test.sh runs it)"]
+fn a_full_disk_holds_the_stream_which_loses_nothing_once_space_returns() {
+    let broker = crate::support::Broker::start();
+    let brokers = broker.address.clone();
+    sg_kafka::create_topic(&sg_kafka::KafkaTopic { brokers: brokers.clone(), topic: "full".into() }, &Default::default(), 2).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let lines: Vec<String> = std::fs::read_to_string(events_with_ticks(dir.path(), 3000, 2)).unwrap().lines().map(str::to_string).collect();
+    produce_round_robin(&brokers, "full", lines.iter().map(String::as_str), 2);
+    let ids = topic_ids(&brokers, "full", lines.len());
+    let fs = crate::support::Tmpfs::mount(&dir.path().join("fs"), "8m");
+    let out = dir.path().join("fs/out");
+    std::fs::create_dir_all(&out).unwrap();
+    let filler = fs.fill("filler");
+    let port = crate::support::free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let stderr = dir.path().join("stderr");
+    let follower = follow_with(&brokers, "full", &out, &stderr, &["--metrics-listen", &listen, "--min-free-space", "1MiB"]);
+    let readyz = || std::net::TcpStream::connect(&listen).ok().map(|_| crate::support::http(&listen, "GET", "/readyz", None, b""));
+    wait_for("/readyz to say the stream waits for disk space", 60, || {
+        readyz().is_some_and(|(status, body)| status == 503 && body.contains("waiting for disk space") && body.contains("No space left on device"))
+    });
+    // It waits without exiting, stays alive, and has committed nothing and written no window.
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(crate::support::http(&listen, "GET", "/healthz", None, b"").0 == 200, "alive while it waits");
+    assert_eq!(committed(&brokers, "g", "full", 2), vec![None, None], "nothing committed past what is not written");
+    assert!(windows_written(&out).is_empty());
+    let log = std::fs::read_to_string(&stderr).unwrap();
+    assert!(log.contains("retry") && log.contains("nothing is committed past it"), "{log}");
+    // Space returns: every window is written, and it is ready again.
+    std::fs::remove_file(&filler).unwrap();
+    wait_for("three windows", 90, || windows_written(&out).len() == 3);
+    wait_for("ready again", 30, || readyz().is_some_and(|(status, _)| status == 200));
+    interrupt(follower);
+    let log = std::fs::read_to_string(&stderr).unwrap();
+    assert!(log.contains("space is back"), "{log}");
+    let events = ids.values().filter(|id| !id.starts_with("tick"));
+    assert_exactly_once(&ledger_ids(&[&out], &ids), events);
+    assert!(committed(&brokers, "g", "full", 2).iter().all(Option::is_some), "committed once written");
+    drop(fs);
+}
+
 #[test]
 #[ignore = "services: needs the nisshi Kafka broker (scripts/test.sh runs it)"]
 fn an_idle_partition_stops_holding_windows_after_the_idle_timeout() {

@@ -532,3 +532,38 @@ pub fn pki(dir: &Path) -> Pki {
     let (client_cert, client_key) = signed(dir, "client", "/CN=fleet-controller", "extendedKeyUsage=clientAuth\n");
     Pki { ca, cert, key, client_cert, client_key }
 }
+
+/// A small tmpfs mounted for a test (needs root, as `scripts/test.sh` runs on CI), unmounted
+/// when dropped.
+pub struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    /// Mounts a tmpfs of `size` (e.g. `8m`) at `at` (created).
+    pub fn mount(at: &Path, size: &str) -> Tmpfs {
+        std::fs::create_dir_all(at).unwrap();
+        let o = Command::new("mount").args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"]).arg(at).output().unwrap();
+        assert!(o.status.success(), "mounting a tmpfs (the test needs root): {}", String::from_utf8_lossy(&o.stderr));
+        Tmpfs(at.to_path_buf())
+    }
+
+    /// Fills the filesystem to its last byte with `name`; returns the file.
+    pub fn fill(&self, name: &str) -> PathBuf {
+        let path = self.0.join(name);
+        let mut f = std::fs::File::create(&path).unwrap();
+        let block = vec![0u8; 64 << 10];
+        let mut size = block.len();
+        while size > 0 {
+            match f.write(&block[..size]) {
+                Ok(0) | Err(_) => size /= 2,
+                Ok(_) => {}
+            }
+        }
+        path
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}

@@ -258,6 +258,7 @@ pub struct DetectorSettings<'a> {
 }
 
 /// What a scored table covers: its input, the alerts' scope, what was read.
+#[derive(Clone)]
 pub struct Coverage {
     /// The source, as the lineage names it.
     pub input: String,

@@ -24,6 +24,7 @@ use crate::bounded::{Coverage, DEAD_LETTER_FILE, DetectorSettings, score_and_wri
 use sg_pipeline::driver::{self, Ack, Context, Stage, drive};
 use crate::windows::{EventTime, OpenWindow, Room, Route, Windows};
 use crate::{EventDecoder, rejects};
+use sg_pipeline::retry::while_out_of_space;
 use sg_pipeline::steps::Steps;
 use sg_pipeline::admin::AdminSettings;
 use sg_core::component::ComponentSource;
@@ -87,6 +88,11 @@ pub struct StreamJob {
     pub quiet: bool,
     /// The admin API (list, upload, rollback, metrics), if wanted.
     pub admin: Option<AdminSettings>,
+    /// Ready only while the output's filesystem has this many bytes free (warned at start).
+    pub min_free_space: u64,
+    /// Window directories whose window ended this long before the newest written window's end
+    /// are deleted (`None`: all are kept).
+    pub retain: Option<Duration>,
 }
 
 /// What a streaming run did.
@@ -122,6 +128,7 @@ pub fn run(job: &StreamJob, stop: &AtomicBool) -> Result<StreamSummary> {
         steps.note(&format!("admin API on http://{address}"));
     }
     std::fs::create_dir_all(&job.out).with_context(|| format!("creating {}", job.out.display()))?;
+    check_space(&job.out, job.min_free_space);
     let input = Input::Kafka(KafkaOptions { follow: Some(job.batch_wait), chunk_messages: job.batch_events, ..job.kafka.clone() });
     let name = job.kafka.topic.url();
     let mut dead = driver::dead_letters(&job.out.join(DEAD_LETTER_FILE), true, &input, &name, job.dead_letter_topic.as_deref())?;
@@ -275,13 +282,22 @@ impl<'r> Windowed<'_, 'r> {
     fn close(&mut self, w: i64, cx: &mut Context<'_, AnomalySlots>) -> Result<BTreeMap<i32, i64>> {
         let mut window = self.windows.remove(w).expect("an open window");
         self.write_window(w, &mut window, cx)?;
-        cx.dead.sync()?;
+        let stop = cx.stop;
+        while_out_of_space("syncing the dead letters", stop, || cx.dead.sync())?;
         let (checkpoint, safe) = self.windows.written(w);
-        checkpoint.write(&self.job.out)?;
+        let out = &self.job.out;
+        while_out_of_space("saving the checkpoint", stop, || checkpoint.write(out))?;
+        if let Some(retain) = self.job.retain {
+            let horizon = w + self.job.window_ms - retain.as_millis() as i64;
+            if let Err(e) = remove_windows_before(out, horizon, self.job.window_ms) {
+                tracing::warn!("--retain: {e:#}");
+            }
+        }
         Ok(safe)
     }
 
-    /// Takes a closed window's table and writes it as `OUT/window=START/`.
+    /// Takes a closed window's table and writes it as `OUT/window=START/`; while the disk is
+    /// full, the write is repeated from the table (the take is not).
     fn write_window(&mut self, w: i64, window: &mut OpenWindow<FeatureAggregation<'r>>, cx: &mut Context<'_, AnomalySlots>) -> Result<()> {
         let taken = match window.state.take() {
             Ok(taken) => taken,
@@ -300,18 +316,8 @@ impl<'r> Windowed<'_, 'r> {
         }
         let length = self.job.window_ms;
         let dir = self.job.out.join(format!("window={}", iso_utc(w)));
-        let staged = StagedDir::new(&dir, Replace::OnlyOutput)?;
         let input = format!("{} [{}, {})", self.name, iso_utc(w), iso_utc(w + length));
         let version = window.state.component().clone();
-        let mut settings = DetectorSettings {
-            engine: cx.slots.detector.current(),
-            model: cx.slots.model.current(),
-            save_model: None,
-            alert: self.job.alert,
-            explain: self.job.explain,
-            alerts: &mut self.alerts,
-            layout: self.job.layout,
-        };
         let coverage = Coverage {
             input,
             scope: Scope::Window { start: w, end: w + length },
@@ -320,16 +326,59 @@ impl<'r> Windowed<'_, 'r> {
             span_ms: Some(length),
             period: Some(Period { start: w, end: w + length }),
         };
-        let (report, _, anomalies) = score_and_write(cx.runtime, &version, table, &mut settings, staged.path(), coverage, &self.steps)?;
-        if let Some(ledger) = &window.ledger {
-            write_ledger(&staged.path().join(LEDGER_FILE), ledger)?;
-        }
-        staged.commit()?;
+        let (engine, model) = (cx.slots.detector.current(), cx.slots.model.current());
+        let (report, anomalies) = while_out_of_space(&format!("writing window {}", iso_utc(w)), cx.stop, || {
+            let staged = StagedDir::new(&dir, Replace::OnlyOutput)?;
+            let mut settings = DetectorSettings {
+                engine,
+                model,
+                save_model: None,
+                alert: self.job.alert,
+                explain: self.job.explain,
+                alerts: &mut self.alerts,
+                layout: self.job.layout,
+            };
+            let (report, _, anomalies) = score_and_write(cx.runtime, &version, table.clone(), &mut settings, staged.path(), coverage.clone(), &self.steps)?;
+            if let Some(ledger) = &window.ledger {
+                write_ledger(&staged.path().join(LEDGER_FILE), ledger)?;
+            }
+            staged.commit()?;
+            Ok((report, anomalies))
+        })?;
         self.steps.note(&format!("window {}: {} events, {} users, {anomalies} anomalous", iso_utc(w), window.events, report.total_users));
         self.summary.windows += 1;
         self.summary.events += window.events;
         Ok(())
     }
+}
+
+/// Warns when the output's filesystem has fewer than `min_free` bytes free, and makes `/readyz`
+/// say so while it does: the stream starts anyway, and waits for space when a write fails.
+fn check_space(out: &std::path::Path, min_free: u64) {
+    use sg_metrics::health::{HEALTH, free_bytes};
+    match free_bytes(out) {
+        Ok(free) if free < min_free => {
+            tracing::warn!("{free} bytes free on the filesystem of {} (under --min-free-space {min_free}): writes will wait for space", out.display());
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!("cannot read the free space of {}: {e}", out.display()),
+    }
+    HEALTH.watch_space(out.to_path_buf(), min_free);
+}
+
+/// Deletes the window directories of `out` whose window ended before `horizon` (epoch ms);
+/// they are behind the checkpoint, so nothing re-reads them.
+fn remove_windows_before(out: &std::path::Path, horizon: i64, window_ms: i64) -> Result<()> {
+    for entry in std::fs::read_dir(out).with_context(|| format!("listing {}", out.display()))? {
+        let path = entry?.path();
+        let Some(start) = path.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_prefix("window=")) else { continue };
+        let Ok(start) = sg_model::time::parse_time(start) else { continue };
+        if start + window_ms <= horizon && path.is_dir() {
+            std::fs::remove_dir_all(&path).with_context(|| format!("removing {}", path.display()))?;
+            tracing::info!("--retain: removed {}", path.display());
+        }
+    }
+    Ok(())
 }
 
 /// After the error `e` of a window's aggregation: when it gave up on its version

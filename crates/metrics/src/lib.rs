@@ -92,6 +92,8 @@ pub struct Metrics {
     pub lag: Family<PartitionLabels, Gauge>,
     /// Windows written before the watermark passed them (too many open).
     pub windows_closed_early: Counter,
+    /// Durable writes retried because the disk was full.
+    pub storage_retries: Counter,
     /// A stream's event-time watermark, in seconds since the epoch (a stalled watermark holds
     /// every window open).
     pub watermark: Gauge<f64, std::sync::atomic::AtomicU64>,
@@ -129,6 +131,7 @@ impl Metrics {
             commits: Family::default(),
             lag: Family::default(),
             windows_closed_early: Counter::default(),
+            storage_retries: Counter::default(),
             watermark: Gauge::default(),
             peak_rss: Gauge::default(),
             alerts_sent: Family::default(),
@@ -151,6 +154,7 @@ impl Metrics {
         m.registry.register("source_lag", "Records of a partition behind its high watermark, from the group's committed offset (what a restart would re-read)", m.lag.clone());
         m.registry.register("stream_watermark_seconds", "The stream's event-time watermark (seconds since the epoch)", m.watermark.clone());
         m.registry.register("stream_windows_closed_early", "Windows written before the watermark passed them, because too many were open", m.windows_closed_early.clone());
+        m.registry.register("storage_retries", "Durable writes retried because the disk was full (or a quota or file-size limit was reached)", m.storage_retries.clone());
         m.registry.register("alerts_sent", "Alerts an alert sink acknowledged", m.alerts_sent.clone());
         m.registry.register("alerts_retried", "Deliveries of alerts to a sink that were retried", m.alerts_retried.clone());
         m.registry.register("alerts_failed", "Alerts a sink did not take after its last attempt", m.alerts_failed.clone());

@@ -67,6 +67,8 @@ pub struct Context<'a, S> {
     pub read: BTreeMap<i32, i64>,
     /// The part switched to a new version just before this chunk, and how long it took.
     pub switched: Option<(Role, Duration)>,
+    /// Set when the run is to stop (a signal): ends a wait for disk space.
+    pub stop: &'a AtomicBool,
 }
 
 /// A job: processes decoded chunks and writes its sinks.
@@ -120,7 +122,7 @@ pub fn drive<S: Stage>(
         let started = Instant::now();
         let switched = upgrades.poll(S::sample(&decoded), runtime).map(|role| (role, started.elapsed()));
         all_read.extend(read.iter().map(|(&p, &o)| (p, o)));
-        let mut cx = Context { slots: &mut upgrades.slots, dead, runtime, assignment, commits, read, switched };
+        let mut cx = Context { slots: &mut upgrades.slots, dead, runtime, assignment, commits, read, switched, stop };
         stage.process(decoded, &mut cx)
     };
     let decoder = stage.decoder();
@@ -195,6 +197,7 @@ pub fn drive<S: Stage>(
         commits,
         read: all_read,
         switched: None,
+        stop,
     };
     let ack = stage.finish(&mut cx)?;
     apply(ack, dead, FINAL_COMMIT_PATIENCE)?;

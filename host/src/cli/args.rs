@@ -203,12 +203,16 @@ fn admin_token(file: Option<&Path>) -> Result<Option<String>> {
 pub(super) fn parse_duration(s: &str) -> Result<Duration, String> {
     let (num, unit) = s.find(|c: char| c.is_ascii_alphabetic()).map_or((s, "s"), |i| s.split_at(i));
     let v: f64 = num.trim().parse().map_err(|_| format!("not a duration: {s}"))?;
+    if !(v.is_finite() && v >= 0.0) {
+        return Err(format!("not a duration: {s}"));
+    }
     let secs = match unit {
         "ms" => v / 1000.0,
         "s" => v,
         "m" | "min" => v * 60.0,
         "h" => v * 3600.0,
-        _ => return Err(format!("unknown unit in {s} (ms, s, min)")),
+        "d" => v * 86_400.0,
+        _ => return Err(format!("unknown unit in {s} (ms, s, min, h, d)")),
     };
     Ok(Duration::from_secs_f64(secs))
 }

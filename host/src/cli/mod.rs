@@ -294,6 +294,14 @@ struct KafkaArgs {
     /// …or after this long.
     #[arg(long, default_value = "500ms", value_parser = parse_duration)]
     batch_wait: Duration,
+    /// With --follow: ready (`/readyz`) only while the output's filesystem has this much free;
+    /// below it at start, a warning. A write that meets a full disk waits and retries.
+    #[arg(long, default_value = "256MiB", value_parser = parse_size)]
+    min_free_space: usize,
+    /// With --follow: delete window directories whose window ended this long before the newest
+    /// written one's end (e.g. `30d`); without it every window is kept.
+    #[arg(long, requires = "follow", value_parser = parse_duration)]
+    retain: Option<Duration>,
 }
 
 impl KafkaArgs {
@@ -473,6 +481,8 @@ fn follow(args: RunArgs, kafka: KafkaOptions, dead_letter_topic: Option<String>,
         dead_letter_topic,
         quiet: args.quiet,
         admin,
+        min_free_space: args.kafka.min_free_space as u64,
+        retain: args.kafka.retain,
     };
     if job.window_ms <= 0 {
         anyhow::bail!("--window must be positive");

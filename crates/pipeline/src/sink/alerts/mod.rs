@@ -88,6 +88,9 @@ pub struct Delivered {
 #[derive(Default)]
 pub struct AlertSinks {
     sinks: Vec<Box<dyn AlertSink>>,
+    /// The ids of the findings last delivered, and what was delivered: an output written again
+    /// (a retry after a full disk) does not alert twice.
+    last: Option<(Vec<String>, Vec<Delivered>)>,
 }
 
 impl AlertSinks {
@@ -107,7 +110,7 @@ impl AlertSinks {
                 AlertTarget::File(path) => Box::new(AlertFile::open(path)?),
             });
         }
-        Ok(AlertSinks { sinks })
+        Ok(AlertSinks { sinks, last: None })
     }
 
     /// Whether there is no sink.
@@ -117,7 +120,22 @@ impl AlertSinks {
 
     /// Delivers `findings` to every sink, each acknowledged before this returns; the first sink
     /// that fails after its last attempt fails the call (nothing may be acknowledged then).
+    /// The same findings as the last call that succeeded are not sent again: its answer is.
     pub fn send(&mut self, findings: &[Finding]) -> Result<Vec<Delivered>> {
+        let uids: Vec<String> = findings.iter().map(|f| f.uid.clone()).collect();
+        if let Some((last, delivered)) = &self.last
+            && !uids.is_empty()
+            && *last == uids
+        {
+            tracing::debug!("{} alerts already delivered (the output is written again)", uids.len());
+            return Ok(delivered.clone());
+        }
+        let delivered = self.deliver(findings)?;
+        self.last = Some((uids, delivered.clone()));
+        Ok(delivered)
+    }
+
+    fn deliver(&mut self, findings: &[Finding]) -> Result<Vec<Delivered>> {
         let metrics = &sg_metrics::METRICS;
         let mut delivered = Vec::with_capacity(self.sinks.len());
         for sink in &mut self.sinks {

@@ -2,7 +2,8 @@
 
 use std::fs::File;
 use std::collections::HashSet;
-use std::io::{BufWriter, Read, Write};
+use std::io::Read;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -36,12 +37,23 @@ struct Record<'a> {
     original_sha256: Option<&'a str>,
 }
 
+/// Bytes of whole records held before [`DeadLetterFile::write`] tries to write them out.
+const PENDING_BYTES: usize = 1 << 20;
+
 /// A JSON-lines file of dead letters: one object per message with its source, line, the stage
 /// that refused it, the reason and the original message.
+///
+/// Records are held whole in memory and written at the file's known length (`pwrite`): a write
+/// that fails part way (a full disk) is repeated at the same place, so a retry never tears a
+/// line or writes one twice, and a record is never lost between a failed write and the next.
 pub struct DeadLetterFile {
     path: PathBuf,
     source: String,
-    out: BufWriter<File>,
+    file: File,
+    /// Bytes of the file written whole so far.
+    len: u64,
+    /// Whole records not yet written to the file.
+    pending: Vec<u8>,
     count: u64,
     /// Kafka records already in the file (appending after a restart): a record re-read because
     /// its offset was not committed before a crash is not written twice.
@@ -52,10 +64,16 @@ impl DeadLetterFile {
     /// Creates `path`; `source` names the input in every record.
     pub fn create(path: &Path, source: &str) -> Result<Self> {
         let file = File::create(path).with_context(|| format!("creating {}", path.display()))?;
-        Ok(DeadLetterFile { path: path.to_path_buf(), source: source.into(), out: BufWriter::new(file), count: 0, written: HashSet::new() })
+        Ok(DeadLetterFile::over(file, 0, path, source, HashSet::new()))
     }
 
-    /// Appends one dead letter (a Kafka record the file already holds is skipped).
+    fn over(file: File, len: u64, path: &Path, source: &str, written: HashSet<(i32, i64)>) -> Self {
+        DeadLetterFile { path: path.to_path_buf(), source: source.into(), file, len, pending: Vec::new(), count: 0, written }
+    }
+
+    /// Appends one dead letter (a Kafka record the file already holds is skipped). It is held
+    /// in memory until [`sync`](Self::sync) or until a megabyte is pending; a failed write then
+    /// keeps it for the next attempt, so this never fails on the disk.
     pub fn write(&mut self, letter: &DeadLetter) -> Result<()> {
         if let Position::Kafka { partition, offset } = letter.position
             && !self.written.insert((partition, offset))
@@ -80,9 +98,26 @@ impl DeadLetterFile {
             original_bytes: letter.cut.as_ref().map(|c| c.bytes),
             original_sha256: letter.cut.as_ref().map(|c| c.sha256.as_str()),
         };
-        serde_json::to_writer(&mut self.out, &record)?;
-        self.out.write_all(b"\n")?;
+        serde_json::to_writer(&mut self.pending, &record)?;
+        self.pending.push(b'\n');
         self.count += 1;
+        if self.pending.len() >= PENDING_BYTES
+            && let Err(e) = self.write_pending()
+        {
+            tracing::debug!("dead letters held in memory until the next sync: {e:#}");
+        }
+        Ok(())
+    }
+
+    /// Writes the pending records at the end of what is whole; on failure they stay pending
+    /// and the next attempt writes them at the same place.
+    fn write_pending(&mut self) -> Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        self.file.write_all_at(&self.pending, self.len).with_context(|| format!("writing {}", self.path.display()))?;
+        self.len += self.pending.len() as u64;
+        self.pending.clear();
         Ok(())
     }
 
@@ -93,7 +128,8 @@ impl DeadLetterFile {
         let mut file = std::fs::OpenOptions::new()
             .create(true)
             .read(true)
-            .append(true)
+            .write(true)
+            .truncate(false)
             .open(path)
             .with_context(|| format!("opening {}", path.display()))?;
         let mut text = Vec::new();
@@ -112,13 +148,14 @@ impl DeadLetterFile {
             .filter_map(|line| serde_json::from_slice::<At>(line).ok())
             .filter_map(|at| Some((at.partition?, at.offset?)))
             .collect();
-        Ok(DeadLetterFile { path: path.to_path_buf(), source: source.into(), out: BufWriter::new(file), count: 0, written })
+        Ok(DeadLetterFile::over(file, whole as u64, path, source, written))
     }
 
-    /// Flushes and fsyncs what was written so far.
+    /// Writes and fsyncs every record so far. A failure (a full disk) loses nothing: calling
+    /// it again repeats the write where it failed.
     pub fn sync(&mut self) -> Result<()> {
-        self.out.flush()?;
-        self.out.get_ref().sync_all()?;
+        self.write_pending()?;
+        self.file.sync_data().with_context(|| format!("syncing {}", self.path.display()))?;
         Ok(())
     }
 
@@ -128,16 +165,24 @@ impl DeadLetterFile {
     }
 
     /// Flushes and syncs; returns the path and count.
-    pub fn finish(self) -> Result<(PathBuf, u64)> {
-        let file = self.out.into_inner().map_err(|e| e.into_error())?;
-        file.sync_all()?;
-        Ok((self.path, self.count))
+    pub fn finish(mut self) -> Result<(PathBuf, u64)> {
+        self.sync()?;
+        Ok((self.path.clone(), self.count))
+    }
+}
+
+impl Drop for DeadLetterFile {
+    /// Writes what is pending, as a buffered writer would; a failure is left to the re-read of
+    /// the offsets that were never committed past these records.
+    fn drop(&mut self) {
+        let _ = self.write_pending();
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write;
     use sg_model::RefusedBy;
 
     fn letter(offset: i64) -> DeadLetter {
