@@ -4,7 +4,8 @@
 # numpy + tokenizers + safetensors (the reference embedding service the dedup tests start),
 # pydantic-ocsf (an independent OCSF validator for the alerts), pandas and DuckDB (readers the
 # output layout is checked with), the all-MiniLM-L6-v2 weights (scripts/fetch-model.sh), and
-# Debian's Chromium (the headless browser of the dashboard test).
+# Debian's Chromium (the headless browser of the dashboard test), and the pinned nightly with
+# cargo-fuzz for the fuzzers (scripts/fuzz.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,6 +24,12 @@ if ! .venv/bin/python -c "import pyarrow, numpy, tokenizers, safetensors, ocsf.v
 fi
 
 scripts/fetch-model.sh
+
+# The fuzzers' toolchain (fuzz/rust-toolchain.toml pins a nightly) and cargo-fuzz.
+(cd fuzz && rustup toolchain install >/dev/null)
+if ! cargo fuzz --version >/dev/null 2>&1; then
+    cargo install cargo-fuzz --version 0.13.2 --locked
+fi
 
 # Debian's Chromium, the headless browser the dashboard test renders the page in, and the
 # openssl CLI the TLS tests make their CA and certificates with.

@@ -17,6 +17,10 @@ trap 'rm -f "$log"' EXIT
 # The workspace's default members: host (unit + tests/all), the feature logic, the forest.
 status=0
 cargo test --release --locked --no-fail-fast "$@" -- --include-ignored 2>&1 | tee "$log" || status=$?
+# Coverage-guided fuzzing of the decoders and the model loader, a minute each.
+if [ $# -eq 0 ]; then
+    scripts/fuzz.sh "${SG_FUZZ_SECONDS:-60}" 2>&1 | tee -a "$log" || status=$?
+fi
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i; if ($(i+1) ~ /^ignored/) g += $i } }
      END { printf "summary: %d passed, %d failed, %d ignored\n", p, f, g }' "$log"
 du -sh "$target_dir" | awk '{ print "disk: the target directory holds " $1 }'
