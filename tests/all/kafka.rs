@@ -559,6 +559,25 @@ fn a_far_future_event_in_each_partition_is_dead_lettered_and_every_window_is_wri
     assert_exactly_once(&ledger_ids(&[&out], &ids), events());
 }
 
+/// `--retain 15s` over 10-second windows: once a window is written, those that ended more than
+/// 15 s (event time) before its end are deleted — behind the checkpoint, so nothing re-reads
+/// them.
+#[test]
+fn retention_deletes_windows_older_than_it_keeps() {
+    let (_cluster, brokers) = mock_cluster("kept", 2);
+    let dir = tempfile::tempdir().unwrap();
+    let file = events_with_ticks(dir.path(), 3000, 2);
+    fill_round_robin(&brokers, "kept", &file, 2);
+    let out = dir.path().join("out");
+    let stderr = dir.path().join("stderr");
+    let follower = follow_with(&brokers, "kept", &out, &stderr, &["--retain", "15s"]);
+    let names = || windows_written(&out).into_iter().map(|(name, _)| name).collect::<Vec<_>>();
+    wait_for("the last two windows, and only them", 60, || names() == ["window=2026-01-01T00:00:10Z", "window=2026-01-01T00:00:20Z"]);
+    interrupt(follower);
+    assert!(std::fs::read_to_string(&stderr).unwrap().contains("--retain: removed"));
+    assert!(!out.join("window=2026-01-01T00:00:00Z").exists());
+}
+
 /// The offsets `group` committed on the partitions of `topic` (`None` where it committed none).
 fn committed(brokers: &str, group: &str, topic: &str, partitions: i32) -> Vec<Option<i64>> {
     use rdkafka::consumer::{BaseConsumer, Consumer};

@@ -292,6 +292,9 @@ impl<'r> Windowed<'_, 'r> {
             if let Err(e) = remove_windows_before(out, horizon, self.job.window_ms) {
                 tracing::warn!("--retain: {e:#}");
             }
+            if let Err(e) = cx.dead.rotate(DEAD_LETTER_ROTATE_BYTES, retain) {
+                tracing::warn!("--retain: {e:#}");
+            }
         }
         Ok(safe)
     }
@@ -351,6 +354,9 @@ impl<'r> Windowed<'_, 'r> {
         Ok(())
     }
 }
+
+/// With `--retain`, the dead-letter file is rotated once it holds this much.
+const DEAD_LETTER_ROTATE_BYTES: u64 = 64 << 20;
 
 /// Warns when the output's filesystem has fewer than `min_free` bytes free, and makes `/readyz`
 /// say so while it does: the stream starts anyway, and waits for space when a write fails.

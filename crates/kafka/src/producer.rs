@@ -98,8 +98,13 @@ pub fn create_topic(topic: &KafkaTopic, client: &ClientSettings, partitions: i32
     Ok(())
 }
 
+/// How long the brokers have to describe a topic's configuration.
+const DESCRIBE_TIMEOUT: Duration = Duration::from_secs(3);
+
 /// The largest record `topic` takes from this client: the smaller of the topic's
-/// `max.message.bytes`, as the brokers report it, and the client's `message.max.bytes`.
+/// `max.message.bytes`, as the brokers report it, and the client's `message.max.bytes`. Where
+/// the brokers do not say (no `DescribeConfigs` permission, a broker without the API), Kafka's
+/// default is assumed, with a warning.
 pub fn message_limit(topic: &KafkaTopic, properties: &[(String, String)]) -> Result<usize> {
     let client = properties
         .iter()
@@ -108,20 +113,27 @@ pub fn message_limit(topic: &KafkaTopic, properties: &[(String, String)]) -> Res
         .map(|(_, v)| v.trim().parse::<usize>().with_context(|| format!("message.max.bytes={v}: not a number")))
         .transpose()?
         .unwrap_or(CLIENT_MESSAGE_MAX_BYTES);
-    let (admin, runtime) = admin(topic, properties)?;
-    let options = AdminOptions::new().request_timeout(Some(Duration::from_secs(15)));
-    let described = runtime
-        .block_on(admin.describe_configs([&ResourceSpecifier::Topic(&topic.topic)], &options))
-        .with_context(|| format!("reading the configuration of topic {}", topic.topic))?;
-    let broker = match described.into_iter().next() {
-        Some(Ok(resource)) => match resource.get("max.message.bytes").and_then(|e| e.value.as_deref()) {
-            Some(v) => v.trim().parse::<usize>().with_context(|| format!("topic {}: max.message.bytes={v}", topic.topic))?,
-            None => BROKER_MESSAGE_MAX_BYTES,
-        },
-        Some(Err(code)) => bail!("reading the configuration of topic {}: {code}", topic.topic),
-        None => BROKER_MESSAGE_MAX_BYTES,
-    };
+    let broker = topic_message_max_bytes(topic, properties).unwrap_or_else(|e| {
+        tracing::warn!("{e:#}; assuming Kafka's default max.message.bytes ({BROKER_MESSAGE_MAX_BYTES})");
+        BROKER_MESSAGE_MAX_BYTES
+    });
     Ok(client.min(broker))
+}
+
+/// The topic's `max.message.bytes` as the brokers describe it.
+fn topic_message_max_bytes(topic: &KafkaTopic, properties: &[(String, String)]) -> Result<usize> {
+    let (admin, runtime) = admin(topic, properties)?;
+    let options = AdminOptions::new().request_timeout(Some(DESCRIBE_TIMEOUT));
+    let context = || format!("reading the configuration of topic {}", topic.topic);
+    let described = runtime.block_on(admin.describe_configs([&ResourceSpecifier::Topic(&topic.topic)], &options)).with_context(context)?;
+    match described.into_iter().next() {
+        Some(Ok(resource)) => match resource.get("max.message.bytes").and_then(|e| e.value.as_deref()) {
+            Some(v) => v.trim().parse::<usize>().with_context(|| format!("topic {}: max.message.bytes={v}", topic.topic)),
+            None => Ok(BROKER_MESSAGE_MAX_BYTES),
+        },
+        Some(Err(code)) => Err(anyhow::anyhow!("{}: {code}", context())),
+        None => Ok(BROKER_MESSAGE_MAX_BYTES),
+    }
 }
 
 /// Counts records the brokers did not acknowledge.

@@ -188,9 +188,13 @@ async fn upload(State(state): State<AppState>, Path(role_name): Path<String>, Qu
     if found != q.sha256.to_ascii_lowercase() {
         return json(StatusCode::BAD_REQUEST, serde_json::json!({"error": format!("sha256 of the upload is {found}, the request states {}", q.sha256)}));
     }
-    let path = state.uploads.join(format!("{found}.{}", if role == Role::Model { "model" } else { "wasm" }));
+    let kind = if role == Role::Model { "model" } else { "wasm" };
+    let path = state.uploads.join(format!("{found}.{kind}"));
     if let Err(e) = std::fs::create_dir_all(&state.uploads).and_then(|_| std::fs::write(&path, &body)) {
         return json(StatusCode::INTERNAL_SERVER_ERROR, serde_json::json!({"error": format!("storing the upload: {e}")}));
+    }
+    if let Err(e) = keep_newest(&state.uploads, kind, KEPT_UPLOADS) {
+        tracing::warn!("pruning {}: {e}", state.uploads.display());
     }
     let requests = up.requests.clone();
     let answer = tokio::task::spawn_blocking(move || {
@@ -199,6 +203,25 @@ async fn upload(State(state): State<AppState>, Path(role_name): Path<String>, Qu
     .await
     .unwrap_or_else(|e| Err(e.to_string()));
     outcome(answer)
+}
+
+/// Uploads of each kind kept on disk (a loaded version lives in memory; the files are for audit).
+const KEPT_UPLOADS: usize = 8;
+
+/// Deletes all but the `keep` newest files of `dir` ending in `.{kind}`.
+fn keep_newest(dir: &std::path::Path, kind: &str, keep: usize) -> std::io::Result<()> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        if entry.path().extension().is_some_and(|e| e == kind) {
+            files.push((entry.metadata()?.modified()?, entry.path()));
+        }
+    }
+    files.sort_by(|a, b| b.0.cmp(&a.0));
+    for (_, old) in files.into_iter().skip(keep) {
+        std::fs::remove_file(old)?;
+    }
+    Ok(())
 }
 
 async fn rollback(State(state): State<AppState>, Query(q): Query<RollbackQuery>) -> Response {
@@ -372,7 +395,21 @@ pub fn serve(settings: AdminSettings, upgradable: Option<Upgradable>) -> Result<
 
 #[cfg(test)]
 mod tests {
-    use super::is_loopback_host;
+    use super::{is_loopback_host, keep_newest};
+
+    #[test]
+    fn only_the_newest_uploads_of_a_kind_are_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        for i in 0..5 {
+            let f = std::fs::File::create(dir.path().join(format!("{i}.wasm"))).unwrap();
+            f.set_modified(std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(i)).unwrap();
+        }
+        std::fs::write(dir.path().join("m.model"), b"").unwrap();
+        keep_newest(dir.path(), "wasm", 2).unwrap();
+        let mut left: Vec<String> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        left.sort();
+        assert_eq!(left, ["3.wasm", "4.wasm", "m.model"]);
+    }
 
     #[test]
     fn only_loopback_names_pass_the_host_check() {

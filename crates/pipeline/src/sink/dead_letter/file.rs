@@ -122,8 +122,9 @@ impl DeadLetterFile {
     }
 
     /// Opens `path` for appending (created if missing); `source` names the input. A last line
-    /// torn by a crash is cut off, and the Kafka records already in the file are remembered so
-    /// that re-reading them after the crash does not dead-letter them twice.
+    /// torn by a crash is cut off, and the Kafka records already in the file (or in the files
+    /// it was rotated to) are remembered so that re-reading them after the crash does not
+    /// dead-letter them twice.
     pub fn append(path: &Path, source: &str) -> Result<Self> {
         let mut file = std::fs::OpenOptions::new()
             .create(true)
@@ -143,12 +144,39 @@ impl DeadLetterFile {
             partition: Option<i32>,
             offset: Option<i64>,
         }
-        let written = text[..whole]
-            .split(|&b| b == b'\n')
-            .filter_map(|line| serde_json::from_slice::<At>(line).ok())
-            .filter_map(|at| Some((at.partition?, at.offset?)))
-            .collect();
+        let mut written = HashSet::new();
+        let mut remember = |text: &[u8]| {
+            let found = text.split(|&b| b == b'\n').filter_map(|line| serde_json::from_slice::<At>(line).ok());
+            written.extend(found.filter_map(|at| Some((at.partition?, at.offset?))));
+        };
+        remember(&text[..whole]);
+        for rotated in rotated_files(path)? {
+            remember(&std::fs::read(&rotated).with_context(|| format!("reading {}", rotated.display()))?);
+        }
         Ok(DeadLetterFile::over(file, whole as u64, path, source, written))
+    }
+
+    /// Once the file holds `max_bytes`, renames it to `NAME.<epoch ms>.jsonl` (after a sync) and
+    /// starts it afresh; rotated files last modified more than `retain` ago are deleted.
+    pub fn rotate(&mut self, max_bytes: u64, retain: std::time::Duration) -> Result<()> {
+        self.sync()?;
+        if self.len >= max_bytes {
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_millis();
+            let stem = self.path.file_stem().and_then(|s| s.to_str()).unwrap_or("dead_letters");
+            let rotated = self.path.with_file_name(format!("{stem}.{now}.jsonl"));
+            std::fs::rename(&self.path, &rotated).with_context(|| format!("rotating {} to {}", self.path.display(), rotated.display()))?;
+            self.file = File::create(&self.path).with_context(|| format!("creating {}", self.path.display()))?;
+            self.len = 0;
+            tracing::info!("dead letters rotated to {}", rotated.display());
+        }
+        for old in rotated_files(&self.path)? {
+            let age = std::fs::metadata(&old).and_then(|m| m.modified()).ok().and_then(|t| t.elapsed().ok());
+            if age.is_some_and(|age| age > retain) {
+                std::fs::remove_file(&old).with_context(|| format!("removing {}", old.display()))?;
+                tracing::info!("--retain: removed {}", old.display());
+            }
+        }
+        Ok(())
     }
 
     /// Writes and fsyncs every record so far. A failure (a full disk) loses nothing: calling
@@ -169,6 +197,25 @@ impl DeadLetterFile {
         self.sync()?;
         Ok((self.path.clone(), self.count))
     }
+}
+
+/// The files `path` (`DIR/NAME.jsonl`) was rotated to: `DIR/NAME.<epoch ms>.jsonl`.
+fn rotated_files(path: &Path) -> Result<Vec<PathBuf>> {
+    let (Some(dir), Some(stem)) = (path.parent(), path.file_stem().and_then(|s| s.to_str())) else { return Ok(Vec::new()) };
+    let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
+    let Ok(entries) = std::fs::read_dir(dir) else { return Ok(Vec::new()) };
+    let mut found = Vec::new();
+    for entry in entries {
+        let entry = entry?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let stamp = name.strip_prefix(stem).and_then(|r| r.strip_prefix('.')).and_then(|r| r.strip_suffix(".jsonl"));
+        if stamp.is_some_and(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())) {
+            found.push(entry.path());
+        }
+    }
+    found.sort();
+    Ok(found)
 }
 
 impl Drop for DeadLetterFile {
@@ -213,5 +260,26 @@ mod tests {
             .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["offset"].as_i64().unwrap())
             .collect();
         assert_eq!(offsets, vec![3, 5, 7]);
+    }
+
+    #[test]
+    fn a_rotated_file_is_still_known_after_a_restart_and_deleted_past_retention() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("_dead_letters.jsonl");
+        let mut f = DeadLetterFile::append(&path, "t").unwrap();
+        f.write(&letter(3)).unwrap();
+        f.rotate(1, std::time::Duration::from_secs(3600)).unwrap();
+        f.write(&letter(4)).unwrap();
+        f.sync().unwrap();
+        drop(f);
+        assert_eq!(rotated_files(&path).unwrap().len(), 1);
+        // A restart re-reading offsets 3 and 4 writes neither again.
+        let mut f = DeadLetterFile::append(&path, "t").unwrap();
+        f.write(&letter(3)).unwrap();
+        f.write(&letter(4)).unwrap();
+        assert_eq!(f.count(), 0);
+        // Past retention the rotated file goes; the current one stays.
+        f.rotate(u64::MAX, std::time::Duration::ZERO).unwrap();
+        assert!(rotated_files(&path).unwrap().is_empty() && path.exists());
     }
 }

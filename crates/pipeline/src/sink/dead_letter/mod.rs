@@ -57,6 +57,15 @@ impl DeadLetters {
         Ok(())
     }
 
+    /// Rotates the file once it holds `max_bytes`, deleting rotated files older than `retain`
+    /// ([`DeadLetterFile::rotate`]).
+    pub fn rotate(&mut self, max_bytes: u64, retain: std::time::Duration) -> Result<()> {
+        match &mut self.file {
+            Some(f) => f.rotate(max_bytes, retain),
+            None => Ok(()),
+        }
+    }
+
     /// Flushes the file and waits until the topic acknowledged every dead letter; returns how
     /// many were written.
     pub fn finish(self) -> Result<u64> {
