@@ -4,6 +4,7 @@
 pub mod columns;
 #[cfg(feature = "component")]
 pub mod component;
+pub mod drain;
 pub mod normalize;
 pub mod raw;
 

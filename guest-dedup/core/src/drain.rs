@@ -1,0 +1,417 @@
+//! Online log-template mining: Drain (P. He, J. Zhu, Z. Zheng, M. R. Lyu, "Drain: An Online Log
+//! Parsing Approach with Fixed Depth Tree", ICWS 2017), as `drain3` implements it, with two
+//! changes that make its templates usable as dedup keys:
+//!
+//! - **Stable keys.** A template's key is its first form (the masked tokens of the line that
+//!   created it), kept while the template generalises (`<*>` where its lines differ). Drain's
+//!   cluster numbers depend on the order of everything seen; the first form only on the lines
+//!   seen up to it, so two miners fed the same lines agree, and a point stored under a template
+//!   stays its point after the template generalises.
+//! - **Covered lines change nothing.** A line that a template already covers (equal on every
+//!   token the template keeps) joins it before any learning. In Drain, a line's similarity to its
+//!   own template falls as the template generalises, so re-reading it could open a new template
+//!   (a new key, a new point); here re-reading what was learned adds nothing.
+//!
+//! Lines are split on whitespace; masks (anchored regexes over whole tokens, e.g. block ids,
+//! addresses, numbers) replace a token with `<NAME>` before anything else. The tree: token
+//! count, then the first `depth − 2` tokens (a token with a digit, or past `max_children`,
+//! goes under `<*>`); a leaf's templates are compared by the share of equal tokens, and the
+//! best at or above `similarity` takes the line.
+
+use std::collections::HashMap;
+
+use regex::{Regex, RegexSet};
+use serde::{Deserialize, Serialize};
+
+/// The wildcard a template holds where its lines differ.
+pub const WILDCARD: &str = "<*>";
+
+/// Version of the state [`Drain::export_state`] writes; [`Drain::import_state`] reads only it.
+pub const STATE_FORMAT: &str = "drain-1";
+
+/// A mask: whole tokens matching `pattern` become `<name>`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Mask {
+    /// Placeholder name (`BLK` → `<BLK>`).
+    pub name: String,
+    /// Regex over a whole token (anchored by the miner).
+    pub pattern: String,
+}
+
+/// The miner's parameters, given to the component at start (JSON).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Tree depth, counting the root and the token-count level (drain3's `depth`; ≥ 3).
+    pub depth: usize,
+    /// Least share of equal tokens for a line to join a template (drain3's `sim_th`).
+    pub similarity: f64,
+    /// Children per tree node before new tokens go under `<*>`.
+    pub max_children: usize,
+    /// Masks, tried in order on every token.
+    pub masks: Vec<Mask>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        let mask = |name: &str, pattern: &str| Mask { name: name.into(), pattern: pattern.into() };
+        Config {
+            depth: 4,
+            similarity: 0.5,
+            max_children: 100,
+            masks: vec![
+                mask("BLK", r"blk_-?\d+[.,;:]?"),
+                mask("IP", r"/?\d{1,3}(\.\d{1,3}){3}(:\d+)?[.,;:]?"),
+                mask("HEX", r"0[xX][0-9a-fA-F]+[.,;:]?"),
+                mask("NUM", r"[-+]?\d+(\.\d+)?[.,;:]?"),
+            ],
+        }
+    }
+}
+
+/// One learned template.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct Template {
+    /// Its first form: the key of every line it takes.
+    key: String,
+    /// Its tokens now (`<*>` where its lines differed).
+    tokens: Vec<String>,
+    /// Lines it took.
+    size: u64,
+    /// The tree path it is filed under (token count, then leading tokens or `<*>`).
+    path: Vec<String>,
+}
+
+/// What the miner made of a line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Parsed {
+    /// The template's stable key (its first form).
+    pub key: String,
+    /// The template now.
+    pub template: String,
+    /// The line's tokens where the template has `<*>` or a mask.
+    pub params: Vec<String>,
+    /// Whether this line created the template.
+    pub new: bool,
+}
+
+/// A template as listed: key, current text, lines taken.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Listed {
+    /// Stable key.
+    pub key: String,
+    /// Current template.
+    pub template: String,
+    /// Lines it took.
+    pub size: u64,
+}
+
+#[derive(Default)]
+struct Node {
+    children: HashMap<String, usize>,
+    templates: Vec<usize>,
+}
+
+/// Everything learned, as exported.
+#[derive(Serialize, Deserialize)]
+struct State {
+    format: String,
+    config: Config,
+    templates: Vec<Template>,
+}
+
+/// Masks over tokens.
+struct Masker {
+    set: RegexSet,
+    /// `<NAME>` of each mask.
+    names: Vec<String>,
+}
+
+impl Masker {
+    /// The line's tokens, masked.
+    fn tokens<'a>(&'a self, line: &'a str) -> Vec<&'a str> {
+        line.split_whitespace()
+            .map(|t| match self.set.matches(t).iter().next() {
+                Some(m) => self.names[m].as_str(),
+                None => t,
+            })
+            .collect()
+    }
+
+    fn is_mask(&self, token: &str) -> bool {
+        token.starts_with('<') && self.names.iter().any(|m| m == token)
+    }
+}
+
+/// The tree and the templates filed in it.
+struct Tree {
+    /// Leading tokens the tree looks at (`depth − 2`).
+    prefix: usize,
+    similarity: f64,
+    max_children: usize,
+    nodes: Vec<Node>,
+    templates: Vec<Template>,
+}
+
+/// The miner.
+pub struct Drain {
+    config: Config,
+    masker: Masker,
+    tree: Tree,
+}
+
+impl Drain {
+    /// A miner with `config`, knowing nothing.
+    pub fn new(config: Config) -> Result<Drain, String> {
+        if config.depth < 3 {
+            return Err(format!("depth {} is below 3", config.depth));
+        }
+        if !(0.0..=1.0).contains(&config.similarity) {
+            return Err(format!("similarity {} is not within 0..=1", config.similarity));
+        }
+        if config.max_children < 2 {
+            return Err(format!("max_children {} is below 2", config.max_children));
+        }
+        for m in &config.masks {
+            if m.name.is_empty() || !m.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                return Err(format!("mask name {:?}: letters, digits and `_` only", m.name));
+            }
+            Regex::new(&m.pattern).map_err(|e| format!("mask {}: {e}", m.name))?;
+        }
+        let anchored: Vec<String> = config.masks.iter().map(|m| format!("^(?:{})$", m.pattern)).collect();
+        let set = RegexSet::new(&anchored).map_err(|e| format!("masks: {e}"))?;
+        let masker = Masker { set, names: config.masks.iter().map(|m| format!("<{}>", m.name)).collect() };
+        let tree = Tree {
+            prefix: config.depth - 2,
+            similarity: config.similarity,
+            max_children: config.max_children,
+            nodes: vec![Node::default()],
+            templates: Vec::new(),
+        };
+        Ok(Drain { config, masker, tree })
+    }
+
+    /// The parameters in force.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Templates learned.
+    pub fn len(&self) -> usize {
+        self.tree.templates.len()
+    }
+
+    /// Whether nothing was learned yet.
+    pub fn is_empty(&self) -> bool {
+        self.tree.templates.is_empty()
+    }
+
+    /// Every template, in the order learned.
+    pub fn templates(&self) -> Vec<Listed> {
+        self.tree.templates.iter().map(|t| Listed { key: t.key.clone(), template: t.tokens.join(" "), size: t.size }).collect()
+    }
+
+    /// Learns from `line` and says which template it belongs to.
+    pub fn add(&mut self, line: &str) -> Parsed {
+        let raw: Vec<&str> = line.split_whitespace().collect();
+        let tokens = self.masker.tokens(line);
+        let tree = &mut self.tree;
+        let leaf = tree.leaf(&tokens);
+        // A template that covers the line takes it as it is.
+        let covering = leaf.and_then(|n| tree.nodes[n].templates.iter().copied().find(|&t| covers(&tree.templates[t].tokens, &tokens)));
+        let (t, new) = match covering.or_else(|| leaf.and_then(|n| tree.best(n, &tokens))) {
+            Some(t) => {
+                let template = &mut tree.templates[t];
+                for (have, seen) in template.tokens.iter_mut().zip(&tokens) {
+                    if have != seen && have != WILDCARD {
+                        *have = WILDCARD.to_string();
+                    }
+                }
+                template.size += 1;
+                (t, false)
+            }
+            None => (tree.insert(&tokens), true),
+        };
+        let template = &tree.templates[t];
+        let params = template
+            .tokens
+            .iter()
+            .zip(tokens.iter().zip(&raw))
+            .filter(|(have, (masked, _))| *have == WILDCARD || self.masker.is_mask(masked))
+            .map(|(_, (_, raw))| raw.to_string())
+            .collect();
+        Parsed { key: template.key.clone(), template: template.tokens.join(" "), params, new }
+    }
+
+    /// Everything learned and the parameters, as bytes ([`STATE_FORMAT`]).
+    pub fn export_state(&self) -> Vec<u8> {
+        let state = State { format: STATE_FORMAT.into(), config: self.config.clone(), templates: self.tree.templates.clone() };
+        postcard::to_allocvec(&state).expect("serializable")
+    }
+
+    /// A miner that continues from `bytes` (from [`export_state`](Self::export_state)),
+    /// with the parameters they were learned with; the tree is rebuilt as it was.
+    pub fn import_state(bytes: &[u8]) -> Result<Drain, String> {
+        let state: State = postcard::from_bytes(bytes).map_err(|e| format!("not a drain state: {e}"))?;
+        if state.format != STATE_FORMAT {
+            return Err(format!("state format {:?}, this miner reads {STATE_FORMAT:?}", state.format));
+        }
+        let mut drain = Drain::new(state.config)?;
+        let tree = &mut drain.tree;
+        for (t, template) in state.templates.into_iter().enumerate() {
+            let Some((first, rest)) = template.path.split_first() else { return Err(format!("template {t} has no tree path")) };
+            if rest.len() > tree.prefix || first.parse::<usize>().ok() != Some(template.tokens.len()) {
+                return Err(format!("template {t}: a tree path that does not fit its tokens"));
+            }
+            let mut node = tree.child(0, first);
+            for step in rest {
+                node = tree.child(node, step);
+            }
+            tree.nodes[node].templates.push(t);
+            tree.templates.push(template);
+        }
+        Ok(drain)
+    }
+}
+
+impl Tree {
+    /// The leaf for `tokens`, if the tree has one.
+    fn leaf(&self, tokens: &[&str]) -> Option<usize> {
+        let mut node = *self.nodes[0].children.get(&tokens.len().to_string())?;
+        for token in tokens.iter().take(self.prefix) {
+            let children = &self.nodes[node].children;
+            node = *children.get(*token).or_else(|| children.get(WILDCARD))?;
+        }
+        Some(node)
+    }
+
+    /// The most similar template of leaf `node` at or above the threshold (ties: more `<*>`).
+    fn best(&self, node: usize, tokens: &[&str]) -> Option<usize> {
+        let mut best: Option<(usize, f64, usize)> = None;
+        for &t in &self.nodes[node].templates {
+            let template = &self.templates[t].tokens;
+            let (mut equal, mut wild) = (0usize, 0usize);
+            for (have, seen) in template.iter().zip(tokens) {
+                if have == WILDCARD {
+                    wild += 1;
+                } else if have == seen {
+                    equal += 1;
+                }
+            }
+            let similarity = if tokens.is_empty() { 1.0 } else { equal as f64 / tokens.len() as f64 };
+            if best.is_none_or(|(_, s, w)| similarity > s || (similarity == s && wild > w)) {
+                best = Some((t, similarity, wild));
+            }
+        }
+        best.filter(|&(_, s, _)| s >= self.similarity).map(|(t, _, _)| t)
+    }
+
+    /// Files a new template for `tokens` (drain3's `add_seq_to_prefix_tree`).
+    fn insert(&mut self, tokens: &[&str]) -> usize {
+        let mut path = vec![tokens.len().to_string()];
+        let mut node = self.child(0, &path[0]);
+        for token in tokens.iter().take(self.prefix) {
+            let children = &self.nodes[node].children;
+            let step = if children.contains_key(*token) {
+                token.to_string()
+            } else if token.bytes().any(|b| b.is_ascii_digit()) {
+                WILDCARD.to_string()
+            } else if children.contains_key(WILDCARD) {
+                if children.len() < self.max_children { token.to_string() } else { WILDCARD.to_string() }
+            } else if children.len() + 1 < self.max_children {
+                token.to_string()
+            } else {
+                WILDCARD.to_string()
+            };
+            node = self.child(node, &step);
+            path.push(step);
+        }
+        let t = self.templates.len();
+        let key = tokens.join(" ");
+        self.templates.push(Template { key, tokens: tokens.iter().map(|s| s.to_string()).collect(), size: 1, path });
+        self.nodes[node].templates.push(t);
+        t
+    }
+
+    /// The child of `node` under `token`, made if missing.
+    fn child(&mut self, node: usize, token: &str) -> usize {
+        if let Some(&c) = self.nodes[node].children.get(token) {
+            return c;
+        }
+        let c = self.nodes.len();
+        self.nodes.push(Node::default());
+        self.nodes[node].children.insert(token.to_string(), c);
+        c
+    }
+}
+
+/// Whether `template` keeps only tokens equal to the line's (same length).
+fn covers(template: &[String], tokens: &[&str]) -> bool {
+    template.len() == tokens.len() && template.iter().zip(tokens).all(|(have, seen)| have == WILDCARD || have == seen)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn templates_generalise_and_keep_their_first_key() {
+        let mut d = Drain::new(Config::default()).unwrap();
+        let a = d.add("Receiving block blk_-123 src: /10.0.0.1:5 dest: /10.0.0.2:50010");
+        assert!(a.new);
+        assert_eq!(a.key, "Receiving block <BLK> src: <IP> dest: <IP>");
+        assert_eq!(a.params, ["blk_-123", "/10.0.0.1:5", "/10.0.0.2:50010"]);
+        let b = d.add("Deleting block blk_1 file /a/b");
+        let c = d.add("Deleting block blk_2 file /c/d/e");
+        assert_eq!(b.key, c.key);
+        assert_eq!(c.template, "Deleting block <BLK> file <*>");
+        assert_eq!(c.params, ["blk_2", "/c/d/e"]);
+        // Re-reading the first line after generalisation: the same key, nothing new.
+        let again = d.add("Deleting block blk_1 file /a/b");
+        assert!(!again.new && again.key == b.key);
+        assert_eq!(d.len(), 2);
+    }
+
+    #[test]
+    fn a_line_stays_with_the_template_that_covers_it() {
+        let mut d = Drain::new(Config { similarity: 0.5, ..Config::default() }).unwrap();
+        let first = d.add("a b c d e f");
+        d.add("a b x y e f");
+        d.add("a b x z w f");
+        // Too far from `a b <*> <*> <*> f`: a template of its own, five sixths like the first line.
+        let other = d.add("a b c d e g");
+        assert!(other.new);
+        // Drain would now give the first line to the closer `a b c d e g`, under another key;
+        // the template that covers it keeps it.
+        let again = d.add("a b c d e f");
+        assert_eq!(again.key, first.key);
+        assert_eq!(again.template, "a b <*> <*> <*> f");
+        assert_eq!(d.len(), 2);
+    }
+
+    #[test]
+    fn the_state_round_trips_and_learning_continues_as_before() {
+        let lines: Vec<String> = (0..200).map(|i| format!("user u{} logged in from 10.0.0.{} port {}", i % 7, i % 250, 1000 + i)).collect();
+        let mut whole = Drain::new(Config::default()).unwrap();
+        let mut first = Drain::new(Config::default()).unwrap();
+        for l in &lines[..100] {
+            whole.add(l);
+            first.add(l);
+        }
+        let mut second = Drain::import_state(&first.export_state()).unwrap();
+        for l in &lines[100..] {
+            assert_eq!(whole.add(l), second.add(l));
+        }
+        assert_eq!(whole.templates(), second.templates());
+        assert!(Drain::import_state(b"junk").is_err());
+    }
+
+    #[test]
+    fn bad_parameters_are_refused_with_the_reason() {
+        let bad = |c: Config| Drain::new(c).err().unwrap();
+        assert!(bad(Config { depth: 2, ..Config::default() }).contains("depth"));
+        assert!(bad(Config { similarity: 1.5, ..Config::default() }).contains("similarity"));
+        let masks = vec![Mask { name: "X".into(), pattern: "(".into() }];
+        assert!(bad(Config { masks, ..Config::default() }).contains("mask X"));
+    }
+}
