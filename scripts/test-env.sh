@@ -3,7 +3,8 @@
 # target (from rust-toolchain.toml), a Python venv with pyarrow (an independent Parquet reader) and
 # numpy + tokenizers + safetensors (the reference embedding service the dedup tests start),
 # pydantic-ocsf (an independent OCSF validator for the alerts), pandas and DuckDB (readers the
-# output layout is checked with), the all-MiniLM-L6-v2 weights (scripts/fetch-model.sh), and
+# output layout is checked with), drain3 (the reference Drain the template policy is judged
+# against), the all-MiniLM-L6-v2 weights (scripts/fetch-model.sh), and
 # Debian's Chromium (the headless browser of the dashboard test), and the pinned nightly with
 # cargo-fuzz for the fuzzers (scripts/fuzz.sh).
 set -euo pipefail
@@ -17,10 +18,10 @@ if [ ! -x "${CARGO_HOME:-$HOME/.cargo}/bin/nisshi" ]; then
     cargo install nisshi --version 0.8.1 --locked --no-default-features --features dynostore,libsql
 fi
 
-if ! .venv/bin/python -c "import pyarrow, numpy, tokenizers, safetensors, ocsf.v1_4_0.events, pandas, duckdb" 2>/dev/null; then
+if ! .venv/bin/python -c "import pyarrow, numpy, tokenizers, safetensors, ocsf.v1_4_0.events, pandas, duckdb, drain3" 2>/dev/null; then
     python3 -m venv .venv
     .venv/bin/pip install --quiet --disable-pip-version-check "pyarrow>=15" "numpy>=1.26" "tokenizers>=0.20" "safetensors>=0.4" \
-        "pydantic-ocsf==3.0.0" "pandas>=2" "duckdb>=1"
+        "pydantic-ocsf==3.0.0" "pandas>=2" "duckdb>=1" "drain3==0.9.11"
 fi
 
 scripts/fetch-model.sh

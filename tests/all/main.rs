@@ -20,4 +20,5 @@ mod serve;
 mod signing;
 mod support;
 mod swap;
+mod templates;
 mod versions;

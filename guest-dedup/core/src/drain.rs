@@ -12,12 +12,14 @@
 //!   own template falls as the template generalises, so re-reading it could open a new template
 //!   (a new key, a new point); here re-reading what was learned adds nothing.
 //!
-//! Lines are split on whitespace; masks (anchored regexes over whole tokens, e.g. block ids,
-//! addresses, numbers) replace a token with `<NAME>` before anything else. The tree: token
-//! count, then the first `depth − 2` tokens (a token with a digit, or past `max_children`,
-//! goes under `<*>`); a leaf's templates are compared by the share of equal tokens, and the
-//! best at or above `similarity` takes the line.
+//! Lines are split on whitespace; masks (regexes, e.g. block ids, addresses, numbers) replace
+//! what they match inside each token with `<NAME>` before anything else, as drain3's masking
+//! does over the line (so `status=200` is `status=<NUM>`; a mask cannot span whitespace). The
+//! tree, as drain3's: token count, then the first `depth − 3` tokens, never the last (a token
+//! with a digit, or past `max_children`, goes under `<*>`); a leaf's templates are compared by
+//! the share of equal tokens, and the best at or above `similarity` takes the line.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use regex::{Regex, RegexSet};
@@ -29,12 +31,12 @@ pub const WILDCARD: &str = "<*>";
 /// Version of the state [`Drain::export_state`] writes; [`Drain::import_state`] reads only it.
 pub const STATE_FORMAT: &str = "drain-1";
 
-/// A mask: whole tokens matching `pattern` become `<name>`.
+/// A mask: what `pattern` matches inside a token becomes `<name>`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Mask {
     /// Placeholder name (`BLK` → `<BLK>`).
     pub name: String,
-    /// Regex over a whole token (anchored by the miner).
+    /// Regex over a token's text.
     pub pattern: String,
 }
 
@@ -60,10 +62,10 @@ impl Default for Config {
             similarity: 0.5,
             max_children: 100,
             masks: vec![
-                mask("BLK", r"blk_-?\d+[.,;:]?"),
-                mask("IP", r"/?\d{1,3}(\.\d{1,3}){3}(:\d+)?[.,;:]?"),
-                mask("HEX", r"0[xX][0-9a-fA-F]+[.,;:]?"),
-                mask("NUM", r"[-+]?\d+(\.\d+)?[.,;:]?"),
+                mask("BLK", r"blk_-?\d+"),
+                mask("IP", r"/?\d{1,3}(\.\d{1,3}){3}(:\d+)?"),
+                mask("HEX", r"\b0[xX][0-9a-fA-F]+\b"),
+                mask("NUM", r"\b[-+]?\d+(\.\d+)?\b"),
             ],
         }
     }
@@ -122,30 +124,36 @@ struct State {
 
 /// Masks over tokens.
 struct Masker {
-    set: RegexSet,
-    /// `<NAME>` of each mask.
-    names: Vec<String>,
+    /// Every mask at once: most tokens match none, and are told so in one pass.
+    any: RegexSet,
+    /// Each mask and its `<NAME>`, in order.
+    each: Vec<(Regex, String)>,
 }
 
 impl Masker {
     /// The line's tokens, masked.
-    fn tokens<'a>(&'a self, line: &'a str) -> Vec<&'a str> {
-        line.split_whitespace()
-            .map(|t| match self.set.matches(t).iter().next() {
-                Some(m) => self.names[m].as_str(),
-                None => t,
-            })
-            .collect()
+    fn tokens<'a>(&self, line: &'a str) -> Vec<Cow<'a, str>> {
+        line.split_whitespace().map(|t| self.mask(t)).collect()
     }
 
-    fn is_mask(&self, token: &str) -> bool {
-        token.starts_with('<') && self.names.iter().any(|m| m == token)
+    fn mask<'a>(&self, token: &'a str) -> Cow<'a, str> {
+        if !self.any.is_match(token) {
+            return Cow::Borrowed(token);
+        }
+        let mut out = Cow::Borrowed(token);
+        for (re, name) in &self.each {
+            if let Cow::Owned(masked) = re.replace_all(&out, regex::NoExpand(name)) {
+                out = Cow::Owned(masked);
+            }
+        }
+        out
     }
 }
 
 /// The tree and the templates filed in it.
 struct Tree {
-    /// Leading tokens the tree looks at (`depth − 2`).
+    /// Leading tokens the tree looks at (`depth − 3`, as drain3: the root, the token-count
+    /// layer and the leaf are three of the depth), never a line's last token.
     prefix: usize,
     similarity: f64,
     max_children: usize,
@@ -178,11 +186,11 @@ impl Drain {
             }
             Regex::new(&m.pattern).map_err(|e| format!("mask {}: {e}", m.name))?;
         }
-        let anchored: Vec<String> = config.masks.iter().map(|m| format!("^(?:{})$", m.pattern)).collect();
-        let set = RegexSet::new(&anchored).map_err(|e| format!("masks: {e}"))?;
-        let masker = Masker { set, names: config.masks.iter().map(|m| format!("<{}>", m.name)).collect() };
+        let any = RegexSet::new(config.masks.iter().map(|m| &m.pattern)).map_err(|e| format!("masks: {e}"))?;
+        let each = config.masks.iter().map(|m| (Regex::new(&m.pattern).expect("checked above"), format!("<{}>", m.name))).collect();
+        let masker = Masker { any, each };
         let tree = Tree {
-            prefix: config.depth - 2,
+            prefix: config.depth - 3,
             similarity: config.similarity,
             max_children: config.max_children,
             nodes: vec![Node::default()],
@@ -214,7 +222,8 @@ impl Drain {
     /// Learns from `line` and says which template it belongs to.
     pub fn add(&mut self, line: &str) -> Parsed {
         let raw: Vec<&str> = line.split_whitespace().collect();
-        let tokens = self.masker.tokens(line);
+        let masked = self.masker.tokens(line);
+        let tokens: Vec<&str> = masked.iter().map(|t| t.as_ref()).collect();
         let tree = &mut self.tree;
         let leaf = tree.leaf(&tokens);
         // A template that covers the line takes it as it is.
@@ -237,7 +246,7 @@ impl Drain {
             .tokens
             .iter()
             .zip(tokens.iter().zip(&raw))
-            .filter(|(have, (masked, _))| *have == WILDCARD || self.masker.is_mask(masked))
+            .filter(|(have, (masked, raw))| *have == WILDCARD || masked != raw)
             .map(|(_, (_, raw))| raw.to_string())
             .collect();
         Parsed { key: template.key.clone(), template: template.tokens.join(" "), params, new }
@@ -275,10 +284,15 @@ impl Drain {
 }
 
 impl Tree {
+    /// Leading tokens a line of `len` tokens is filed by.
+    fn steps(&self, len: usize) -> usize {
+        self.prefix.min(len.saturating_sub(1))
+    }
+
     /// The leaf for `tokens`, if the tree has one.
     fn leaf(&self, tokens: &[&str]) -> Option<usize> {
         let mut node = *self.nodes[0].children.get(&tokens.len().to_string())?;
-        for token in tokens.iter().take(self.prefix) {
+        for token in tokens.iter().take(self.steps(tokens.len())) {
             let children = &self.nodes[node].children;
             node = *children.get(*token).or_else(|| children.get(WILDCARD))?;
         }
@@ -310,7 +324,7 @@ impl Tree {
     fn insert(&mut self, tokens: &[&str]) -> usize {
         let mut path = vec![tokens.len().to_string()];
         let mut node = self.child(0, &path[0]);
-        for token in tokens.iter().take(self.prefix) {
+        for token in tokens.iter().take(self.steps(tokens.len())) {
             let children = &self.nodes[node].children;
             let step = if children.contains_key(*token) {
                 token.to_string()
@@ -370,6 +384,8 @@ mod tests {
         let again = d.add("Deleting block blk_1 file /a/b");
         assert!(!again.new && again.key == b.key);
         assert_eq!(d.len(), 2);
+        // Masks work inside tokens, as drain3's do over the line.
+        assert_eq!(d.add("status=200 took 31ms sshd[42]: ok").key, "status=<NUM> took 31ms sshd[<NUM>]: ok");
     }
 
     #[test]
