@@ -1,5 +1,5 @@
 //! Builds the shipped components (features `spark-compat`, `streamguard` and `streamguard-v2`,
-//! the `iforest` detector, dedup policies `exact` and `template`) for `wasm32-wasip2` with the
+//! the `iforest` detector, dedup policies `exact`, `template` and `drain`) for `wasm32-wasip2` with the
 //! pinned toolchain, and exports their paths as `SG_GUEST_*` so `sg-host` embeds them — nobody
 //! copies files by hand. Test programs are built by the dev-only `sg-test-programs` crate.
 
@@ -16,6 +16,7 @@ const GUESTS: &[(&str, &str)] = &[
     ("sg-guest-iforest", "SG_GUEST_IFOREST"),
     ("sg-dedup-exact", "SG_GUEST_DEDUP_EXACT"),
     ("sg-dedup-template", "SG_GUEST_DEDUP_TEMPLATE"),
+    ("sg-dedup-drain", "SG_GUEST_DEDUP_DRAIN"),
 ];
 
 fn main() {

@@ -51,7 +51,14 @@ pub static DEDUP_TEMPLATE: Builtin = Builtin {
     built_at: env!("SG_GUEST_DEDUP_TEMPLATE"),
 };
 
-const ALL: [&Builtin; 6] = [&STREAMGUARD, &STREAMGUARD_V2, &SPARK_COMPAT, &IFOREST, &DEDUP_EXACT, &DEDUP_TEMPLATE];
+/// The `drain` dedup policy component (log templates mined online, `streamguard:dedup@2.0.0`).
+pub static DEDUP_DRAIN: Builtin = Builtin {
+    name: "drain",
+    bytes: include_bytes!(env!("SG_GUEST_DEDUP_DRAIN")),
+    built_at: env!("SG_GUEST_DEDUP_DRAIN"),
+};
+
+const ALL: [&Builtin; 7] = [&STREAMGUARD, &STREAMGUARD_V2, &SPARK_COMPAT, &IFOREST, &DEDUP_EXACT, &DEDUP_TEMPLATE, &DEDUP_DRAIN];
 
 /// The builtin called `name`.
 pub fn find(name: &str) -> Option<&'static Builtin> {

@@ -11,6 +11,7 @@
 mod batch;
 pub mod index;
 pub mod embed;
+pub mod learned;
 pub mod point_id;
 pub mod slots;
 pub mod store;
@@ -38,6 +39,7 @@ use crate::index::SharedStore;
 use crate::store::{EdgeStore, PayloadFilter, PointStore, QdrantServer};
 use sg_pipeline::sink::{DeadLetter, DeadLetters, RefusedBy};
 use sg_pipeline::source::{Chunk, Framing, Input, InputProgress, Source};
+use crate::learned::StateFile;
 use crate::slots::DedupSlots;
 use sg_core::swap;
 
@@ -64,6 +66,10 @@ pub enum EmbedderChoice {
 pub struct DedupJob {
     /// The policy component.
     pub policy: ComponentSource,
+    /// Parameters for a learning (2.x) policy that starts afresh (JSON; its default when none).
+    pub policy_config: Option<String>,
+    /// Where a learning policy's state is kept between runs.
+    pub policy_state: StateFile,
     /// JSON log messages from a file or a Kafka topic, or raw HDFS lines from a file.
     pub input: Input,
     /// JSON messages or raw HDFS lines.
@@ -136,7 +142,11 @@ pub fn run(job: &DedupJob, stop: &AtomicBool) -> Result<DedupSummary> {
 pub fn run_on(job: &DedupJob, store: SharedStore, stop: &AtomicBool) -> Result<DedupSummary> {
     let started = Instant::now();
     let runtime = Arc::new(Runtime::new(job.limits)?);
-    let policy = PolicyComponent::load(&runtime, &job.policy)?;
+    let mut policy = PolicyComponent::load(&runtime, &job.policy)?;
+    let resumed = job.policy_state.resume(&mut policy, &runtime, job.policy_config.clone())?;
+    if !job.quiet {
+        tracing::info!("dedup: {resumed}");
+    }
     let follows = matches!(&job.input, Input::Kafka(k) if k.follow.is_some());
     let files = swap::files((Role::Policy, &job.policy), None, None);
     let (mut upgrades, admin) = driver::upgrades(&runtime, DedupSlots::new(policy), files, follows, job.admin.as_ref())?;
@@ -250,27 +260,32 @@ impl Stage for Dedup<'_> {
         if !cx.commits {
             return Ok(Ack::Nothing);
         }
-        // Points durable first; then (the driver) dead letters, and the offsets move past them.
+        // Points durable first, then what the policy learned from them; then (the driver) dead
+        // letters, and the offsets move past them.
         store.sync()?;
+        self.job.policy_state.save(&policy)?;
         Ok(Ack::Commit(std::mem::take(&mut cx.read)))
     }
 
-    fn finish(&mut self, _cx: &mut Context<'_, DedupSlots>) -> Result<Ack> {
+    fn finish(&mut self, cx: &mut Context<'_, DedupSlots>) -> Result<Ack> {
         self.bar.finish_and_clear();
         let mut store = self.store.lock().expect("not poisoned");
         store.sync()?;
+        self.job.policy_state.save(&cx.slots.policy.current().lock().expect("not poisoned"))?;
         // At the end of the input (or a follower's stop): the search index for what was added.
         store.build_index()?;
         Ok(Ack::Nothing)
     }
 }
 
-/// Dry run: what the policy decides for every record, one JSON line each to `out` —
+/// Dry run: what the policy decides for every record (a learning policy continues from its
+/// saved state, and saves nothing), one JSON line each to `out` —
 /// `{"position":…,"keep":…,"key":…,"id":…}`, or `{"position":…,"dead_letter":reason}` — with
 /// no store and no embedder. Returns the records seen.
 pub fn plan(job: &DedupJob, out: &mut dyn std::io::Write) -> Result<u64> {
     let runtime = Arc::new(Runtime::new(job.limits)?);
-    let policy = PolicyComponent::load(&runtime, &job.policy)?;
+    let mut policy = PolicyComponent::load(&runtime, &job.policy)?;
+    job.policy_state.resume(&mut policy, &runtime, job.policy_config.clone())?;
     let (mut upgrades, _) = driver::upgrades(&runtime, DedupSlots::new(policy), Vec::new(), false, None)?;
     let source = Source::open(&job.input, Framing::new(job.batch_bytes, job.max_message_bytes))?;
     let mut dead = DeadLetters::printed_elsewhere();

@@ -35,7 +35,14 @@ impl Slots for DedupSlots {
             return Err(("candidate".into(), "a dedup stream has only a policy to upgrade".into()));
         };
         let label = p.info().label;
-        validate(&p, records, runtime).map_err(|e| (label.clone(), format!("{e:#}")))?;
+        let refused = |e: anyhow::Error| (label.clone(), format!("{e:#}"));
+        carry(&self.policy.current().lock().expect("not poisoned"), &mut p.lock().expect("not poisoned"), runtime).map_err(refused)?;
+        // The self-check learns from the sample; the candidate serves from what it carried.
+        let carried = p.lock().expect("not poisoned").learned().cloned();
+        validate(&p, records, runtime).map_err(refused)?;
+        if let Some(learned) = carried {
+            p.lock().expect("not poisoned").start_from(runtime, learned).map_err(refused)?;
+        }
         self.policy.switch(p, trigger);
         Ok(label)
     }
@@ -50,6 +57,18 @@ impl Slots for DedupSlots {
     fn refuse(&self, _role: Role, trigger: Trigger, candidate: String, reason: &str) {
         self.policy.refuse(trigger, candidate, reason);
     }
+}
+
+/// A learning candidate continues from what the serving version learned when both read the
+/// same state format (as windows carry across features versions); otherwise it starts afresh.
+fn carry(serving: &PolicyComponent, candidate: &mut PolicyComponent, runtime: &Runtime) -> Result<()> {
+    let (Some(learned), Some(_)) = (serving.learned(), candidate.learned()) else { return Ok(()) };
+    let (from, to) = (&serving.descriptor().state_format, &candidate.descriptor().state_format);
+    if from != to {
+        tracing::info!("{} reads state {to:?}, {} wrote {from:?}: it starts learning afresh", candidate.label(), serving.label());
+        return Ok(());
+    }
+    candidate.start_from(runtime, learned.clone())
 }
 
 /// The self-check of a policy candidate: it decides the first records of the batch in hand

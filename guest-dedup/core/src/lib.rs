@@ -1,9 +1,12 @@
 //! Dedup policies over log lines, in plain Rust: the logic of the `exact` and `template`
-//! components of `streamguard:dedup@1.0.0`, testable and usable natively.
+//! components of `streamguard:dedup@1.0.0` and of the `drain` template miner of
+//! `streamguard:dedup@2.0.0`, testable and usable natively.
 
 pub mod columns;
 #[cfg(feature = "component")]
 pub mod component;
+#[cfg(feature = "component")]
+pub mod component_v2;
 pub mod drain;
 pub mod normalize;
 pub mod raw;
@@ -106,8 +109,42 @@ pub struct Decisions {
     pub payload: Vec<(String, TextColumnBuf)>,
 }
 
+/// What a policy makes of one line: its key, the text to embed, and the values of its extra
+/// payload fields.
+pub struct Keyed {
+    /// The dedup key.
+    pub key: String,
+    /// The text the embedder receives.
+    pub embed: String,
+    /// One value per extra payload field the policy names.
+    pub extra: Vec<String>,
+}
+
 /// Decides every record of a batch.
 pub fn decide(policy: Policy, batch: &LogBatch<'_>) -> Result<Decisions, String> {
+    decide_with(batch, &[], |text, format| {
+        let key = match format {
+            InputFormat::Json => policy.key(text),
+            InputFormat::RawHdfs => policy.raw_key(text),
+        };
+        Keyed { embed: key.clone(), key, extra: Vec::new() }
+    })
+}
+
+/// Decides every record of a batch with the template miner, which learns from each line in
+/// order: the key is the template's stable key, the embedded text the template; the payload
+/// adds `template` and `template_params` (a JSON array of the line's variable parts).
+pub fn decide_learning(drain: &mut drain::Drain, batch: &LogBatch<'_>) -> Result<Decisions, String> {
+    decide_with(batch, &["template", "template_params"], |text, _| {
+        let parsed = drain.add(text);
+        let params = serde_json::to_string(&parsed.params).expect("strings serialize");
+        Keyed { key: parsed.key, embed: parsed.template.clone(), extra: vec![parsed.template, params] }
+    })
+}
+
+/// Decides every record of a batch with `keyed`, which sees each kept line (a JSON record's
+/// line, or a raw line's content) in order; `extra` names the payload fields it fills.
+fn decide_with(batch: &LogBatch<'_>, extra: &[&str], mut keyed: impl FnMut(&str, InputFormat) -> Keyed) -> Result<Decisions, String> {
     let rows = batch.line.len();
     for (column, name) in [
         (batch.line, "line"),
@@ -127,14 +164,22 @@ pub fn decide(policy: Policy, batch: &LogBatch<'_>) -> Result<Decisions, String>
         payload: Vec::new(),
     };
     let mut text = TextColumnBuf::with_capacity(rows, bytes);
+    let mut extras: Vec<TextColumnBuf> = extra.iter().map(|_| TextColumnBuf::with_capacity(rows, bytes)).collect();
+    let mut push = |out: &mut Decisions, k: Option<Keyed>| {
+        let k = k.unwrap_or(Keyed { key: String::new(), embed: String::new(), extra: vec![String::new(); extra.len()] });
+        out.key.push(&k.key);
+        out.embed_text.push(&k.embed);
+        text.push(&k.key);
+        for (column, value) in extras.iter_mut().zip(&k.extra) {
+            column.push(value);
+        }
+    };
     match batch.format {
         InputFormat::Json => {
             for i in 0..rows {
-                let key = policy.key(batch.line.get(i)?);
+                let keyed = keyed(batch.line.get(i)?, InputFormat::Json);
                 out.keep.push(true);
-                out.key.push(&key);
-                out.embed_text.push(&key);
-                text.push(&key);
+                push(&mut out, Some(keyed));
             }
         }
         InputFormat::RawHdfs => {
@@ -147,11 +192,9 @@ pub fn decide(policy: Policy, batch: &LogBatch<'_>) -> Result<Decisions, String>
                 let line = batch.line.get(i)?;
                 let kept = raw::is_kept(line);
                 let parsed = raw::parse(line);
-                let key = if kept { policy.raw_key(parsed.content) } else { String::new() };
                 out.keep.push(kept);
-                out.key.push(&key);
-                out.embed_text.push(&key);
-                text.push(&key);
+                let keyed = kept.then(|| keyed(parsed.content, InputFormat::RawHdfs));
+                push(&mut out, keyed);
                 level.push(parsed.level);
                 timestamp.push(&parsed.timestamp);
                 node_type.push(parsed.node_type);
@@ -165,6 +208,8 @@ pub fn decide(policy: Policy, batch: &LogBatch<'_>) -> Result<Decisions, String>
             out.payload.push(("original_text".into(), original));
         }
     }
+    drop(push);
     out.payload.insert(0, ("text".into(), text));
+    out.payload.extend(extra.iter().map(|n| n.to_string()).zip(extras));
     Ok(out)
 }

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::Args;
 use sg_dedup_core::InputFormat;
 
@@ -17,9 +17,18 @@ use sg_dedup::store::DEFAULT_COLLECTION;
 
 #[derive(Args, Debug, Clone)]
 pub(super) struct DedupArgs {
-    /// Dedup policy component: a `.wasm` path, or `builtin:template` / `builtin:exact`.
+    /// Dedup policy component: a `.wasm` path, or `builtin:template` / `builtin:exact` /
+    /// `builtin:drain` (log templates mined online, carried across runs).
     #[arg(long, default_value = "builtin:template")]
     policy: String,
+    /// Parameters of a learning policy (`streamguard:dedup@2`, e.g. `builtin:drain`) that
+    /// starts afresh: a JSON file (for drain: `depth`, `similarity`, `max_children`, `masks`).
+    #[arg(long, value_name = "FILE")]
+    policy_config: Option<PathBuf>,
+    /// Where a learning policy's state is kept between runs (default: beside the embedded
+    /// store, `STORE/COLLECTION.policy-state`; with --qdrant, `./COLLECTION.policy-state`).
+    #[arg(long, value_name = "FILE")]
+    policy_state: Option<PathBuf>,
     #[command(flatten)]
     bundle: BundleArgs,
     /// Print what the policy decides for every record (position, keep, key, point id) as JSON
@@ -155,8 +164,16 @@ impl DedupArgs {
             Some(bundle) => bundle.require(Role::Policy)?,
             None => ComponentSource::parse(&self.policy)?,
         };
+        let policy_config = match &self.policy_config {
+            Some(path) => Some(std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?),
+            None => None,
+        };
+        let state_dir = if self.qdrant.is_some() { PathBuf::from(".") } else { self.store.clone() };
+        let policy_state = self.policy_state.clone().unwrap_or_else(|| state_dir.join(format!("{}.policy-state", self.collection)));
         Ok(DedupJob {
             policy,
+            policy_config,
+            policy_state: sg_dedup::learned::StateFile::at(policy_state),
             input,
             format,
             store: match &self.qdrant {

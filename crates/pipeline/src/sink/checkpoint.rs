@@ -32,12 +32,7 @@ impl Checkpoint {
 
     /// Replaces the checkpoint in `out`, durably.
     pub fn write(&self, out: &Path) -> Result<()> {
-        let tmp = out.join(format!(".{CHECKPOINT_FILE}.tmp"));
-        std::fs::write(&tmp, serde_json::to_vec(self)?).with_context(|| format!("writing {}", tmp.display()))?;
-        std::fs::File::open(&tmp)?.sync_all()?;
-        std::fs::rename(&tmp, out.join(CHECKPOINT_FILE))?;
-        std::fs::File::open(out)?.sync_all()?;
-        Ok(())
+        super::durable::replace(&out.join(CHECKPOINT_FILE), &serde_json::to_vec(self)?)
     }
 }
 

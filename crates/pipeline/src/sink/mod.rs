@@ -6,6 +6,7 @@
 pub mod alerts;
 pub mod checkpoint;
 pub mod dead_letter;
+pub mod durable;
 mod parquet;
 mod report;
 mod scored;

@@ -1,7 +1,13 @@
 //! Dedup policy components (`streamguard:dedup`): decide keep / key / embed text / payload per
 //! log record, in the sandbox, with the records that make the component fail isolated.
+//!
+//! A 2.x policy learns as it decides (a `learner` resource). The host keeps its state after
+//! every call that succeeded: an instance lost to a fault is replaced by one that continues from
+//! there, so a bisected batch is decided as a clean run without its bad records would be; the
+//! state is what [`PolicyComponent::state`] hands out to persist and to carry across upgrades.
 
 mod v1;
+mod v2;
 
 use anyhow::{Result, anyhow, bail};
 use sg_dedup_core::{Decisions, LogBatch, TextColumn, TextColumnBuf};
@@ -14,7 +20,7 @@ use crate::runtime::{Runtime, Sandbox};
 /// WIT package of the dedup contract.
 pub const PACKAGE: &str = "streamguard:dedup";
 /// Contract majors this host accepts.
-pub const ACCEPTED_MAJORS: &[u64] = &[v1::MAJOR];
+pub const ACCEPTED_MAJORS: &[u64] = &[v1::MAJOR, v2::MAJOR];
 
 /// The records a call covers (a whole batch or a slice of it).
 pub type RecordSlice<'a> = LogBatch<'a>;
@@ -28,14 +34,30 @@ pub struct Descriptor {
     pub version: String,
     /// What it keys on.
     pub description: String,
+    /// The format of its learned state (2.x; `None`: a pure function of each batch).
+    pub state_format: Option<String>,
+    /// The parameters it starts with when given none (2.x; JSON).
+    pub default_config: Option<String>,
 }
 
 enum Binding {
     V1(v1::Pre),
+    V2(v2::Pre),
 }
 
 enum Live {
     V1(v1::Instance),
+    V2(v2::Instance),
+}
+
+/// What a 2.x policy starts from: its parameters, and what it learned up to the last call
+/// that succeeded (`None`: nothing yet).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Learned {
+    /// Parameters (JSON).
+    pub config: String,
+    /// State in the descriptor's format.
+    pub state: Option<Vec<u8>>,
 }
 
 /// A record the policy could not decide: its row in the batch and the failure.
@@ -54,6 +76,8 @@ pub struct PolicyComponent {
     descriptor: Descriptor,
     binding: Binding,
     live: Option<(Store<Sandbox>, Live)>,
+    /// A 2.x policy's parameters and state (`None` for 1.x).
+    learned: Option<Learned>,
     give_up: GiveUp,
 }
 
@@ -64,16 +88,73 @@ impl PolicyComponent {
     /// Loads, checks the contract and reads the self-description.
     pub fn load(runtime: &Runtime, source: &ComponentSource) -> Result<PolicyComponent> {
         let loaded = LoadedComponent::load(runtime, source)?;
-        let (contract, binding) = loaded.bind(runtime, PACKAGE, ACCEPTED_MAJORS, |_, linker, c| Ok(Binding::V1(v1::Pre::new(linker, c)?)))?;
-        let (mut store, live) = instantiate(&binding, &loaded.origin, runtime)?;
-        let Live::V1(instance) = &live;
-        let descriptor = instance
-            .describe(&mut store)
-            .map_err(|e| call_error(&loaded.origin, "describe", e, store.data().stderr()))?;
+        let (contract, binding) = loaded.bind(runtime, PACKAGE, ACCEPTED_MAJORS, |major, linker, c| {
+            Ok(match major {
+                v1::MAJOR => Binding::V1(v1::Pre::new(linker, c)?),
+                _ => Binding::V2(v2::Pre::new(linker, c)?),
+            })
+        })?;
+        let mut store = runtime.store();
+        let describe = |e| call_error(&loaded.origin, "describe", e, String::new());
+        let descriptor = match &binding {
+            Binding::V1(pre) => pre.instantiate(&mut store).and_then(|i| i.describe(&mut store)).map_err(describe)?,
+            Binding::V2(pre) => pre.describe(&mut store).map_err(describe)?,
+        };
         semver::Version::parse(&descriptor.version).map_err(|e| {
             anyhow!("{}: implementation version {:?} is not semver: {e}", loaded.origin, descriptor.version)
         })?;
-        Ok(PolicyComponent { loaded, contract, descriptor, binding, live: Some((store, live)), give_up: GiveUp::default() })
+        let learned = descriptor.default_config.clone().map(|config| Learned { config, state: None });
+        let mut policy = PolicyComponent { loaded, contract, descriptor, binding, live: None, learned, give_up: GiveUp::default() };
+        policy.live = Some(policy.instantiate(runtime)?);
+        Ok(policy)
+    }
+
+    /// A 2.x policy's parameters and what it learned up to its last successful call (`None` for
+    /// a 1.x policy, which learns nothing).
+    pub fn learned(&self) -> Option<&Learned> {
+        self.learned.as_ref()
+    }
+
+    /// Starts a 2.x policy over from `learned` (parameters, or a state to continue from, e.g.
+    /// persisted beside the store or exported by the version it replaces); refused, with the
+    /// component's reason, when it cannot take them. A 1.x policy refuses any.
+    pub fn start_from(&mut self, runtime: &Runtime, learned: Learned) -> Result<()> {
+        if self.learned.is_none() {
+            bail!("{} ({}) is a {PACKAGE}@1 policy: it keeps no state and takes no parameters", self.origin(), self.label());
+        }
+        let previous = self.learned.replace(learned);
+        match self.instantiate(runtime) {
+            Ok(live) => {
+                self.live = Some(live);
+                Ok(())
+            }
+            Err(e) => {
+                self.learned = previous;
+                Err(e)
+            }
+        }
+    }
+
+    /// A live instance: a 2.x learner continues from what was learned.
+    fn instantiate(&self, runtime: &Runtime) -> Result<(Store<Sandbox>, Live)> {
+        let origin = &self.loaded.origin;
+        let mut store = runtime.store();
+        let fault = |what: &str, e, store: &Store<Sandbox>| call_error(origin, what, e, store.data().stderr());
+        let live = match (&self.binding, &self.learned) {
+            (Binding::V1(pre), _) => Live::V1(pre.instantiate(&mut store).map_err(|e| fault("instantiate", e, &store))?),
+            (Binding::V2(pre), Some(Learned { config, state })) => {
+                let made = match state {
+                    None => pre.create(&mut store, config).map_err(|e| fault("create", e, &store))?,
+                    Some(state) => {
+                        let format = self.descriptor.state_format.as_deref().unwrap_or_default();
+                        pre.import(&mut store, format, state).map_err(|e| fault("import-state", e, &store))?
+                    }
+                };
+                Live::V2(made.map_err(|refused| anyhow!("{origin} ({}) refused to start: {refused}", self.label()))?)
+            }
+            (Binding::V2(_), None) => unreachable!("a 2.x policy always has parameters"),
+        };
+        Ok((store, live))
     }
 
     /// Where it came from.
@@ -104,18 +185,29 @@ impl PolicyComponent {
     /// One call over `slice`; a fault or a malformed answer drops the instance.
     fn call(&mut self, runtime: &Runtime, slice: &RecordSlice<'_>) -> Result<Decisions> {
         if self.live.is_none() {
-            self.live = Some(instantiate(&self.binding, &self.loaded.origin, runtime)?);
+            self.live = Some(self.instantiate(runtime)?);
         }
-        let (store, Live::V1(instance)) = self.live.as_mut().expect("just made");
+        let (store, live) = self.live.as_mut().expect("just made");
         store.set_epoch_deadline(runtime.limits().deadline_ticks());
         let started = std::time::Instant::now();
-        let answer = instance.decide(store, slice);
+        let answer = match live {
+            Live::V1(instance) => instance.decide(store, slice),
+            Live::V2(instance) => instance.decide(store, slice),
+        };
         let elapsed = started.elapsed();
-        let result = match answer {
+        let mut result = match answer {
             Ok(Ok(d)) => check(d, slice.line.len()),
             Ok(Err(refused)) => Err(anyhow!("{}: refused the batch: {refused:#}", self.loaded.origin)),
             Err(trap) => Err(call_error(&self.loaded.origin, "decide", trap, store.data().stderr())),
         };
+        // What a 2.x learner knows now is where a replacement instance continues from.
+        if let (Ok(_), Live::V2(instance), Some(learned)) = (&result, &*live, &mut self.learned) {
+            store.set_epoch_deadline(runtime.limits().deadline_ticks());
+            match instance.export_state(store) {
+                Ok(state) => learned.state = Some(state),
+                Err(trap) => result = Err(call_error(&self.loaded.origin, "export-state", trap, store.data().stderr())),
+            }
+        }
         let fault = result.as_ref().err().map(|e| format!("{e:#}"));
         sg_metrics::METRICS.call(&self.label(), slice.line.len(), elapsed, fault.as_deref());
         if result.is_err() {
@@ -156,14 +248,6 @@ impl PolicyComponent {
         }
         Ok((merged.finish(), failed))
     }
-}
-
-/// A fresh instance of the bound component in a new store.
-fn instantiate(binding: &Binding, origin: &str, runtime: &Runtime) -> Result<(Store<Sandbox>, Live)> {
-    let mut store = runtime.store();
-    let Binding::V1(pre) = binding;
-    let live = pre.instantiate(&mut store).map_err(|e| call_error(origin, "instantiate", e, store.data().stderr()))?;
-    Ok((store, Live::V1(live)))
 }
 
 /// Rows `start..end` of a batch: the same buffers, a window of offsets.

@@ -50,7 +50,7 @@ impl Instance {
     /// `describe`.
     pub fn describe(&self, store: &mut Store<Sandbox>) -> wasmtime::Result<Descriptor> {
         let d = self.0.streamguard_dedup_policy().call_describe(store)?;
-        Ok(Descriptor { name: d.name, version: d.version, description: d.description })
+        Ok(Descriptor { name: d.name, version: d.version, description: d.description, state_format: None, default_config: None })
     }
 
     /// `decide` over the records of `slice`.
