@@ -132,7 +132,7 @@ fn in_process_model_reproduces_sentence_transformers_and_the_service() {
 }
 
 /// Runs `sg-host dedup`; returns the summary line.
-fn dedup(args: &[&str], dir: &Path) -> String {
+pub(crate) fn dedup(args: &[&str], dir: &Path) -> String {
     let out = sg_host()
         .arg("dedup")
         .args(args)
@@ -149,7 +149,7 @@ fn dedup(args: &[&str], dir: &Path) -> String {
 }
 
 /// `N word` from the summary line.
-fn count(summary: &str, word: &str) -> u64 {
+pub(crate) fn count(summary: &str, word: &str) -> u64 {
     let at = summary.find(&format!(" {word}")).unwrap_or_else(|| panic!("no {word:?} in {summary}"));
     summary[..at].rsplit([' ', '(']).next().unwrap().parse().unwrap()
 }
@@ -169,7 +169,7 @@ fn stored(dir: &Path) -> BTreeMap<u64, serde_json::Map<String, Value>> {
 }
 
 /// Every point of the embedded store in `store`: id → payload.
-fn stored_in(store: &Path) -> BTreeMap<u64, serde_json::Map<String, Value>> {
+pub(crate) fn stored_in(store: &Path) -> BTreeMap<u64, serde_json::Map<String, Value>> {
     let shard = EdgeShard::load(&store.join("logs_embeddings"), None).unwrap();
     let n = shard.count(qdrant_edge::CountRequest::new()).unwrap();
     let request = qdrant_edge::ScrollRequest {

@@ -18,6 +18,7 @@ fn main() {
             ("sg-test-guest-features-next", "SG_TEST_GUEST_FEATURES_NEXT"),
             ("sg-test-guest-hostile-policy", "SG_TEST_GUEST_HOSTILE_POLICY"),
             ("sg-test-guest-hostile-detector", "SG_TEST_GUEST_HOSTILE_DETECTOR"),
+            ("sg-test-guest-drain-next", "SG_TEST_GUEST_DRAIN_NEXT"),
         ],
     );
 }

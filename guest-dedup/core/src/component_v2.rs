@@ -32,16 +32,20 @@ fn wire_column(c: TextColumnBuf) -> wire::TextColumn {
     wire::TextColumn { bytes: c.bytes, offsets: c.offsets }
 }
 
-/// The component: the `drain` policy.
-pub struct Component;
+/// A `drain` policy component type, reported under `VERSION`; `learning_dedup_component!`
+/// declares one.
+pub trait LearningComponent: 'static {
+    /// The implementation version it reports.
+    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
+}
 
-impl Guest for Component {
+impl<T: LearningComponent> Guest for T {
     type Learner = Learner;
 
     fn describe() -> wire::Descriptor {
         wire::Descriptor {
             name: NAME.into(),
-            version: env!("CARGO_PKG_VERSION").into(),
+            version: T::VERSION.into(),
             description: "One point per log template, mined online with Drain (He et al., ICWS 2017; \
                           drain3's tree and masks): the key is the template's first form, kept as it \
                           generalises, so a line keeps its key when read again; the embedded text \
@@ -96,11 +100,19 @@ impl GuestLearner for Learner {
     }
 }
 
-/// Exports the `drain` policy component.
+/// Exports the `drain` policy component (optionally under another version).
 #[macro_export]
 macro_rules! learning_dedup_component {
     () => {
-        use $crate::component_v2::Component;
+        struct Component;
+        impl $crate::component_v2::LearningComponent for Component {}
+        $crate::component_v2::bindings::export!(Component with_types_in $crate::component_v2::bindings);
+    };
+    ($version:literal) => {
+        struct Component;
+        impl $crate::component_v2::LearningComponent for Component {
+            const VERSION: &'static str = $version;
+        }
         $crate::component_v2::bindings::export!(Component with_types_in $crate::component_v2::bindings);
     };
 }

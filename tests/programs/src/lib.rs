@@ -14,3 +14,5 @@ pub const HOSTILE_POLICY: &str = env!("SG_TEST_GUEST_HOSTILE_POLICY");
 /// The Isolation Forest detector, hostile on rows marked by their first value (666 trap, 667
 /// NaN scores, 668 one score short).
 pub const HOSTILE_DETECTOR: &str = env!("SG_TEST_GUEST_HOSTILE_DETECTOR");
+/// The `drain` dedup policy under another version (0.2.0), same state format.
+pub const DRAIN_NEXT: &str = env!("SG_TEST_GUEST_DRAIN_NEXT");
