@@ -6,7 +6,7 @@
 
 use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use sg_dedup_core::InputFormat;
-use sg_core::bundled::{DEDUP_EXACT, DEDUP_TEMPLATE};
+use sg_core::bundled::{DEDUP_DRAIN, DEDUP_EXACT, DEDUP_TEMPLATE};
 use sg_core::component::ComponentSource;
 use sg_core::component::policy::PolicyComponent;
 use sg_dedup::{Deduper, Lineage, LogRecords};
@@ -47,7 +47,7 @@ fn dedup(c: &mut Criterion) {
     let runtime = Runtime::new(Limits::default()).unwrap();
     let mut group = c.benchmark_group("dedup");
     group.sample_size(20).throughput(Throughput::Elements(lines));
-    for builtin in [&DEDUP_EXACT, &DEDUP_TEMPLATE] {
+    for builtin in [&DEDUP_EXACT, &DEDUP_TEMPLATE, &DEDUP_DRAIN] {
         let mut policy = PolicyComponent::load(&runtime, &ComponentSource::Builtin(builtin)).unwrap();
         let lineage = Lineage { policy: policy.label(), policy_digest: policy.digest().into(), contract: policy.contract().to_string() };
         let dir = tempfile::tempdir().unwrap();
@@ -86,5 +86,24 @@ fn dedup(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, dedup);
+/// The `drain` policy alone (goal ≥ 1M lines/s, 15× drain3): the component deciding 10k HDFS
+/// lines whose templates it learned (the steady state; its state exported after each call, as
+/// the host does), and the same miner natively.
+fn drain_policy(c: &mut Criterion) {
+    let bytes = sample();
+    let chunk = Chunk::from_lines(bytes, 1);
+    let records = LogRecords::decode(&chunk, InputFormat::Json, 1 << 20, &mut Vec::new());
+    let runtime = Runtime::new(Limits::default()).unwrap();
+    let mut group = c.benchmark_group("drain");
+    group.sample_size(20).throughput(Throughput::Elements(records.len() as u64));
+    let mut policy = PolicyComponent::load(&runtime, &ComponentSource::Builtin(&DEDUP_DRAIN)).unwrap();
+    policy.decide(&runtime, &records.batch()).unwrap();
+    group.bench_function("component", |b| b.iter(|| policy.decide(&runtime, &records.batch()).unwrap()));
+    let lines: Vec<String> = (0..records.len()).map(|i| records.batch().line.get(i).unwrap().to_string()).collect();
+    let mut miner = sg_dedup_core::drain::Drain::new(sg_dedup_core::drain::Config::default()).unwrap();
+    group.bench_function("native", |b| b.iter(|| lines.iter().map(|l| miner.add(l).key.len()).sum::<usize>()));
+    group.finish();
+}
+
+criterion_group!(benches, dedup, drain_policy);
 criterion_main!(benches);

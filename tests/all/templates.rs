@@ -83,7 +83,7 @@ fn hdfs() -> (Vec<String>, Vec<String>) {
 /// The policy's miner (the code the component runs) over `lines`: each line's key.
 fn ours(lines: &[String]) -> Vec<String> {
     let mut drain = Drain::new(Config::default()).unwrap();
-    lines.iter().map(|l| drain.add(l).key).collect()
+    lines.iter().map(|l| drain.add(l).key.to_string()).collect()
 }
 
 /// drain3's cluster of each line (`tests/helpers/drain3_groups.py`).

@@ -20,7 +20,8 @@
 //! the share of equal tokens, and the best at or above `similarity` takes the line.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+
+use rustc_hash::FxHashMap;
 
 use regex::{Regex, RegexSet};
 use serde::{Deserialize, Serialize};
@@ -82,17 +83,20 @@ struct Template {
     size: u64,
     /// The tree path it is filed under (token count, then leading tokens or `<*>`).
     path: Vec<String>,
+    /// `tokens` joined (kept as the template changes).
+    #[serde(skip)]
+    text: String,
 }
 
 /// What the miner made of a line.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Parsed {
+pub struct Parsed<'a> {
     /// The template's stable key (its first form).
-    pub key: String,
+    pub key: &'a str,
     /// The template now.
-    pub template: String,
+    pub template: &'a str,
     /// The line's tokens where the template has `<*>` or a mask.
-    pub params: Vec<String>,
+    pub params: Vec<&'a str>,
     /// Whether this line created the template.
     pub new: bool,
 }
@@ -110,7 +114,7 @@ pub struct Listed {
 
 #[derive(Default)]
 struct Node {
-    children: HashMap<String, usize>,
+    children: FxHashMap<String, usize>,
     templates: Vec<usize>,
 }
 
@@ -131,12 +135,8 @@ struct Masker {
 }
 
 impl Masker {
-    /// The line's tokens, masked.
-    fn tokens<'a>(&self, line: &'a str) -> Vec<Cow<'a, str>> {
-        line.split_whitespace().map(|t| self.mask(t)).collect()
-    }
-
     fn mask<'a>(&self, token: &'a str) -> Cow<'a, str> {
+        // Most tokens match no mask, told in one pass; the rest run every mask in order.
         if !self.any.is_match(token) {
             return Cow::Borrowed(token);
         }
@@ -147,8 +147,7 @@ impl Masker {
             }
         }
         out
-    }
-}
+    }}
 
 /// The tree and the templates filed in it.
 struct Tree {
@@ -157,6 +156,8 @@ struct Tree {
     prefix: usize,
     similarity: f64,
     max_children: usize,
+    /// The node of each token count (the tree's first layer).
+    by_length: FxHashMap<usize, usize>,
     nodes: Vec<Node>,
     templates: Vec<Template>,
 }
@@ -193,7 +194,8 @@ impl Drain {
             prefix: config.depth - 3,
             similarity: config.similarity,
             max_children: config.max_children,
-            nodes: vec![Node::default()],
+            by_length: FxHashMap::default(),
+            nodes: Vec::new(),
             templates: Vec::new(),
         };
         Ok(Drain { config, masker, tree })
@@ -220,9 +222,9 @@ impl Drain {
     }
 
     /// Learns from `line` and says which template it belongs to.
-    pub fn add(&mut self, line: &str) -> Parsed {
+    pub fn add<'a>(&'a mut self, line: &'a str) -> Parsed<'a> {
         let raw: Vec<&str> = line.split_whitespace().collect();
-        let masked = self.masker.tokens(line);
+        let masked: Vec<Cow<'_, str>> = raw.iter().map(|t| self.masker.mask(t)).collect();
         let tokens: Vec<&str> = masked.iter().map(|t| t.as_ref()).collect();
         let tree = &mut self.tree;
         let leaf = tree.leaf(&tokens);
@@ -231,10 +233,15 @@ impl Drain {
         let (t, new) = match covering.or_else(|| leaf.and_then(|n| tree.best(n, &tokens))) {
             Some(t) => {
                 let template = &mut tree.templates[t];
+                let mut changed = false;
                 for (have, seen) in template.tokens.iter_mut().zip(&tokens) {
                     if have != seen && have != WILDCARD {
                         *have = WILDCARD.to_string();
+                        changed = true;
                     }
+                }
+                if changed {
+                    template.text = template.tokens.join(" ");
                 }
                 template.size += 1;
                 (t, false)
@@ -247,9 +254,9 @@ impl Drain {
             .iter()
             .zip(tokens.iter().zip(&raw))
             .filter(|(have, (masked, raw))| *have == WILDCARD || masked != raw)
-            .map(|(_, (_, raw))| raw.to_string())
+            .map(|(_, (_, raw))| *raw)
             .collect();
-        Parsed { key: template.key.clone(), template: template.tokens.join(" "), params, new }
+        Parsed { key: &template.key, template: &template.text, params, new }
     }
 
     /// Everything learned and the parameters, as bytes ([`STATE_FORMAT`]).
@@ -272,12 +279,13 @@ impl Drain {
             if rest.len() > tree.prefix || first.parse::<usize>().ok() != Some(template.tokens.len()) {
                 return Err(format!("template {t}: a tree path that does not fit its tokens"));
             }
-            let mut node = tree.child(0, first);
+            let mut node = tree.length_node(template.tokens.len());
             for step in rest {
                 node = tree.child(node, step);
             }
             tree.nodes[node].templates.push(t);
-            tree.templates.push(template);
+            let text = template.tokens.join(" ");
+            tree.templates.push(Template { text, ..template });
         }
         Ok(drain)
     }
@@ -291,7 +299,7 @@ impl Tree {
 
     /// The leaf for `tokens`, if the tree has one.
     fn leaf(&self, tokens: &[&str]) -> Option<usize> {
-        let mut node = *self.nodes[0].children.get(&tokens.len().to_string())?;
+        let mut node = *self.by_length.get(&tokens.len())?;
         for token in tokens.iter().take(self.steps(tokens.len())) {
             let children = &self.nodes[node].children;
             node = *children.get(*token).or_else(|| children.get(WILDCARD))?;
@@ -323,7 +331,7 @@ impl Tree {
     /// Files a new template for `tokens` (drain3's `add_seq_to_prefix_tree`).
     fn insert(&mut self, tokens: &[&str]) -> usize {
         let mut path = vec![tokens.len().to_string()];
-        let mut node = self.child(0, &path[0]);
+        let mut node = self.length_node(tokens.len());
         for token in tokens.iter().take(self.steps(tokens.len())) {
             let children = &self.nodes[node].children;
             let step = if children.contains_key(*token) {
@@ -342,9 +350,19 @@ impl Tree {
         }
         let t = self.templates.len();
         let key = tokens.join(" ");
-        self.templates.push(Template { key, tokens: tokens.iter().map(|s| s.to_string()).collect(), size: 1, path });
+        self.templates.push(Template { text: key.clone(), key, tokens: tokens.iter().map(|s| s.to_string()).collect(), size: 1, path });
         self.nodes[node].templates.push(t);
         t
+    }
+
+    /// The node of lines of `len` tokens, made if missing.
+    fn length_node(&mut self, len: usize) -> usize {
+        if let Some(&n) = self.by_length.get(&len) {
+            return n;
+        }
+        self.nodes.push(Node::default());
+        self.by_length.insert(len, self.nodes.len() - 1);
+        self.nodes.len() - 1
     }
 
     /// The child of `node` under `token`, made if missing.
@@ -368,38 +386,52 @@ fn covers(template: &[String], tokens: &[&str]) -> bool {
 mod tests {
     use super::*;
 
+    /// What the miner made of a line, owned.
+    #[derive(Debug, PartialEq)]
+    struct Owned {
+        key: String,
+        template: String,
+        params: Vec<String>,
+        new: bool,
+    }
+
+    fn add(d: &mut Drain, line: &str) -> Owned {
+        let p = d.add(line);
+        Owned { key: p.key.into(), template: p.template.into(), params: p.params.iter().map(|s| s.to_string()).collect(), new: p.new }
+    }
+
     #[test]
     fn templates_generalise_and_keep_their_first_key() {
         let mut d = Drain::new(Config::default()).unwrap();
-        let a = d.add("Receiving block blk_-123 src: /10.0.0.1:5 dest: /10.0.0.2:50010");
+        let a = add(&mut d, "Receiving block blk_-123 src: /10.0.0.1:5 dest: /10.0.0.2:50010");
         assert!(a.new);
         assert_eq!(a.key, "Receiving block <BLK> src: <IP> dest: <IP>");
         assert_eq!(a.params, ["blk_-123", "/10.0.0.1:5", "/10.0.0.2:50010"]);
-        let b = d.add("Deleting block blk_1 file /a/b");
-        let c = d.add("Deleting block blk_2 file /c/d/e");
+        let b = add(&mut d, "Deleting block blk_1 file /a/b");
+        let c = add(&mut d, "Deleting block blk_2 file /c/d/e");
         assert_eq!(b.key, c.key);
         assert_eq!(c.template, "Deleting block <BLK> file <*>");
         assert_eq!(c.params, ["blk_2", "/c/d/e"]);
         // Re-reading the first line after generalisation: the same key, nothing new.
-        let again = d.add("Deleting block blk_1 file /a/b");
+        let again = add(&mut d, "Deleting block blk_1 file /a/b");
         assert!(!again.new && again.key == b.key);
         assert_eq!(d.len(), 2);
         // Masks work inside tokens, as drain3's do over the line.
-        assert_eq!(d.add("status=200 took 31ms sshd[42]: ok").key, "status=<NUM> took 31ms sshd[<NUM>]: ok");
+        assert_eq!(add(&mut d, "status=200 took 31ms sshd[42]: ok").key, "status=<NUM> took 31ms sshd[<NUM>]: ok");
     }
 
     #[test]
     fn a_line_stays_with_the_template_that_covers_it() {
         let mut d = Drain::new(Config { similarity: 0.5, ..Config::default() }).unwrap();
-        let first = d.add("a b c d e f");
-        d.add("a b x y e f");
-        d.add("a b x z w f");
+        let first = add(&mut d, "a b c d e f");
+        add(&mut d, "a b x y e f");
+        add(&mut d, "a b x z w f");
         // Too far from `a b <*> <*> <*> f`: a template of its own, five sixths like the first line.
-        let other = d.add("a b c d e g");
+        let other = add(&mut d, "a b c d e g");
         assert!(other.new);
         // Drain would now give the first line to the closer `a b c d e g`, under another key;
         // the template that covers it keeps it.
-        let again = d.add("a b c d e f");
+        let again = add(&mut d, "a b c d e f");
         assert_eq!(again.key, first.key);
         assert_eq!(again.template, "a b <*> <*> <*> f");
         assert_eq!(d.len(), 2);
@@ -411,12 +443,12 @@ mod tests {
         let mut whole = Drain::new(Config::default()).unwrap();
         let mut first = Drain::new(Config::default()).unwrap();
         for l in &lines[..100] {
-            whole.add(l);
-            first.add(l);
+            add(&mut whole, l);
+            add(&mut first, l);
         }
         let mut second = Drain::import_state(&first.export_state()).unwrap();
         for l in &lines[100..] {
-            assert_eq!(whole.add(l), second.add(l));
+            assert_eq!(add(&mut whole, l), add(&mut second, l));
         }
         assert_eq!(whole.templates(), second.templates());
         assert!(Drain::import_state(b"junk").is_err());

@@ -109,25 +109,35 @@ pub struct Decisions {
     pub payload: Vec<(String, TextColumnBuf)>,
 }
 
-/// What a policy makes of one line: its key, the text to embed, and the values of its extra
-/// payload fields.
-pub struct Keyed {
-    /// The dedup key.
-    pub key: String,
-    /// The text the embedder receives.
-    pub embed: String,
-    /// One value per extra payload field the policy names.
-    pub extra: Vec<String>,
+/// Where a policy writes its decision for one kept line: the key, the text to embed, and the
+/// values of its extra payload fields, in the order it named them.
+pub struct Row<'a> {
+    key: &'a mut TextColumnBuf,
+    embed: &'a mut TextColumnBuf,
+    text: &'a mut TextColumnBuf,
+    extras: &'a mut [TextColumnBuf],
+}
+
+impl Row<'_> {
+    /// Sets the row: `key` (also the `text` payload), `embed`, and one value per extra field.
+    pub fn set(&mut self, key: &str, embed: &str, extras: &[&str]) {
+        self.key.push(key);
+        self.embed.push(embed);
+        self.text.push(key);
+        for (column, value) in self.extras.iter_mut().zip(extras) {
+            column.push(value);
+        }
+    }
 }
 
 /// Decides every record of a batch.
 pub fn decide(policy: Policy, batch: &LogBatch<'_>) -> Result<Decisions, String> {
-    decide_with(batch, &[], |text, format| {
+    decide_with(batch, &[], |text, format, row| {
         let key = match format {
             InputFormat::Json => policy.key(text),
             InputFormat::RawHdfs => policy.raw_key(text),
         };
-        Keyed { embed: key.clone(), key, extra: Vec::new() }
+        row.set(&key, &key, &[]);
     })
 }
 
@@ -135,16 +145,20 @@ pub fn decide(policy: Policy, batch: &LogBatch<'_>) -> Result<Decisions, String>
 /// order: the key is the template's stable key, the embedded text the template; the payload
 /// adds `template` and `template_params` (a JSON array of the line's variable parts).
 pub fn decide_learning(drain: &mut drain::Drain, batch: &LogBatch<'_>) -> Result<Decisions, String> {
-    decide_with(batch, &["template", "template_params"], |text, _| {
+    let mut params = Vec::new();
+    decide_with(batch, &["template", "template_params"], |text, _, row| {
         let parsed = drain.add(text);
-        let params = serde_json::to_string(&parsed.params).expect("strings serialize");
-        Keyed { key: parsed.key, embed: parsed.template.clone(), extra: vec![parsed.template, params] }
+        params.clear();
+        serde_json::to_writer(&mut params, &parsed.params).expect("strings serialize");
+        let params = std::str::from_utf8(&params).expect("JSON is UTF-8");
+        row.set(parsed.key, parsed.template, &[parsed.template, params]);
     })
 }
 
-/// Decides every record of a batch with `keyed`, which sees each kept line (a JSON record's
-/// line, or a raw line's content) in order; `extra` names the payload fields it fills.
-fn decide_with(batch: &LogBatch<'_>, extra: &[&str], mut keyed: impl FnMut(&str, InputFormat) -> Keyed) -> Result<Decisions, String> {
+/// Decides every record of a batch with `decide`, which sees each kept line (a JSON record's
+/// line, or a raw line's content) in order and sets its [`Row`]; `extra` names the payload
+/// fields it fills.
+fn decide_with(batch: &LogBatch<'_>, extra: &[&str], mut decide: impl FnMut(&str, InputFormat, &mut Row<'_>)) -> Result<Decisions, String> {
     let rows = batch.line.len();
     for (column, name) in [
         (batch.line, "line"),
@@ -165,21 +179,17 @@ fn decide_with(batch: &LogBatch<'_>, extra: &[&str], mut keyed: impl FnMut(&str,
     };
     let mut text = TextColumnBuf::with_capacity(rows, bytes);
     let mut extras: Vec<TextColumnBuf> = extra.iter().map(|_| TextColumnBuf::with_capacity(rows, bytes)).collect();
-    let mut push = |out: &mut Decisions, k: Option<Keyed>| {
-        let k = k.unwrap_or(Keyed { key: String::new(), embed: String::new(), extra: vec![String::new(); extra.len()] });
-        out.key.push(&k.key);
-        out.embed_text.push(&k.embed);
-        text.push(&k.key);
-        for (column, value) in extras.iter_mut().zip(&k.extra) {
-            column.push(value);
-        }
-    };
+    let blanks = vec![""; extra.len()];
+    macro_rules! row {
+        () => {
+            Row { key: &mut out.key, embed: &mut out.embed_text, text: &mut text, extras: &mut extras }
+        };
+    }
     match batch.format {
         InputFormat::Json => {
             for i in 0..rows {
-                let keyed = keyed(batch.line.get(i)?, InputFormat::Json);
                 out.keep.push(true);
-                push(&mut out, Some(keyed));
+                decide(batch.line.get(i)?, InputFormat::Json, &mut row!());
             }
         }
         InputFormat::RawHdfs => {
@@ -193,8 +203,11 @@ fn decide_with(batch: &LogBatch<'_>, extra: &[&str], mut keyed: impl FnMut(&str,
                 let kept = raw::is_kept(line);
                 let parsed = raw::parse(line);
                 out.keep.push(kept);
-                let keyed = kept.then(|| keyed(parsed.content, InputFormat::RawHdfs));
-                push(&mut out, keyed);
+                if kept {
+                    decide(parsed.content, InputFormat::RawHdfs, &mut row!());
+                } else {
+                    row!().set("", "", &blanks);
+                }
                 level.push(parsed.level);
                 timestamp.push(&parsed.timestamp);
                 node_type.push(parsed.node_type);
@@ -208,7 +221,6 @@ fn decide_with(batch: &LogBatch<'_>, extra: &[&str], mut keyed: impl FnMut(&str,
             out.payload.push(("original_text".into(), original));
         }
     }
-    drop(push);
     out.payload.insert(0, ("text".into(), text));
     out.payload.extend(extra.iter().map(|n| n.to_string()).zip(extras));
     Ok(out)
