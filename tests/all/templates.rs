@@ -209,4 +209,12 @@ fn learned_templates_survive_restarts_and_an_upgrade_and_reading_again_stores_no
     let again = run("builtin:drain", &all, &split);
     assert_eq!(count(&again, "inserted"), 0, "{again}");
     assert_eq!(stored_in(&split.join("store")).len(), three.len());
+    // The templates with the lines each took: every line read (2,000 twice), every one stored.
+    let out = crate::support::sg_host().args(["store", "templates", "--store"]).arg(split.join("store")).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let listed: Vec<serde_json::Value> = String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(listed.len(), three.len());
+    assert_eq!(listed.iter().map(|t| t["lines"].as_u64().unwrap()).sum::<u64>(), 4000);
+    assert!(listed.iter().all(|t| t["stored"] == true && three.contains_key(&t["id"].as_u64().unwrap())));
+    assert!(listed.windows(2).all(|w| w[0]["lines"].as_u64() >= w[1]["lines"].as_u64()), "most lines first");
 }

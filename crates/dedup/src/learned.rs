@@ -10,6 +10,9 @@ use serde::{Deserialize, Serialize};
 
 use sg_core::component::policy::{Learned, PolicyComponent};
 use sg_core::runtime::Runtime;
+use sg_dedup_core::drain::{Drain, Listed, STATE_FORMAT};
+
+use crate::StoreChoice;
 
 /// The header of a state file.
 #[derive(Serialize, Deserialize)]
@@ -30,6 +33,26 @@ impl StateFile {
     /// The state file at `path`.
     pub fn at(path: PathBuf) -> StateFile {
         StateFile(path)
+    }
+
+    /// Where the state of `collection` in `store` is kept unless told: beside an embedded store
+    /// (`STORE/COLLECTION.policy-state`); for a Qdrant server, `./COLLECTION.policy-state`.
+    pub fn beside(store: &StoreChoice, collection: &str) -> StateFile {
+        let dir = match store {
+            StoreChoice::Embedded(dir) => dir.clone(),
+            StoreChoice::Server(_) => PathBuf::from("."),
+        };
+        StateFile(dir.join(format!("{collection}.policy-state")))
+    }
+
+    /// The templates a `drain` policy learned (state format `drain-1`), in the order learned.
+    pub fn templates(&self) -> Result<Vec<Listed>> {
+        let bytes = std::fs::read(&self.0).with_context(|| format!("reading {}", self.0.display()))?;
+        let (header, state) = read(&bytes).with_context(|| format!("reading {}", self.0.display()))?;
+        if header.state_format != STATE_FORMAT {
+            bail!("{} holds state {:?} (from {}); templates can be listed from {STATE_FORMAT:?}", self.0.display(), header.state_format, header.policy);
+        }
+        Ok(Drain::import_state(&state).map_err(anyhow::Error::msg)?.templates())
     }
 
     /// Its path.

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use sg_dedup::learned::StateFile;
 use clap::Args;
 use sg_dedup_core::InputFormat;
 
@@ -168,18 +169,21 @@ impl DedupArgs {
             Some(path) => Some(std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?),
             None => None,
         };
-        let state_dir = if self.qdrant.is_some() { PathBuf::from(".") } else { self.store.clone() };
-        let policy_state = self.policy_state.clone().unwrap_or_else(|| state_dir.join(format!("{}.policy-state", self.collection)));
+        let store = match &self.qdrant {
+            Some(url) => StoreChoice::Server(url.clone()),
+            None => StoreChoice::Embedded(self.store.clone()),
+        };
+        let policy_state = match &self.policy_state {
+            Some(path) => StateFile::at(path.clone()),
+            None => StateFile::beside(&store, &self.collection),
+        };
         Ok(DedupJob {
             policy,
             policy_config,
-            policy_state: sg_dedup::learned::StateFile::at(policy_state),
+            policy_state,
             input,
             format,
-            store: match &self.qdrant {
-                Some(url) => StoreChoice::Server(url.clone()),
-                None => StoreChoice::Embedded(self.store.clone()),
-            },
+            store,
             collection: self.collection.clone(),
             embedder,
             dead_letters: self.dead_letters.clone(),

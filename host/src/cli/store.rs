@@ -13,6 +13,7 @@ use sg_core::component::ComponentSource;
 use sg_dedup::embed::DEFAULT_MODEL_DIR;
 use sg_dedup::index::{LogIndex, SharedStore};
 use sg_dedup::store::{DEFAULT_COLLECTION, PayloadFilter};
+use sg_dedup::learned::StateFile;
 use sg_dedup::{EmbedderChoice, StoreChoice};
 
 use sg_core::runtime::Limits;
@@ -117,6 +118,13 @@ enum StoreCommand {
         #[arg(long)]
         all: bool,
     },
+    /// The templates a learning policy (`builtin:drain`) learned, most lines first, as JSON
+    /// lines `{"key", "template", "lines", "stored", "id"}` (`stored`: its point is in the store).
+    Templates {
+        /// The policy's state file (default: the one `dedup` keeps beside this store).
+        #[arg(long, value_name = "FILE")]
+        policy_state: Option<PathBuf>,
+    },
     /// Writes the points (id, payload fields, optionally the vector) as JSON lines or Parquet.
     Export {
         #[command(flatten)]
@@ -191,6 +199,18 @@ pub(super) fn store(args: StoreArgs) -> Result<()> {
             }
             let n = args.store.open()?.lock().expect("not poisoned").delete(&filter)?;
             writeln!(out, "{n} points deleted")?;
+        }
+        StoreCommand::Templates { policy_state } => {
+            let store = args.store.choice(Some("sg-store")).expect("a default");
+            let file = policy_state.map_or_else(|| StateFile::beside(&store, &args.store.collection), StateFile::at);
+            let mut templates = file.templates()?;
+            templates.sort_by(|a, b| b.size.cmp(&a.size).then_with(|| a.key.cmp(&b.key)));
+            let ids: Vec<u64> = templates.iter().map(|t| sg_dedup::point_id(&t.key)).collect();
+            let stored = store.open(&args.store.collection)?.lock().expect("not poisoned").existing(&ids)?;
+            for (t, id) in templates.iter().zip(ids) {
+                let row = json!({"key": t.key, "template": t.template, "lines": t.size, "stored": stored.contains(&id), "id": id});
+                writeln!(out, "{row}")?;
+            }
         }
         StoreCommand::Export { filter, out: path, vectors } => {
             let store = args.store.open()?;
