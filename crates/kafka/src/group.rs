@@ -167,6 +167,27 @@ impl FollowedTopic {
     }
 }
 
+/// How long leaving the group may wait for the revocation to be served.
+const LEAVE_PATIENCE: Duration = Duration::from_secs(5);
+
+impl Drop for FollowedTopic {
+    /// Leaves the group before the consumer closes: unsubscribes and serves the revocation
+    /// (which commits what is durable) until nothing is assigned. librdkafka aborts the process
+    /// when a consumer closes while an assignment is still being applied (a rebalance started
+    /// by another member stopping at the same moment); what is polled meanwhile is dropped, not
+    /// written, so the next owner reads it.
+    fn drop(&mut self) {
+        self.consumer.unsubscribe();
+        let until = std::time::Instant::now() + LEAVE_PATIENCE;
+        while std::time::Instant::now() < until {
+            let _ = self.consumer.poll(Duration::from_millis(100));
+            if self.consumer.assignment().is_ok_and(|a| a.count() == 0) {
+                break;
+            }
+        }
+    }
+}
+
 /// A consumer that joined `options.group` and subscribed to its topic, with the [`Shared`]
 /// state of its rebalances.
 fn join(options: &KafkaOptions) -> Result<(BaseConsumer<GroupContext>, Arc<Shared>)> {
