@@ -140,6 +140,34 @@ fn bad_messages_are_dead_lettered_with_partition_and_offset() {
     assert!(dlq.iter().all(|(_, h)| h.iter().any(|(k, v)| k == "sg-source-topic" && v == "events")));
 }
 
+/// A dead-letter topic that refuses dead letters (the brokers answer every produce with
+/// TOPIC_AUTHORIZATION_FAILED): the reason is logged and counted, the run goes on to the end,
+/// and the dead-letter file holds every dead letter.
+#[test]
+fn dead_letters_the_topic_refuses_are_logged_and_the_file_holds_them() {
+    use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
+    let (cluster, brokers) = mock_cluster("refusing", 1);
+    fill(&brokers, "refusing", &[200], &[(0, "not json"), (0, "{oops")]);
+    cluster.request_errors(RDKafkaApiKey::Produce, &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED; 64]);
+    let dir = tempfile::tempdir().unwrap();
+    let (out, metrics) = (dir.path().join("out"), dir.path().join("metrics.prom"));
+    let o = sg_host()
+        .args(["run", "-q", "--source", &format!("kafka://{brokers}/refusing"), "--metrics-out"])
+        .arg(&metrics)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{stderr}");
+    assert!(stderr.contains("dead-letter topic refusing.dlq") && stderr.contains("the dead-letter file holds them"), "{stderr}");
+    assert!(stderr.to_lowercase().contains("authorization"), "the brokers' reason is in the log: {stderr}");
+    let letters = std::fs::read_to_string(out.join("_dead_letters.jsonl")).unwrap();
+    assert_eq!(letters.lines().count(), 2, "{letters}");
+    let metrics = std::fs::read_to_string(&metrics).unwrap();
+    assert!(metrics.lines().any(|l| l.starts_with("sg_dead_letter_topic_failures_total ") && !l.ends_with(" 0")), "{metrics}");
+}
+
 /// A record as read back: payload and headers.
 type Record = (Vec<u8>, Vec<(String, String)>);
 

@@ -145,11 +145,12 @@ struct DeliveryCount {
 }
 
 impl DeliveryCount {
-    /// Fails if any of the `sent` records was not delivered.
+    /// Fails if any record sent since the last check was not delivered (of `sent` in all);
+    /// the count starts again, so one failure is reported once.
     fn check(&self, sent: u64) -> Result<()> {
-        let failed = self.failed.load(Ordering::Relaxed);
+        let failed = self.failed.swap(0, Ordering::Relaxed);
         if failed > 0 {
-            let first = self.first_error.lock().unwrap().clone().unwrap_or_default();
+            let first = self.first_error.lock().unwrap().take().unwrap_or_default();
             return Err(self.connection.explain(anyhow::anyhow!("{failed} of {sent} records were not delivered (first error: {first})")));
         }
         Ok(())

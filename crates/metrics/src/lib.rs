@@ -94,6 +94,9 @@ pub struct Metrics {
     pub windows_closed_early: Counter,
     /// Durable writes retried because the disk was full.
     pub storage_retries: Counter,
+    /// Flushes of the dead-letter topic the brokers did not fully acknowledge (the file holds
+    /// every dead letter).
+    pub dead_letter_topic_failures: Counter,
     /// A stream's event-time watermark, in seconds since the epoch (a stalled watermark holds
     /// every window open).
     pub watermark: Gauge<f64, std::sync::atomic::AtomicU64>,
@@ -132,6 +135,7 @@ impl Metrics {
             lag: Family::default(),
             windows_closed_early: Counter::default(),
             storage_retries: Counter::default(),
+            dead_letter_topic_failures: Counter::default(),
             watermark: Gauge::default(),
             peak_rss: Gauge::default(),
             alerts_sent: Family::default(),
@@ -154,6 +158,7 @@ impl Metrics {
         m.registry.register("source_lag", "Records of a partition behind its high watermark, from the group's committed offset (what a restart would re-read)", m.lag.clone());
         m.registry.register("stream_watermark_seconds", "The stream's event-time watermark (seconds since the epoch)", m.watermark.clone());
         m.registry.register("stream_windows_closed_early", "Windows written before the watermark passed them, because too many were open", m.windows_closed_early.clone());
+        m.registry.register("dead_letter_topic_failures", "Flushes of the dead-letter topic with dead letters the brokers refused or did not acknowledge (the dead-letter file holds them)", m.dead_letter_topic_failures.clone());
         m.registry.register("storage_retries", "Durable writes retried because the disk was full (or a quota or file-size limit was reached)", m.storage_retries.clone());
         m.registry.register("alerts_sent", "Alerts an alert sink acknowledged", m.alerts_sent.clone());
         m.registry.register("alerts_retried", "Deliveries of alerts to a sink that were retried", m.alerts_retried.clone());

@@ -63,8 +63,16 @@ impl DeadLetterTopic {
         self.producer.send(&self.topic, None, &letter.raw, &headers).context("sending a dead letter")
     }
 
+    /// Waits for the brokers to acknowledge the dead letters sent. Those they refuse (or do
+    /// not acknowledge in time) are logged with the reason and counted, and the stream goes on:
+    /// every dead letter is already in the dead-letter file, which is synced first, so a topic
+    /// that refuses one cannot stall the stream at the same offset on every restart.
     pub(super) fn sync(&self) -> Result<()> {
-        self.producer.flush(std::time::Duration::from_secs(30)).context("flushing dead letters")
+        if let Err(e) = self.producer.flush(std::time::Duration::from_secs(30)) {
+            sg_metrics::METRICS.dead_letter_topic_failures.inc();
+            tracing::error!("dead-letter topic {}: {e:#}; the dead-letter file holds them", self.topic);
+        }
+        Ok(())
     }
 }
 
