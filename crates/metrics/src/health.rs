@@ -22,14 +22,7 @@ pub struct Health {
 }
 
 /// The one health record of the process.
-pub static HEALTH: LazyLock<Health> = LazyLock::new(|| Health {
-    started: Instant::now(),
-    last_beat_ms: AtomicU64::new(u64::MAX),
-    assigned: AtomicI64::new(-1),
-    loaded: AtomicBool::new(false),
-    storage_fault: std::sync::Mutex::new(None),
-    space: std::sync::Mutex::new(None),
-});
+pub static HEALTH: LazyLock<Health> = LazyLock::new(Health::new);
 
 /// What `/healthz` answers.
 #[derive(Clone, Debug, PartialEq)]
@@ -41,6 +34,18 @@ pub struct Liveness {
 }
 
 impl Health {
+    /// A process that has not started its loop: no beat, no assignment, nothing loaded.
+    fn new() -> Health {
+        Health {
+            started: Instant::now(),
+            last_beat_ms: AtomicU64::new(u64::MAX),
+            assigned: AtomicI64::new(-1),
+            loaded: AtomicBool::new(false),
+            storage_fault: std::sync::Mutex::new(None),
+            space: std::sync::Mutex::new(None),
+        }
+    }
+
     fn now_ms(&self) -> u64 {
         self.started.elapsed().as_millis() as u64
     }
@@ -114,14 +119,7 @@ mod tests {
 
     #[test]
     fn ready_once_loaded_and_assigned_alive_while_the_loop_turns() {
-        let h = Health {
-            started: Instant::now(),
-            last_beat_ms: AtomicU64::new(u64::MAX),
-            assigned: AtomicI64::new(-1),
-            loaded: AtomicBool::new(false),
-            storage_fault: std::sync::Mutex::new(None),
-            space: std::sync::Mutex::new(None),
-        };
+        let h = Health::new();
         assert!(h.readiness().unwrap_err().contains("not loaded"));
         h.set_loaded(true);
         assert!(h.readiness().is_ok(), "a source without an assignment is ready once loaded");
