@@ -102,6 +102,8 @@ fn drain_policy(c: &mut Criterion) {
     let lines: Vec<String> = (0..records.len()).map(|i| records.batch().line.get(i).unwrap().to_string()).collect();
     let mut miner = sg_dedup_core::drain::Drain::new(sg_dedup_core::drain::Config::default()).unwrap();
     group.bench_function("native", |b| b.iter(|| lines.iter().map(|l| miner.add(l).key.len()).sum::<usize>()));
+    // The component's work without the sandbox: the miner and the decision columns.
+    group.bench_function("native-decide", |b| b.iter(|| sg_dedup_core::decide_learning(&mut miner, &records.batch()).unwrap()));
     group.finish();
 }
 

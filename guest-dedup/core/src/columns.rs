@@ -39,6 +39,22 @@ impl<'a> TextColumn<'a> {
         }
         Ok(())
     }
+
+    /// [`check`](Self::check), and every row UTF-8: the rows' bytes are UTF-8 as a whole and no
+    /// offset cuts a character (one pass over the bytes, not one per row).
+    pub fn check_text(&self, rows: usize, name: &str) -> Result<(), String> {
+        self.check(rows, name)?;
+        let (first, last) = (self.offsets[0] as usize, self.offsets[rows] as usize);
+        let text = std::str::from_utf8(&self.bytes[first..last]).map_err(|e| {
+            let at = (first + e.valid_up_to()) as u32;
+            let row = self.offsets.partition_point(|&o| o <= at).saturating_sub(1);
+            format!("column {name}: row {row}: {e}")
+        })?;
+        match self.offsets.iter().position(|&o| !text.is_char_boundary(o as usize - first)) {
+            Some(i) => Err(format!("column {name}: row {}: its bounds cut a UTF-8 character", i.min(rows.saturating_sub(1)))),
+            None => Ok(()),
+        }
+    }
 }
 
 /// An owned string column being built row by row.
@@ -90,5 +106,23 @@ impl TextColumnBuf {
     pub fn get(&self, i: usize) -> &str {
         let bytes = &self.bytes[self.offsets[i] as usize..self.offsets[i + 1] as usize];
         std::str::from_utf8(bytes).expect("rows are pushed as str")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_row_cut_inside_a_character_is_refused_though_the_buffer_is_utf8() {
+        let bytes = "aé b".as_bytes();
+        let ok = TextColumn { bytes, offsets: &[0, 3, 5] };
+        assert_eq!(ok.check_text(2, "key"), Ok(()));
+        let cut = TextColumn { bytes, offsets: &[0, 2, 5] };
+        assert_eq!(cut.check_text(2, "key").unwrap_err(), "column key: row 1: its bounds cut a UTF-8 character");
+        let broken = TextColumn { bytes: b"ok\xff", offsets: &[0, 2, 3] };
+        assert!(broken.check_text(2, "key").unwrap_err().starts_with("column key: row 1: invalid utf-8"));
+        // Bytes outside every row are not looked at, as before.
+        assert_eq!(TextColumn { bytes: b"\xffab", offsets: &[1, 3] }.check_text(1, "key"), Ok(()));
     }
 }

@@ -149,7 +149,14 @@ pub fn decide_learning(drain: &mut drain::Drain, batch: &LogBatch<'_>) -> Result
     decide_with(batch, &["template", "template_params"], |text, _, row| {
         let parsed = drain.add(text);
         params.clear();
-        serde_json::to_writer(&mut params, &parsed.params).expect("strings serialize");
+        params.push(b'[');
+        for (i, param) in parsed.params().enumerate() {
+            if i > 0 {
+                params.push(b',');
+            }
+            serde_json::to_writer(&mut params, param).expect("strings serialize");
+        }
+        params.push(b']');
         let params = std::str::from_utf8(&params).expect("JSON is UTF-8");
         row.set(parsed.key, parsed.template, &[parsed.template, params]);
     })

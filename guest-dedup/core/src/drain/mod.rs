@@ -19,11 +19,11 @@
 //! with a digit, or past `max_children`, goes under `<*>`); a leaf's templates are compared by
 //! the share of equal tokens, and the best at or above `similarity` takes the line.
 
-use std::borrow::Cow;
+mod mask;
 
 use rustc_hash::FxHashMap;
 
-use regex::{Regex, RegexSet};
+use mask::Masker;
 use serde::{Deserialize, Serialize};
 
 /// The wildcard a template holds where its lines differ.
@@ -89,16 +89,22 @@ struct Template {
 }
 
 /// What the miner made of a line.
-#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Parsed<'a> {
     /// The template's stable key (its first form).
     pub key: &'a str,
     /// The template now.
     pub template: &'a str,
-    /// The line's tokens where the template has `<*>` or a mask.
-    pub params: Vec<&'a str>,
     /// Whether this line created the template.
     pub new: bool,
+    tokens: &'a [String],
+    line: Tokens<'a>,
+}
+
+impl<'a> Parsed<'a> {
+    /// The line's variable parts: its tokens where the template has `<*>` or a mask matched.
+    pub fn params(&self) -> impl Iterator<Item = &'a str> + use<'a> {
+        self.tokens.iter().zip(self.line.raw()).filter(|(have, (_, masked))| *have == WILDCARD || *masked).map(|(_, (raw, _))| raw)
+    }
 }
 
 /// A template as listed: key, current text, lines taken.
@@ -126,28 +132,89 @@ struct State {
     templates: Vec<Template>,
 }
 
-/// Masks over tokens.
-struct Masker {
-    /// Every mask at once: most tokens match none, and are told so in one pass.
-    any: RegexSet,
-    /// Each mask and its `<NAME>`, in order.
-    each: Vec<(Regex, String)>,
+/// The line being mined: its tokens, where each is in the line, and its masked text (in `buf`)
+/// when a mask changed it. Kept between lines so that mining allocates nothing per line.
+#[derive(Default)]
+struct Scratch {
+    tokens: Vec<Token>,
+    buf: String,
 }
 
-impl Masker {
-    fn mask<'a>(&self, token: &'a str) -> Cow<'a, str> {
-        // Most tokens match no mask, told in one pass; the rest run every mask in order.
-        if !self.any.is_match(token) {
-            return Cow::Borrowed(token);
-        }
-        let mut out = Cow::Borrowed(token);
-        for (re, name) in &self.each {
-            if let Cow::Owned(masked) = re.replace_all(&out, regex::NoExpand(name)) {
-                out = Cow::Owned(masked);
+/// Where a token's raw and masked text are (`masked` in [`Scratch::buf`], when masked).
+#[derive(Clone, Copy)]
+struct Token {
+    raw: (u32, u32),
+    masked: Option<(u32, u32)>,
+}
+
+impl Scratch {
+    /// Splits `line` on whitespace (`char::is_whitespace`, as Python's `str.split`) and masks
+    /// every token.
+    fn read(&mut self, line: &str, masker: &mut Masker) {
+        self.tokens.clear();
+        self.buf.clear();
+        let bytes = line.as_bytes();
+        let (mut at, mut start) = (0, None);
+        while at < bytes.len() {
+            let (space, width) = match bytes[at] {
+                b @ 0..0x80 => (matches!(b, b'\t'..=b'\r' | b' '), 1),
+                _ => line[at..].chars().next().map_or((false, 1), |c| (c.is_whitespace(), c.len_utf8())),
+            };
+            match (space, start) {
+                (true, Some(s)) => {
+                    self.push(line, s, at, masker);
+                    start = None;
+                }
+                (false, None) => start = Some(at),
+                _ => {}
             }
+            at += width;
         }
-        out
-    }}
+        if let Some(s) = start {
+            self.push(line, s, bytes.len(), masker);
+        }
+    }
+
+    fn push(&mut self, line: &str, start: usize, end: usize, masker: &mut Masker) {
+        let mark = self.buf.len();
+        let masked = masker.mask(&line[start..end], &mut self.buf).then(|| (mark as u32, self.buf.len() as u32));
+        self.tokens.push(Token { raw: (start as u32, end as u32), masked });
+    }
+
+    /// The tokens of `line`, as read last.
+    fn view<'a>(&'a self, line: &'a str) -> Tokens<'a> {
+        Tokens { line, buf: &self.buf, tokens: &self.tokens }
+    }
+}
+
+/// A mined line's tokens: masked (what the tree and templates see) and raw.
+#[derive(Clone, Copy)]
+struct Tokens<'a> {
+    line: &'a str,
+    buf: &'a str,
+    tokens: &'a [Token],
+}
+
+impl<'a> Tokens<'a> {
+    fn len(&self) -> usize {
+        self.tokens.len()
+    }
+
+    /// The masked text of each token.
+    fn iter(&self) -> impl Iterator<Item = &'a str> + use<'a> {
+        let (line, buf) = (self.line, self.buf);
+        self.tokens.iter().map(move |t| match t.masked {
+            Some((s, e)) => &buf[s as usize..e as usize],
+            None => &line[t.raw.0 as usize..t.raw.1 as usize],
+        })
+    }
+
+    /// Each token's raw text, and whether a mask changed it.
+    fn raw(&self) -> impl Iterator<Item = (&'a str, bool)> + use<'a> {
+        let line = self.line;
+        self.tokens.iter().map(move |t| (&line[t.raw.0 as usize..t.raw.1 as usize], t.masked.is_some()))
+    }
+}
 
 /// The tree and the templates filed in it.
 struct Tree {
@@ -166,6 +233,7 @@ struct Tree {
 pub struct Drain {
     config: Config,
     masker: Masker,
+    scratch: Scratch,
     tree: Tree,
 }
 
@@ -181,15 +249,7 @@ impl Drain {
         if config.max_children < 2 {
             return Err(format!("max_children {} is below 2", config.max_children));
         }
-        for m in &config.masks {
-            if m.name.is_empty() || !m.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                return Err(format!("mask name {:?}: letters, digits and `_` only", m.name));
-            }
-            Regex::new(&m.pattern).map_err(|e| format!("mask {}: {e}", m.name))?;
-        }
-        let any = RegexSet::new(config.masks.iter().map(|m| &m.pattern)).map_err(|e| format!("masks: {e}"))?;
-        let each = config.masks.iter().map(|m| (Regex::new(&m.pattern).expect("checked above"), format!("<{}>", m.name))).collect();
-        let masker = Masker { any, each };
+        let masker = Masker::new(&config.masks)?;
         let tree = Tree {
             prefix: config.depth - 3,
             similarity: config.similarity,
@@ -198,7 +258,7 @@ impl Drain {
             nodes: Vec::new(),
             templates: Vec::new(),
         };
-        Ok(Drain { config, masker, tree })
+        Ok(Drain { config, masker, scratch: Scratch::default(), tree })
     }
 
     /// The parameters in force.
@@ -223,18 +283,17 @@ impl Drain {
 
     /// Learns from `line` and says which template it belongs to.
     pub fn add<'a>(&'a mut self, line: &'a str) -> Parsed<'a> {
-        let raw: Vec<&str> = line.split_whitespace().collect();
-        let masked: Vec<Cow<'_, str>> = raw.iter().map(|t| self.masker.mask(t)).collect();
-        let tokens: Vec<&str> = masked.iter().map(|t| t.as_ref()).collect();
+        self.scratch.read(line, &mut self.masker);
+        let tokens = self.scratch.view(line);
         let tree = &mut self.tree;
-        let leaf = tree.leaf(&tokens);
+        let leaf = tree.leaf(tokens);
         // A template that covers the line takes it as it is.
-        let covering = leaf.and_then(|n| tree.nodes[n].templates.iter().copied().find(|&t| covers(&tree.templates[t].tokens, &tokens)));
-        let (t, new) = match covering.or_else(|| leaf.and_then(|n| tree.best(n, &tokens))) {
+        let covering = leaf.and_then(|n| tree.nodes[n].templates.iter().copied().find(|&t| covers(&tree.templates[t].tokens, tokens)));
+        let (t, new) = match covering.or_else(|| leaf.and_then(|n| tree.best(n, tokens))) {
             Some(t) => {
                 let template = &mut tree.templates[t];
                 let mut changed = false;
-                for (have, seen) in template.tokens.iter_mut().zip(&tokens) {
+                for (have, seen) in template.tokens.iter_mut().zip(tokens.iter()) {
                     if have != seen && have != WILDCARD {
                         *have = WILDCARD.to_string();
                         changed = true;
@@ -246,17 +305,10 @@ impl Drain {
                 template.size += 1;
                 (t, false)
             }
-            None => (tree.insert(&tokens), true),
+            None => (tree.insert(tokens), true),
         };
         let template = &tree.templates[t];
-        let params = template
-            .tokens
-            .iter()
-            .zip(tokens.iter().zip(&raw))
-            .filter(|(have, (masked, raw))| *have == WILDCARD || masked != raw)
-            .map(|(_, (_, raw))| *raw)
-            .collect();
-        Parsed { key: &template.key, template: &template.text, params, new }
+        Parsed { key: &template.key, template: &template.text, new, tokens: &template.tokens, line: tokens }
     }
 
     /// Everything learned and the parameters, as bytes ([`STATE_FORMAT`]).
@@ -298,29 +350,29 @@ impl Tree {
     }
 
     /// The leaf for `tokens`, if the tree has one.
-    fn leaf(&self, tokens: &[&str]) -> Option<usize> {
+    fn leaf(&self, tokens: Tokens<'_>) -> Option<usize> {
         let mut node = *self.by_length.get(&tokens.len())?;
         for token in tokens.iter().take(self.steps(tokens.len())) {
             let children = &self.nodes[node].children;
-            node = *children.get(*token).or_else(|| children.get(WILDCARD))?;
+            node = *children.get(token).or_else(|| children.get(WILDCARD))?;
         }
         Some(node)
     }
 
     /// The most similar template of leaf `node` at or above the threshold (ties: more `<*>`).
-    fn best(&self, node: usize, tokens: &[&str]) -> Option<usize> {
+    fn best(&self, node: usize, tokens: Tokens<'_>) -> Option<usize> {
         let mut best: Option<(usize, f64, usize)> = None;
         for &t in &self.nodes[node].templates {
             let template = &self.templates[t].tokens;
             let (mut equal, mut wild) = (0usize, 0usize);
-            for (have, seen) in template.iter().zip(tokens) {
+            for (have, seen) in template.iter().zip(tokens.iter()) {
                 if have == WILDCARD {
                     wild += 1;
                 } else if have == seen {
                     equal += 1;
                 }
             }
-            let similarity = if tokens.is_empty() { 1.0 } else { equal as f64 / tokens.len() as f64 };
+            let similarity = if tokens.len() == 0 { 1.0 } else { equal as f64 / tokens.len() as f64 };
             if best.is_none_or(|(_, s, w)| similarity > s || (similarity == s && wild > w)) {
                 best = Some((t, similarity, wild));
             }
@@ -329,12 +381,12 @@ impl Tree {
     }
 
     /// Files a new template for `tokens` (drain3's `add_seq_to_prefix_tree`).
-    fn insert(&mut self, tokens: &[&str]) -> usize {
+    fn insert(&mut self, tokens: Tokens<'_>) -> usize {
         let mut path = vec![tokens.len().to_string()];
         let mut node = self.length_node(tokens.len());
         for token in tokens.iter().take(self.steps(tokens.len())) {
             let children = &self.nodes[node].children;
-            let step = if children.contains_key(*token) {
+            let step = if children.contains_key(token) {
                 token.to_string()
             } else if token.bytes().any(|b| b.is_ascii_digit()) {
                 WILDCARD.to_string()
@@ -349,8 +401,9 @@ impl Tree {
             path.push(step);
         }
         let t = self.templates.len();
+        let tokens: Vec<String> = tokens.iter().map(str::to_string).collect();
         let key = tokens.join(" ");
-        self.templates.push(Template { text: key.clone(), key, tokens: tokens.iter().map(|s| s.to_string()).collect(), size: 1, path });
+        self.templates.push(Template { text: key.clone(), key, tokens, size: 1, path });
         self.nodes[node].templates.push(t);
         t
     }
@@ -378,8 +431,8 @@ impl Tree {
 }
 
 /// Whether `template` keeps only tokens equal to the line's (same length).
-fn covers(template: &[String], tokens: &[&str]) -> bool {
-    template.len() == tokens.len() && template.iter().zip(tokens).all(|(have, seen)| have == WILDCARD || have == seen)
+fn covers(template: &[String], tokens: Tokens<'_>) -> bool {
+    template.len() == tokens.len() && template.iter().zip(tokens.iter()).all(|(have, seen)| have == WILDCARD || have == seen)
 }
 
 #[cfg(test)]
@@ -397,7 +450,7 @@ mod tests {
 
     fn add(d: &mut Drain, line: &str) -> Owned {
         let p = d.add(line);
-        Owned { key: p.key.into(), template: p.template.into(), params: p.params.iter().map(|s| s.to_string()).collect(), new: p.new }
+        Owned { key: p.key.into(), template: p.template.into(), params: p.params().map(str::to_string).collect(), new: p.new }
     }
 
     #[test]
