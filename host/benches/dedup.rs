@@ -96,7 +96,10 @@ fn drain_policy(c: &mut Criterion) {
     let runtime = Runtime::new(Limits::default()).unwrap();
     let mut group = c.benchmark_group("drain");
     group.sample_size(20).throughput(Throughput::Elements(records.len() as u64));
-    let mut policy = PolicyComponent::load(&runtime, &ComponentSource::Builtin(&DEDUP_DRAIN)).unwrap();
+    // `SG_BENCH_DRAIN=FILE.wasm` measures that build instead (one keeping its function names,
+    // for `SG_WASM_PERFMAP=1 perf record`; see docs/dedup.md).
+    let source = std::env::var_os("SG_BENCH_DRAIN").map_or(ComponentSource::Builtin(&DEDUP_DRAIN), |p| ComponentSource::File(p.into()));
+    let mut policy = PolicyComponent::load(&runtime, &source).unwrap();
     policy.decide(&runtime, &records.batch()).unwrap();
     group.bench_function("component", |b| b.iter(|| policy.decide(&runtime, &records.batch()).unwrap()));
     let lines: Vec<String> = (0..records.len()).map(|i| records.batch().line.get(i).unwrap().to_string()).collect();

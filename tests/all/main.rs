@@ -11,6 +11,7 @@ mod hostile_input;
 mod iforest;
 mod kafka;
 mod kafka_security;
+mod log_sets;
 mod logs;
 mod operations;
 mod pipeline;

@@ -3,81 +3,22 @@
 //! shared HDFS sample and on labelled sets of other formats (`tests/fixtures/log-templates/`),
 //! against drain3 — the reference Drain, from PyPI — run on the same lines in the same test.
 
-use std::collections::HashMap;
 use std::io::Write;
 use std::process::Stdio;
 
 use sg_dedup_core::drain::{Config, Drain};
 
+use crate::log_sets::{self, grouping_accuracy};
 use crate::support::{fixture, python, shared_data};
 
-/// Share of lines whose predicted group is exactly their true group.
-fn grouping_accuracy<P: std::hash::Hash + Eq>(predicted: &[P], truth: &[String]) -> f64 {
-    let mut groups: HashMap<&P, Vec<usize>> = HashMap::new();
-    for (i, p) in predicted.iter().enumerate() {
-        groups.entry(p).or_default().push(i);
-    }
-    let mut sizes: HashMap<&str, usize> = HashMap::new();
-    for t in truth {
-        *sizes.entry(t).or_default() += 1;
-    }
-    let right: usize = groups
-        .values()
-        .filter(|members| {
-            let label = &truth[members[0]];
-            members.iter().all(|&i| &truth[i] == label) && sizes[label.as_str()] == members.len()
-        })
-        .map(Vec::len)
-        .sum();
-    right as f64 / truth.len() as f64
-}
-
-/// A labelled set: `LABEL<TAB>LINE` per line.
+/// The labelled set `name` of `tests/fixtures/log-templates/`.
 fn labelled(name: &str) -> (Vec<String>, Vec<String>) {
-    let text = std::fs::read_to_string(fixture(&format!("log-templates/{name}"))).unwrap();
-    text.lines().map(|l| l.split_once('\t').expect("LABEL<TAB>LINE")).map(|(label, line)| (line.to_string(), label.to_string())).unzip()
+    log_sets::labelled(&fixture(&format!("log-templates/{name}")))
 }
 
-/// The first 2,000 lines of the shared HDFS sample, labelled with loghub's HDFS templates.
+/// The first 2,000 lines of the shared HDFS sample, labelled.
 fn hdfs() -> (Vec<String>, Vec<String>) {
-    let templates: Vec<regex::Regex> = [
-        r"^Receiving block blk_\S+ src: \S+ dest: \S+$",
-        r"^BLOCK\* NameSystem\.addStoredBlock: blockMap updated: \S+ is added to blk_\S+ size \d+$",
-        r"^PacketResponder \d+ for block blk_\S+ terminating$",
-        r"^BLOCK\* NameSystem\.delete: blk_\S+ is added to invalidSet of \S+$",
-        r"^Deleting block blk_\S+ file .*$",
-        r"^Received block blk_\S+ of size \d+ from \S+$",
-        r"^\S+ Served block blk_\S+ to \S+$",
-        r"^\S+:Got exception while serving blk_\S+ to \S+$",
-        r"^Unexpected error trying to delete block blk_\S+\. BlockInfo not found in volumeMap\.$",
-        r"^\S+ Starting thread to transfer block blk_\S+ to .*$",
-        r"^BLOCK\* ask \S+ to replicate blk_\S+ to datanode\(s\) .*$",
-        r"^Received block blk_\S+ src: \S+ dest: \S+ of size \d+$",
-        r"^\S+:Transmitted block blk_\S+ to \S+$",
-        r"^writeBlock blk_\S+ received exception .*$",
-        r"^Verification succeeded for blk_\S+$",
-        r"^Receiving empty packet for block blk_\S+$",
-        r"^BLOCK\* NameSystem\.addStoredBlock: addStoredBlock request received for blk_\S+ on \S+ size \d+ But it does not belong to any file\.$",
-        r"^BLOCK\* NameSystem\.addStoredBlock: Redundant addStoredBlock request received for blk_\S+ on \S+ size \d+$",
-        r"^Exception in receiveBlock for block blk_\S+ .*$",
-        r"^Changing block file offset of block blk_\S+ from \d+ to \d+ meta file offset to \d+$",
-        r"^PendingReplicationMonitor timed out block blk_\S+$",
-        r"^PacketResponder blk_\S+ \d+ Exception .*$",
-        r"^\S+:Exception writing block blk_\S+ to mirror \S+$",
-        r"^PacketResponder \d+ for block blk_\S+ Interrupted\.$",
-    ]
-    .iter()
-    .map(|p| regex::Regex::new(p).unwrap())
-    .collect();
-    let text = std::fs::read_to_string(shared_data("hdfs-logs-10k-labelled.jsonl")).unwrap();
-    text.lines()
-        .take(2000)
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["text"].as_str().unwrap().to_string())
-        .map(|line| {
-            let label = templates.iter().position(|t| t.is_match(&line)).map_or_else(|| format!("other: {line}"), |i| format!("H{}", i + 1));
-            (line, label)
-        })
-        .unzip()
+    log_sets::hdfs(&shared_data("hdfs-logs-10k-labelled.jsonl"))
 }
 
 /// The policy's miner (the code the component runs) over `lines`: each line's key.
@@ -103,7 +44,7 @@ fn drain3(lines: &[String]) -> Vec<u64> {
 #[ignore = "services: needs Python with drain3 and the shared HDFS sample (scripts/test.sh installs them)"]
 fn the_drain_policy_groups_every_set_at_least_as_well_as_drain3() {
     let mut sets = vec![("HDFS (shared sample)", hdfs())];
-    for name in ["sshd.tsv", "syslog-kernel.tsv", "java-exceptions.tsv", "key-value.tsv"] {
+    for name in log_sets::LABELLED {
         sets.push((name, labelled(name)));
     }
     let mut worse = Vec::new();
@@ -150,7 +91,7 @@ fn dry_run_keys(policy: &str, input: &std::path::Path, state: &std::path::Path) 
 
 /// The labelled sets, one after another.
 fn every_labelled_line() -> Vec<String> {
-    ["sshd.tsv", "syslog-kernel.tsv", "java-exceptions.tsv", "key-value.tsv"].iter().flat_map(|n| labelled(n).0).collect()
+    log_sets::LABELLED.iter().flat_map(|n| labelled(n).0).collect()
 }
 
 /// `builtin:drain` in the sandbox keys every line as the miner does natively (so its grouping

@@ -41,8 +41,8 @@ impl<'a> TextColumn<'a> {
     }
 
     /// [`check`](Self::check), and every row UTF-8: the rows' bytes are UTF-8 as a whole and no
-    /// offset cuts a character (one pass over the bytes, not one per row).
-    pub fn check_text(&self, rows: usize, name: &str) -> Result<(), String> {
+    /// offset cuts a character (one pass over the bytes, not one per row). The rows, checked.
+    pub fn check_text(&self, rows: usize, name: &str) -> Result<Rows<'a>, String> {
         self.check(rows, name)?;
         let (first, last) = (self.offsets[0] as usize, self.offsets[rows] as usize);
         let text = std::str::from_utf8(&self.bytes[first..last]).map_err(|e| {
@@ -52,8 +52,23 @@ impl<'a> TextColumn<'a> {
         })?;
         match self.offsets.iter().position(|&o| !text.is_char_boundary(o as usize - first)) {
             Some(i) => Err(format!("column {name}: row {}: its bounds cut a UTF-8 character", i.min(rows.saturating_sub(1)))),
-            None => Ok(()),
+            None => Ok(Rows { text, first, offsets: self.offsets }),
         }
+    }
+}
+
+/// A column whose rows were checked ([`TextColumn::check_text`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Rows<'a> {
+    text: &'a str,
+    first: usize,
+    offsets: &'a [u32],
+}
+
+impl<'a> Rows<'a> {
+    /// Row `i`.
+    pub fn get(&self, i: usize) -> &'a str {
+        &self.text[self.offsets[i] as usize - self.first..self.offsets[i + 1] as usize - self.first]
     }
 }
 
@@ -83,6 +98,20 @@ impl TextColumnBuf {
     /// Appends a row.
     pub fn push(&mut self, value: &str) {
         self.bytes.extend_from_slice(value.as_bytes());
+        let end = u32::try_from(self.bytes.len()).expect("a column holds less than 4 GiB");
+        self.offsets.push(end);
+    }
+
+    /// Appends a row holding `items` as a JSON array of strings.
+    pub fn push_json_strings<'s>(&mut self, items: impl Iterator<Item = &'s str>) {
+        self.bytes.push(b'[');
+        for (i, item) in items.enumerate() {
+            if i > 0 {
+                self.bytes.push(b',');
+            }
+            serde_json::to_writer(&mut self.bytes, item).expect("a string serializes");
+        }
+        self.bytes.push(b']');
         let end = u32::try_from(self.bytes.len()).expect("a column holds less than 4 GiB");
         self.offsets.push(end);
     }
@@ -117,12 +146,12 @@ mod tests {
     fn a_row_cut_inside_a_character_is_refused_though_the_buffer_is_utf8() {
         let bytes = "aé b".as_bytes();
         let ok = TextColumn { bytes, offsets: &[0, 3, 5] };
-        assert_eq!(ok.check_text(2, "key"), Ok(()));
+        assert_eq!(ok.check_text(2, "key").map(|r| [r.get(0), r.get(1)]), Ok(["aé", " b"]));
         let cut = TextColumn { bytes, offsets: &[0, 2, 5] };
         assert_eq!(cut.check_text(2, "key").unwrap_err(), "column key: row 1: its bounds cut a UTF-8 character");
         let broken = TextColumn { bytes: b"ok\xff", offsets: &[0, 2, 3] };
         assert!(broken.check_text(2, "key").unwrap_err().starts_with("column key: row 1: invalid utf-8"));
         // Bytes outside every row are not looked at, as before.
-        assert_eq!(TextColumn { bytes: b"\xffab", offsets: &[1, 3] }.check_text(1, "key"), Ok(()));
+        assert_eq!(TextColumn { bytes: b"\xffab", offsets: &[1, 3] }.check_text(1, "key").map(|r| r.get(0)), Ok("ab"));
     }
 }

@@ -121,12 +121,19 @@ pub struct Row<'a> {
 impl Row<'_> {
     /// Sets the row: `key` (also the `text` payload), `embed`, and one value per extra field.
     pub fn set(&mut self, key: &str, embed: &str, extras: &[&str]) {
+        self.set_with(key, embed, |columns| {
+            for (column, value) in columns.iter_mut().zip(extras) {
+                column.push(value);
+            }
+        });
+    }
+
+    /// [`set`](Self::set), with `extras` pushing one row onto each extra field's column.
+    pub fn set_with(&mut self, key: &str, embed: &str, extras: impl FnOnce(&mut [TextColumnBuf])) {
         self.key.push(key);
         self.embed.push(embed);
         self.text.push(key);
-        for (column, value) in self.extras.iter_mut().zip(extras) {
-            column.push(value);
-        }
+        extras(self.extras);
     }
 }
 
@@ -145,20 +152,13 @@ pub fn decide(policy: Policy, batch: &LogBatch<'_>) -> Result<Decisions, String>
 /// order: the key is the template's stable key, the embedded text the template; the payload
 /// adds `template` and `template_params` (a JSON array of the line's variable parts).
 pub fn decide_learning(drain: &mut drain::Drain, batch: &LogBatch<'_>) -> Result<Decisions, String> {
-    let mut params = Vec::new();
     decide_with(batch, &["template", "template_params"], |text, _, row| {
         let parsed = drain.add(text);
-        params.clear();
-        params.push(b'[');
-        for (i, param) in parsed.params().enumerate() {
-            if i > 0 {
-                params.push(b',');
-            }
-            serde_json::to_writer(&mut params, param).expect("strings serialize");
-        }
-        params.push(b']');
-        let params = std::str::from_utf8(&params).expect("JSON is UTF-8");
-        row.set(parsed.key, parsed.template, &[parsed.template, params]);
+        row.set_with(parsed.key, parsed.template, |columns| {
+            let [template, params] = columns else { unreachable!("two extra fields named above") };
+            template.push(parsed.template);
+            params.push_json_strings(parsed.params());
+        });
     })
 }
 
@@ -177,6 +177,7 @@ fn decide_with(batch: &LogBatch<'_>, extra: &[&str], mut decide: impl FnMut(&str
     ] {
         column.check(rows, name)?;
     }
+    let lines = batch.line.check_text(rows, "line")?;
     let bytes = batch.line.bytes.len();
     let mut out = Decisions {
         keep: Vec::with_capacity(rows),
@@ -196,7 +197,7 @@ fn decide_with(batch: &LogBatch<'_>, extra: &[&str], mut decide: impl FnMut(&str
         InputFormat::Json => {
             for i in 0..rows {
                 out.keep.push(true);
-                decide(batch.line.get(i)?, InputFormat::Json, &mut row!());
+                decide(lines.get(i), InputFormat::Json, &mut row!());
             }
         }
         InputFormat::RawHdfs => {
@@ -206,7 +207,7 @@ fn decide_with(batch: &LogBatch<'_>, extra: &[&str], mut decide: impl FnMut(&str
             let mut source = TextColumnBuf::with_capacity(rows, rows * 13);
             let mut original = TextColumnBuf::with_capacity(rows, bytes);
             for i in 0..rows {
-                let line = batch.line.get(i)?;
+                let line = lines.get(i);
                 let kept = raw::is_kept(line);
                 let parsed = raw::parse(line);
                 out.keep.push(kept);

@@ -1,6 +1,7 @@
 //! Masks over a line's tokens in one pass: every mask compiled into one regex, tried only where
 //! a match can start.
 
+use regex_automata::hybrid::dfa as lazy;
 use regex_automata::meta::{Cache, Regex};
 use regex_automata::{Anchored, Input};
 use regex_syntax::hir::literal::{ExtractKind, Extractor};
@@ -9,7 +10,12 @@ use super::Mask;
 
 /// The masks of a miner, ready to run.
 pub(super) struct Masker {
-    /// Every mask at once; pattern `i` is mask `i`, and at one place the first that matches wins.
+    /// Every mask at once, as a lazy DFA searched forward from a known start (the meta engine's
+    /// own, without its dispatch per search); pattern `i` is mask `i`, and at one place the first
+    /// that matches wins. It gives up next to a Unicode `\b` on non-ASCII text.
+    dfa: lazy::DFA,
+    dfa_cache: lazy::Cache,
+    /// The same masks on the meta engine, which answers where the DFA gives up.
     regex: Regex,
     cache: Cache,
     /// `<NAME>` of each mask.
@@ -41,10 +47,21 @@ impl Masker {
                 _ => starts = [true; 256],
             }
         }
-        let regex = Regex::new_many(&masks.iter().map(|m| &m.pattern).collect::<Vec<_>>()).map_err(|e| format!("masks: {e}"))?;
+        let patterns: Vec<&str> = masks.iter().map(|m| m.pattern.as_str()).collect();
+        let regex = Regex::new_many(&patterns).map_err(|e| format!("masks: {e}"))?;
         let cache = regex.create_cache();
+        let dfa = lazy::DFA::builder()
+            .configure(lazy::DFA::config().unicode_word_boundary(true))
+            .build_many(&patterns)
+            .map_err(|e| format!("masks: {e}"))?;
+        let dfa_cache = dfa.create_cache();
         let names = masks.iter().map(|m| format!("<{}>", m.name)).collect();
-        Ok(Masker { regex, cache, names, starts: if masks.is_empty() { [false; 256] } else { starts } })
+        Ok(Masker { dfa, dfa_cache, regex, cache, names, starts: if masks.is_empty() { [false; 256] } else { starts } })
+    }
+
+    /// Whether a match can start with byte `b`.
+    pub(super) fn may_start(&self, b: u8) -> bool {
+        self.starts[b as usize]
     }
 
     /// `token` with what the masks match replaced by their `<NAME>`, appended to `out`; `false`
@@ -59,13 +76,17 @@ impl Masker {
                 continue;
             }
             let input = Input::new(token).range(at..).anchored(Anchored::Yes);
-            match self.regex.search_with(&mut self.cache, &input) {
-                Some(m) => {
+            let found = match self.dfa.try_search_fwd(&mut self.dfa_cache, &input) {
+                Ok(half) => half.map(|m| (m.pattern(), m.offset())),
+                Err(_) => self.regex.search_with(&mut self.cache, &input).map(|m| (m.pattern(), m.end())),
+            };
+            match found {
+                Some((mask, end)) => {
                     out.push_str(&token[copied..at]);
-                    out.push_str(&self.names[m.pattern().as_usize()]);
+                    out.push_str(&self.names[mask.as_usize()]);
                     masked = true;
                     // Never empty (refused in `new`), so this moves on.
-                    (copied, at) = (m.end(), m.end());
+                    (copied, at) = (end, end);
                 }
                 None => at += 1,
             }

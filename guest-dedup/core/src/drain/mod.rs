@@ -103,7 +103,7 @@ pub struct Parsed<'a> {
 impl<'a> Parsed<'a> {
     /// The line's variable parts: its tokens where the template has `<*>` or a mask matched.
     pub fn params(&self) -> impl Iterator<Item = &'a str> + use<'a> {
-        self.tokens.iter().zip(self.line.raw()).filter(|(have, (_, masked))| *have == WILDCARD || *masked).map(|(_, (raw, _))| raw)
+        self.tokens.iter().zip(self.line.raw()).filter(|(have, (_, masked))| same(have, WILDCARD) || *masked).map(|(_, (raw, _))| raw)
     }
 }
 
@@ -154,31 +154,47 @@ impl Scratch {
         self.tokens.clear();
         self.buf.clear();
         let bytes = line.as_bytes();
-        let (mut at, mut start) = (0, None);
-        while at < bytes.len() {
-            let (space, width) = match bytes[at] {
-                b @ 0..0x80 => (matches!(b, b'\t'..=b'\r' | b' '), 1),
-                _ => line[at..].chars().next().map_or((false, 1), |c| (c.is_whitespace(), c.len_utf8())),
-            };
-            match (space, start) {
-                (true, Some(s)) => {
-                    self.push(line, s, at, masker);
-                    start = None;
-                }
-                (false, None) => start = Some(at),
-                _ => {}
+        // Whitespace at `at`, and its width (a non-ASCII character is decoded and asked).
+        let space = |at: usize| match bytes[at] {
+            b @ 0..0x80 => (matches!(b, b'\t'..=b'\r' | b' '), 1),
+            _ => line[at..].chars().next().map_or((false, 1), |c| (c.is_whitespace(), c.len_utf8())),
+        };
+        let mut at = 0;
+        loop {
+            while at < bytes.len() && let (true, width) = space(at) {
+                at += width;
             }
-            at += width;
-        }
-        if let Some(s) = start {
-            self.push(line, s, bytes.len(), masker);
+            if at == bytes.len() {
+                return;
+            }
+            // A token: up to the next whitespace, noting whether a mask may match in it.
+            let (start, mut candidate) = (at, false);
+            while at < bytes.len() {
+                let b = bytes[at];
+                if b < 0x80 {
+                    if matches!(b, b'\t'..=b'\r' | b' ') {
+                        break;
+                    }
+                    at += 1;
+                } else {
+                    let (true_space, width) = space(at);
+                    if true_space {
+                        break;
+                    }
+                    at += width;
+                }
+                candidate |= masker.may_start(b);
+            }
+            self.push(line, start..at, candidate, masker);
         }
     }
 
-    fn push(&mut self, line: &str, start: usize, end: usize, masker: &mut Masker) {
+    /// Adds the token at `range` of `line`, masked when it is a `candidate` for a mask.
+    fn push(&mut self, line: &str, range: std::ops::Range<usize>, candidate: bool, masker: &mut Masker) {
         let mark = self.buf.len();
-        let masked = masker.mask(&line[start..end], &mut self.buf).then(|| (mark as u32, self.buf.len() as u32));
-        self.tokens.push(Token { raw: (start as u32, end as u32), masked });
+        let masked = candidate && masker.mask(&line[range.clone()], &mut self.buf);
+        let masked = masked.then(|| (mark as u32, self.buf.len() as u32));
+        self.tokens.push(Token { raw: (range.start as u32, range.end as u32), masked });
     }
 
     /// The tokens of `line`, as read last.
@@ -292,15 +308,18 @@ impl Drain {
         let (t, new) = match covering.or_else(|| leaf.and_then(|n| tree.best(n, tokens))) {
             Some(t) => {
                 let template = &mut tree.templates[t];
-                let mut changed = false;
-                for (have, seen) in template.tokens.iter_mut().zip(tokens.iter()) {
-                    if have != seen && have != WILDCARD {
-                        *have = WILDCARD.to_string();
-                        changed = true;
+                // A covering template stays as it is; the most similar one generalises.
+                if covering.is_none() {
+                    let mut changed = false;
+                    for (have, seen) in template.tokens.iter_mut().zip(tokens.iter()) {
+                        if !same(have, seen) && !same(have, WILDCARD) {
+                            *have = WILDCARD.to_string();
+                            changed = true;
+                        }
                     }
-                }
-                if changed {
-                    template.text = template.tokens.join(" ");
+                    if changed {
+                        template.text = template.tokens.join(" ");
+                    }
                 }
                 template.size += 1;
                 (t, false)
@@ -366,9 +385,9 @@ impl Tree {
             let template = &self.templates[t].tokens;
             let (mut equal, mut wild) = (0usize, 0usize);
             for (have, seen) in template.iter().zip(tokens.iter()) {
-                if have == WILDCARD {
+                if same(have, WILDCARD) {
                     wild += 1;
-                } else if have == seen {
+                } else if same(have, seen) {
                     equal += 1;
                 }
             }
@@ -430,9 +449,22 @@ impl Tree {
     }
 }
 
+/// Whether two tokens are equal: eight bytes at a time, inlined (a WebAssembly `memcmp` is a
+/// call to a loop over bytes, and comparing tokens is most of what matching a line does).
+#[inline]
+fn same(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let (mut ac, mut bc) = (a.chunks_exact(8), b.chunks_exact(8));
+    ac.by_ref().zip(bc.by_ref()).all(|(x, y)| u64::from_ne_bytes(x.try_into().unwrap()) == u64::from_ne_bytes(y.try_into().unwrap()))
+        && ac.remainder().iter().zip(bc.remainder()).all(|(x, y)| x == y)
+}
+
 /// Whether `template` keeps only tokens equal to the line's (same length).
 fn covers(template: &[String], tokens: Tokens<'_>) -> bool {
-    template.len() == tokens.len() && template.iter().zip(tokens.iter()).all(|(have, seen)| have == WILDCARD || have == seen)
+    template.len() == tokens.len() && template.iter().zip(tokens.iter()).all(|(have, seen)| same(have, WILDCARD) || same(have, seen))
 }
 
 #[cfg(test)]
@@ -451,6 +483,16 @@ mod tests {
     fn add(d: &mut Drain, line: &str) -> Owned {
         let p = d.add(line);
         Owned { key: p.key.into(), template: p.template.into(), params: p.params().map(str::to_string).collect(), new: p.new }
+    }
+
+    #[test]
+    fn tokens_compare_as_strings_do() {
+        let words = ["", "a", "<*>", "<*", "abcdefgh", "abcdefgi", "abcdefghijklmnopq", "abcdefghijklmnopr", "bbcdefghijklmnopq"];
+        for a in words {
+            for b in words {
+                assert_eq!(same(a, b), a == b, "{a:?} {b:?}");
+            }
+        }
     }
 
     #[test]
