@@ -13,11 +13,10 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
-use std::sync::mpsc::sync_channel;
+use std::sync::mpsc::{Receiver, sync_channel};
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use rayon::prelude::*;
 
 use crate::admin::{self, AdminSettings};
 use sg_metrics::health::HEALTH;
@@ -144,45 +143,39 @@ pub fn drive<S: Stage>(
         source
     } else {
         std::thread::scope(|scope| -> Result<Source> {
-            let (tx, rx) = sync_channel::<Result<(<S::Decoder as Decoder>::Output, BTreeMap<i32, i64>)>>(4);
+            // In flight: the chunks read ahead, each decoded on a thread of its own as soon as it
+            // is read (reading goes on meanwhile), handed to the stage in order.
+            let ahead = std::thread::available_parallelism().map_or(2, |n| n.get()) * 2;
+            let (tx, rx) = sync_channel::<Result<Receiver<(<S::Decoder as Decoder>::Output, BTreeMap<i32, i64>)>>>(ahead);
             let decoder = &decoder;
-            // Reads and decodes (in parallel) ahead of the stage; hands the source back.
+            // Reads ahead of the stage; hands the source back.
             let reader = scope.spawn(move || {
                 let mut source = source;
-                let group = rayon::current_num_threads().max(1) * 2;
-                loop {
-                    let mut chunks = Vec::with_capacity(group);
-                    while chunks.len() < group && !stop.load(std::sync::atomic::Ordering::SeqCst) {
-                        match source.next(stop) {
-                            Ok(Next::Chunk(c)) => chunks.push(c),
-                            Ok(Next::End | Next::Revoked) => break,
-                            Err(e) => {
-                                let _ = tx.send(Err(e));
-                                return source;
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    match source.next(stop) {
+                        Ok(Next::Chunk(chunk)) => {
+                            let (done, decoded) = sync_channel(1);
+                            if tx.send(Ok(decoded)).is_err() {
+                                break;
                             }
+                            scope.spawn(move || {
+                                let read = chunk.read();
+                                let _ = done.send((decoder.decode(chunk), read));
+                            });
                         }
-                    }
-                    if chunks.is_empty() {
-                        return source;
-                    }
-                    let decoded: Vec<_> = chunks
-                        .into_par_iter()
-                        .map(|c| {
-                            let read = c.read();
-                            (decoder.decode(c), read)
-                        })
-                        .collect();
-                    for d in decoded {
-                        if tx.send(Ok(d)).is_err() {
-                            return source;
+                        Ok(Next::End | Next::Revoked) => break,
+                        Err(e) => {
+                            let _ = tx.send(Err(e));
+                            break;
                         }
                     }
                 }
+                source
             });
             let unassigned = Unassigned;
             for item in rx {
                 HEALTH.beat();
-                let (decoded, read) = item?;
+                let (decoded, read) = item?.recv().expect("a decoding thread answers unless it panicked");
                 let ack = step(decoded, read, &unassigned, stage, dead)?;
                 apply(ack, dead, COMMIT_PATIENCE)?;
             }

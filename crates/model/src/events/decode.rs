@@ -50,7 +50,15 @@ struct Partial<'a> {
 
 /// Decodes one JSON line into an event, or says why it is not a valid event.
 pub fn decode_event(line: &[u8]) -> Result<EventRow<'_>, String> {
-    let mut de = serde_json::Deserializer::from_slice(line);
+    decode_from(serde_json::Deserializer::from_slice(line))
+}
+
+/// [`decode_event`] over a line known to be UTF-8 (its strings are not checked again).
+pub fn decode_event_str(line: &str) -> Result<EventRow<'_>, String> {
+    decode_from(serde_json::Deserializer::from_str(line))
+}
+
+fn decode_from<'de, R: serde_json::de::Read<'de>>(mut de: serde_json::Deserializer<R>) -> Result<EventRow<'de>, String> {
     let partial = de.deserialize_map(EventVisitor).map_err(|e| describe_json_error(&e))?;
     de.end().map_err(|e| format!("trailing data after the event: {e}"))?;
     let event_id = partial.event_id.ok_or("missing required field `event_id`")?;

@@ -33,6 +33,9 @@ impl DecodedChunk {
 pub fn decode_chunk(chunk: Chunk, max_message_bytes: usize) -> DecodedChunk {
     let mut builder = EventBatchBuilder::with_capacity(chunk.bytes.len() / 400 + 16);
     let mut dead = Vec::new();
+    // UTF-8 checked once for the whole chunk (fast over ASCII) rather than string by string;
+    // a chunk that is not UTF-8 is decoded line by line from bytes, as each line's error says.
+    let text = std::str::from_utf8(&chunk.bytes).ok();
     for i in 0..chunk.len() {
         let (message, position) = (chunk.message(i), chunk.positions[i]);
         if let Some(letter) = chunk.oversize(i, max_message_bytes) {
@@ -42,7 +45,12 @@ pub fn decode_chunk(chunk: Chunk, max_message_bytes: usize) -> DecodedChunk {
         if message.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        match decode::decode_event(message) {
+        let range = &chunk.messages[i];
+        let decoded = match text.and_then(|t| t.get(range.start as usize..range.end as usize)) {
+            Some(line) => decode::decode_event_str(line),
+            None => decode::decode_event(message),
+        };
+        match decoded {
             Ok(row) => builder.push(&row, position, chunk.messages[i].clone()),
             Err(reason) => dead.push(DeadLetter::new(position, RefusedBy::Decode, reason, message)),
         }

@@ -169,8 +169,8 @@ impl FileSource {
         // Read until the buffer holds at least one full chunk (or input ends).
         while !self.eof && buf.len() < self.chunk_bytes {
             let start = buf.len();
-            buf.resize(start + (self.chunk_bytes - start).max(64 << 10), 0);
-            let n = match self.fill(&mut buf[start..]) {
+            let want = (self.chunk_bytes - start).max(64 << 10);
+            let n = match self.fill(&mut buf, want) {
                 Ok(n) => n,
                 Err(Stop::Bomb(why)) => {
                     buf.truncate(start);
@@ -178,7 +178,6 @@ impl FileSource {
                 }
                 Err(Stop::Io(e)) => return Err(e),
             };
-            buf.truncate(start + n);
             if n == 0 {
                 self.eof = true;
             }
@@ -200,9 +199,10 @@ impl FileSource {
         Ok(Some(chunk))
     }
 
-    /// Reads into `buf`; a decompression bomb is told apart from other read errors.
-    fn fill(&mut self, buf: &mut [u8]) -> Result<usize, Stop> {
-        self.reader.read(buf).map_err(|e| match e.get_ref().and_then(|i| i.downcast_ref::<InflationLimit>()) {
+    /// Appends up to `want` bytes to `buf` (into its spare capacity: nothing is zeroed first);
+    /// a decompression bomb is told apart from other read errors.
+    fn fill(&mut self, buf: &mut Vec<u8>, want: usize) -> Result<usize, Stop> {
+        (&mut self.reader).take(want as u64).read_to_end(buf).map_err(|e| match e.get_ref().and_then(|i| i.downcast_ref::<InflationLimit>()) {
             Some(InflationLimit(why)) => Stop::Bomb(why.clone()),
             None => Stop::Io(anyhow::Error::new(e).context(format!("reading {}", self.name))),
         })
@@ -216,9 +216,9 @@ impl FileSource {
         let mut bytes = head.len() as u64;
         let prefix = head[..head.len().min(KEPT_PREFIX_BYTES)].to_vec();
         let mut scratch = head;
-        scratch.resize(1 << 20, 0);
         let why = loop {
-            let n = match self.fill(&mut scratch) {
+            scratch.clear();
+            let n = match self.fill(&mut scratch, 1 << 20) {
                 Ok(n) => n,
                 Err(Stop::Bomb(why)) => {
                     self.eof = true;
