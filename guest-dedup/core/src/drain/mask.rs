@@ -27,7 +27,7 @@ pub(super) struct Masker {
 impl Masker {
     /// Compiles `masks`; the error names the mask it refuses.
     pub(super) fn new(masks: &[Mask]) -> Result<Masker, String> {
-        let mut starts = [masks.is_empty(); 256];
+        let mut starts = [false; 256];
         for m in masks {
             if m.name.is_empty() || !m.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
                 return Err(format!("mask name {:?}: letters, digits and `_` only", m.name));
@@ -56,7 +56,7 @@ impl Masker {
             .map_err(|e| format!("masks: {e}"))?;
         let dfa_cache = dfa.create_cache();
         let names = masks.iter().map(|m| format!("<{}>", m.name)).collect();
-        Ok(Masker { dfa, dfa_cache, regex, cache, names, starts: if masks.is_empty() { [false; 256] } else { starts } })
+        Ok(Masker { dfa, dfa_cache, regex, cache, names, starts })
     }
 
     /// Whether a match can start with byte `b`.
