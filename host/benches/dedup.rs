@@ -97,7 +97,7 @@ fn drain_policy(c: &mut Criterion) {
     let mut group = c.benchmark_group("drain");
     group.sample_size(20).throughput(Throughput::Elements(records.len() as u64));
     // `SG_BENCH_DRAIN=FILE.wasm` measures that build instead (one keeping its function names,
-    // for `SG_WASM_PERFMAP=1 perf record`; see docs/dedup.md).
+    // for `SG_WASM_PERFMAP=1 perf record`; see BENCHMARKS.md, "The `drain` policy").
     let source = std::env::var_os("SG_BENCH_DRAIN").map_or(ComponentSource::Builtin(&DEDUP_DRAIN), |p| ComponentSource::File(p.into()));
     let mut policy = PolicyComponent::load(&runtime, &source).unwrap();
     policy.decide(&runtime, &records.batch()).unwrap();
