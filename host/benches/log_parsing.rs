@@ -4,9 +4,8 @@
 //! lines/s through the component, as `dedup` runs it — `drain` learning from nothing each pass —
 //! beside drain3 (PyPI, `SG_PYTHON`) on the same lines. Best of 7 passes each.
 
-use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use sg_core::bundled::{Builtin, DEDUP_DRAIN, DEDUP_EXACT, DEDUP_TEMPLATE};
@@ -45,27 +44,14 @@ fn ours(runtime: &Runtime, builtin: &'static Builtin, lines: &[String]) -> (Vec<
 
 /// drain3's cluster of each line, and its fastest pass.
 fn drain3(workspace: &Path, lines: &[String]) -> (Vec<u64>, Duration) {
-    let python = std::env::var("SG_PYTHON").unwrap_or_else(|_| "python3".into());
-    let mut child = Command::new(python)
-        .arg(workspace.join("tests/helpers/drain3_groups.py"))
-        .args(["--repeat", &PASSES.to_string()])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("python with drain3 (SG_PYTHON)");
-    let mut stdin = child.stdin.take().unwrap();
-    for l in lines {
-        writeln!(stdin, "{l}").unwrap();
-    }
-    drop(stdin);
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "drain3 failed");
+    let python = Command::new(std::env::var("SG_PYTHON").unwrap_or_else(|_| "python3".into()));
+    let out = log_sets::drain3(python, workspace, lines, &["--repeat", &PASSES.to_string()]);
     #[derive(serde::Deserialize)]
     struct Answer {
         ids: Vec<u64>,
         seconds: f64,
     }
-    let answer: Answer = serde_json::from_slice(&out.stdout).unwrap();
+    let answer: Answer = serde_json::from_slice(&out).unwrap();
     (answer.ids, Duration::from_secs_f64(answer.seconds))
 }
 

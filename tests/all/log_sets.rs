@@ -2,7 +2,9 @@
 //! `log_parsing` benchmark (which includes this file).
 
 use std::collections::HashMap;
+use std::io::Write;
 use std::path::Path;
+use std::process::{Command, Stdio};
 
 /// The labelled sets of `tests/fixtures/log-templates/` besides HDFS.
 pub const LABELLED: [&str; 4] = ["sshd.tsv", "syslog-kernel.tsv", "java-exceptions.tsv", "key-value.tsv"];
@@ -77,3 +79,23 @@ pub fn hdfs(path: &Path) -> (Vec<String>, Vec<String>) {
         .unzip()
 }
 
+
+/// Runs drain3 (`tests/helpers/drain3_groups.py` with `args`, by `python`) over `lines`; its
+/// JSON answer, as bytes.
+pub fn drain3(mut python: Command, workspace: &Path, lines: &[String], args: &[&str]) -> Vec<u8> {
+    let mut child = python
+        .arg(workspace.join("tests/helpers/drain3_groups.py"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python with drain3");
+    let mut stdin = child.stdin.take().unwrap();
+    for l in lines {
+        writeln!(stdin, "{l}").unwrap();
+    }
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "drain3 failed");
+    out.stdout
+}

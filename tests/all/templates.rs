@@ -3,7 +3,6 @@
 //! shared HDFS sample and on labelled sets of other formats (`tests/fixtures/log-templates/`),
 //! against drain3 — the reference Drain, from PyPI — run on the same lines in the same test.
 
-use std::io::Write;
 use std::process::Stdio;
 
 use sg_dedup_core::drain::{Config, Drain};
@@ -27,17 +26,9 @@ fn ours(lines: &[String]) -> Vec<String> {
     lines.iter().map(|l| drain.add(l).key.to_string()).collect()
 }
 
-/// drain3's cluster of each line (`tests/helpers/drain3_groups.py`).
+/// drain3's cluster of each line.
 fn drain3(lines: &[String]) -> Vec<u64> {
-    let mut child = python().arg(crate::support::workspace().join("tests/helpers/drain3_groups.py")).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    for l in lines {
-        writeln!(stdin, "{l}").unwrap();
-    }
-    drop(stdin);
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "drain3 failed");
-    serde_json::from_slice(&out.stdout).unwrap()
+    serde_json::from_slice(&log_sets::drain3(python(), &crate::support::workspace(), lines, &[])).unwrap()
 }
 
 #[test]
