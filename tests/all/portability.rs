@@ -185,3 +185,33 @@ fn a_small_address_space_gets_narrow_reservations_and_their_precompiled_code() {
     assert!(!stderr.contains("compiling"), "the narrow artefact fits the narrow engine: {stderr}");
     assert_eq!(report["top_anomalies"], plain["top_anomalies"]);
 }
+
+#[test]
+fn a_component_compiles_once_and_later_runs_load_its_code_from_the_code_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = events(dir.path(), 2000);
+    let cache = dir.path().join("code");
+    let run_cached = |out: &str| run(sg_host().env("SG_CODE_CACHE", &cache), &["--detector", "builtin:iforest"], &input, &dir.path().join(out));
+    let cached = || -> Vec<PathBuf> {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&cache).unwrap().map(|e| e.unwrap().path()).collect();
+        files.sort();
+        files
+    };
+    let (_, first) = run_cached("a");
+    let files = cached();
+    assert_eq!(files.len(), 2, "the features component and the detector: {files:?}");
+    let written: Vec<_> = files.iter().map(|f| std::fs::metadata(f).unwrap().modified().unwrap()).collect();
+    let (stderr, second) = run_cached("b");
+    assert_eq!(first["top_anomalies"], second["top_anomalies"]);
+    assert_eq!(first["lineage"]["features"]["sha256"], second["lineage"]["features"]["sha256"]);
+    let again: Vec<_> = cached().iter().map(|f| std::fs::metadata(f).unwrap().modified().unwrap()).collect();
+    assert_eq!(written, again, "the second run loaded the code and wrote nothing: {stderr}");
+
+    // Code someone else could have written is not loaded: compiled again, and replaced.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&files[0], std::fs::Permissions::from_mode(0o666)).unwrap();
+    let (stderr, third) = run_cached("c");
+    assert!(stderr.contains("may be written by others") && stderr.contains("compiling it"), "{stderr}");
+    assert_eq!(first["top_anomalies"], third["top_anomalies"]);
+    assert_eq!(std::fs::metadata(&files[0]).unwrap().permissions().mode() & 0o777, 0o600);
+}

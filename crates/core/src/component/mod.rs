@@ -137,12 +137,7 @@ impl LoadedComponent {
         };
         let (component, precompiled) = match precompiled {
             Some((component, code_digest)) => (component, Some(code_digest)),
-            None => (
-                Component::new(runtime.engine(), &bytes)
-                    .map_err(anyhow::Error::from)
-                    .with_context(|| format!("{origin} is not a valid WebAssembly component"))?,
-                None,
-            ),
+            None => (runtime.compile(&bytes, &digest, &origin)?.0, None),
         };
         let ty = component.component_type();
         let exports = ty.exports(runtime.engine()).filter_map(|(name, _)| Contract::from_export(name)).collect();

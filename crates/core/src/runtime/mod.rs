@@ -1,8 +1,10 @@
 //! Everything that touches `wasmtime::Config`: the engine, its allocator, the epoch ticker and
 //! the per-store sandbox. The rest of the host sees [`Runtime`], [`Limits`] and [`Sandbox`].
 
+mod code_cache;
 mod sandbox;
 
+pub use code_cache::{CodeCache, Compiled};
 pub use sandbox::Sandbox;
 
 use std::sync::Arc;
@@ -138,6 +140,7 @@ pub struct Runtime {
     journal: Arc<JournalBudget>,
     allocator: Allocator,
     contained: bool,
+    code_cache: Option<CodeCache>,
     stop: Arc<AtomicBool>,
     ticker: Option<JoinHandle<()>>,
 }
@@ -237,7 +240,8 @@ impl Runtime {
                 .context("starting the epoch ticker")?
         };
         let journal = Arc::new(JournalBudget::new(limits.journal_bytes));
-        Ok(Runtime { engine, limits, journal, allocator, contained: true, stop, ticker: Some(ticker) })
+        let code_cache = CodeCache::from_env();
+        Ok(Runtime { engine, limits, journal, allocator, contained: true, code_cache, stop, ticker: Some(ticker) })
     }
 
     /// The engine.
@@ -265,6 +269,22 @@ impl Runtime {
         match self.allocator {
             Allocator::Pooling | Allocator::OnDemand => CodeLayout::Wide,
             Allocator::PoolingSmall => CodeLayout::Narrow,
+        }
+    }
+
+    /// This runtime with compiled code kept in `cache` (none: always compiled), instead of the
+    /// cache `SG_CODE_CACHE` chose ([`CodeCache::from_env`]).
+    pub fn with_code_cache(mut self, cache: Option<CodeCache>) -> Runtime {
+        self.code_cache = cache;
+        self
+    }
+
+    /// The component whose `.wasm` is `wasm` (sha256 `wasm_sha256`), compiled for this engine or
+    /// loaded from the code cache; `origin` names it in messages.
+    pub fn compile(&self, wasm: &[u8], wasm_sha256: &str, origin: &str) -> Result<(wasmtime::component::Component, Compiled)> {
+        match &self.code_cache {
+            Some(cache) => cache.component(&self.engine, wasm, wasm_sha256, origin),
+            None => Ok((code_cache::compile(&self.engine, wasm, origin)?, Compiled::Now)),
         }
     }
 
