@@ -46,6 +46,18 @@ fn run(component: &str, input: &Path, out: &Path, extra: &[&str]) -> std::proces
         .unwrap()
 }
 
+/// As [`run`], reading `input` from stdin.
+fn run_stdin(component: &str, input: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
+    sg_host()
+        .args(["run", "-q", "--component", component, "--call-timeout", "500ms", "--memory-limit", "64MiB", "--input", "-"])
+        .arg("--out")
+        .arg(out)
+        .args(extra)
+        .stdin(std::fs::File::open(input).unwrap())
+        .output()
+        .unwrap()
+}
+
 /// A counter of the component `streamguard@0.1.0` in the metrics a run wrote (0 when absent).
 fn counter(metrics: &Path, name: &str) -> u64 {
     crate::support::counter(&std::fs::read_to_string(metrics).unwrap(), name, "streamguard@0.1.0")
@@ -68,37 +80,46 @@ fn faulting_events_are_isolated_and_the_rest_is_a_clean_run() {
         (17_001, "hostile_trap"),
     ];
     let (marked, clean) = inputs(dir.path(), 20_000, &marks);
-    let out = dir.path().join("hostile");
-    let metrics = dir.path().join("metrics.prom");
-    let o = run(HOSTILE, &marked, &out, &["--metrics-out", metrics.to_str().unwrap()]);
-    assert!(o.status.success(), "the host must survive: {}", String::from_utf8_lossy(&o.stderr));
-    // The metrics count it: calls that trapped or hit the deadline, records dead-lettered.
-    assert!(counter(&metrics, "traps") >= 1 && counter(&metrics, "timeouts") >= 1);
-    assert_eq!(counter(&metrics, "dead_lettered"), marks.len() as u64);
-    let letters = dead_letters(&out);
-    let lines: Vec<u64> = letters.iter().map(|l| l["line"].as_u64().unwrap()).collect();
-    assert_eq!(lines, marks.iter().map(|(i, _)| *i as u64 + 1).collect::<Vec<_>>(), "exactly the marked events");
-    let reasons: Vec<&str> = letters.iter().map(|l| l["reason"].as_str().unwrap()).collect();
-    assert!(reasons[0].contains("hostile component: trap on a marked event"), "{}", reasons[0]);
-    assert!(reasons[1].contains("call deadline exceeded"), "{}", reasons[1]);
-    assert!(reasons[2].contains("memory cap exceeded"), "{}", reasons[2]);
-    assert!(reasons[3].contains("wasm trap"), "{}", reasons[3]);
-    // No capability was granted: no file, an empty environment, no network.
-    assert!(reasons[4].contains(r#"file=Err("entity not found") env=[] net=Err("permission denied")"#), "{}", reasons[4]);
-    for l in &letters {
-        assert_eq!(l["stage"], "component:streamguard@0.1.0");
-        assert!(l["message"].as_str().unwrap().contains("\"event_type\":\"hostile_"), "the original message is kept");
-    }
-
     let clean_out = dir.path().join("clean");
     let o = sg_host().args(["run", "-q", "--input"]).arg(&clean).arg("--out").arg(&clean_out).output().unwrap();
     assert!(o.status.success());
-    let a = python_json("inspect_parquet.py", &[out.to_str().unwrap()]);
-    let b = python_json("inspect_parquet.py", &[clean_out.to_str().unwrap()]);
-    assert_eq!(a["rows"], b["rows"], "the other events give exactly the clean run's output");
-    let report: Value = serde_json::from_slice(&std::fs::read(out.join("_anomaly_report.json")).unwrap()).unwrap();
-    assert_eq!(report["lineage"]["dead_lettered"], marks.len());
-    assert_eq!(report["lineage"]["events"], 20_000 - marks.len() as u64);
+    let clean_rows = python_json("inspect_parquet.py", &[clean_out.to_str().unwrap()])["rows"].clone();
+    // Read from the file, the journal keeps where each chunk lies and a replay reads it again:
+    // a journal limit too small for one chunk's events does not matter. Read from stdin, the
+    // journal holds the events themselves.
+    for (name, journal) in [("file", &["--batch-bytes", "256KiB", "--journal-limit", "16KiB"][..]), ("stdin", &[][..])] {
+        let out = dir.path().join(name);
+        let metrics = dir.path().join(format!("{name}.prom"));
+        let mut args = vec!["--metrics-out", metrics.to_str().unwrap()];
+        args.extend_from_slice(journal);
+        let o = match name {
+            "file" => run(HOSTILE, &marked, &out, &args),
+            _ => run_stdin(HOSTILE, &marked, &out, &args),
+        };
+        assert!(o.status.success(), "{name}: the host must survive: {}", String::from_utf8_lossy(&o.stderr));
+        // The metrics count it: calls that trapped or hit the deadline, records dead-lettered.
+        assert!(counter(&metrics, "traps") >= 1 && counter(&metrics, "timeouts") >= 1);
+        assert_eq!(counter(&metrics, "dead_lettered"), marks.len() as u64);
+        let letters = dead_letters(&out);
+        let lines: Vec<u64> = letters.iter().map(|l| l["line"].as_u64().unwrap()).collect();
+        assert_eq!(lines, marks.iter().map(|(i, _)| *i as u64 + 1).collect::<Vec<_>>(), "{name}: exactly the marked events");
+        let reasons: Vec<&str> = letters.iter().map(|l| l["reason"].as_str().unwrap()).collect();
+        assert!(reasons[0].contains("hostile component: trap on a marked event"), "{}", reasons[0]);
+        assert!(reasons[1].contains("call deadline exceeded"), "{}", reasons[1]);
+        assert!(reasons[2].contains("memory cap exceeded"), "{}", reasons[2]);
+        assert!(reasons[3].contains("wasm trap"), "{}", reasons[3]);
+        // No capability was granted: no file, an empty environment, no network.
+        assert!(reasons[4].contains(r#"file=Err("entity not found") env=[] net=Err("permission denied")"#), "{}", reasons[4]);
+        for l in &letters {
+            assert_eq!(l["stage"], "component:streamguard@0.1.0");
+            assert!(l["message"].as_str().unwrap().contains("\"event_type\":\"hostile_"), "the original message is kept");
+        }
+        let rows = python_json("inspect_parquet.py", &[out.to_str().unwrap()])["rows"].clone();
+        assert_eq!(rows, clean_rows, "{name}: the other events give exactly the clean run's output");
+        let report: Value = serde_json::from_slice(&std::fs::read(out.join("_anomaly_report.json")).unwrap()).unwrap();
+        assert_eq!(report["lineage"]["dead_lettered"], marks.len());
+        assert_eq!(report["lineage"]["events"], 20_000 - marks.len() as u64);
+    }
 }
 
 #[test]
@@ -137,7 +158,10 @@ fn a_table_the_host_refuses_is_traced_to_its_events() {
     let (marked, clean) = inputs(dir.path(), 15_000, &marks);
     let out = dir.path().join("hostile");
     let metrics = dir.path().join("metrics.prom");
-    let o = run(HOSTILE, &marked, &out, &["--metrics-out", metrics.to_str().unwrap()]);
+    // The events since the last take are journaled by position (a limit too small for one
+    // chunk's events): each probe of the bisection reads its chunks again.
+    let args = ["--metrics-out", metrics.to_str().unwrap(), "--batch-bytes", "256KiB", "--journal-limit", "16KiB"];
+    let o = run(HOSTILE, &marked, &out, &args);
     assert!(o.status.success(), "the host must survive: {}", String::from_utf8_lossy(&o.stderr));
     assert!(counter(&metrics, "traps") >= 1, "the refused take counts as a fault");
     assert_eq!(counter(&metrics, "dead_lettered"), marks.len() as u64);

@@ -10,6 +10,7 @@ use anyhow::{Context as _, Result, bail};
 use sg_features_core::columns::ColumnData;
 
 use sg_pipeline::driver::{self, Ack, Context, Stage, drive};
+use crate::reread::InputFile;
 use crate::{EventDecoder, rejects};
 use sg_pipeline::steps::Steps;
 use sg_core::component::ComponentSource;
@@ -107,6 +108,12 @@ pub fn run(job: &AnomalyJob) -> Result<RunSummary> {
     let staged = StagedDir::new(&job.out, job.replace)?;
     let source = Source::open(&job.input, Framing::new(job.batch_bytes, job.max_message_bytes))?;
     let source_name = source.name();
+    let decoder = EventDecoder { max_message_bytes: job.max_message_bytes };
+    // A file's chunks are journaled by where they lie, and read again if a replay needs them.
+    let input = match &job.input {
+        Input::File(path) => InputFile::open(path, decoder)?,
+        Input::Kafka(_) => None,
+    };
     let mut dead = driver::dead_letters(
         &staged.path().join(DEAD_LETTER_FILE),
         false,
@@ -119,8 +126,10 @@ pub fn run(job: &AnomalyJob) -> Result<RunSummary> {
     let bar = steps.progress(source.total_bytes());
     let mut stage = Bounded {
         job,
-        aggregation: features.aggregation(&runtime)?,
+        aggregation: Some(features.aggregation(&runtime)?),
         features,
+        decoder,
+        input,
         events: 0,
         event_times: None,
         progress: source.progress(),
@@ -154,7 +163,12 @@ pub fn run(job: &AnomalyJob) -> Result<RunSummary> {
 struct Bounded<'j, 'r> {
     job: &'j AnomalyJob,
     features: Arc<FeatureComponent>,
-    aggregation: FeatureAggregation<'r>,
+    /// Until the input ends; dropped after its table is taken, so the instance's memory (the
+    /// per-user state) is released before scoring needs memory of its own.
+    aggregation: Option<FeatureAggregation<'r>>,
+    decoder: EventDecoder,
+    /// The input file, when its chunks can be read again.
+    input: Option<Arc<InputFile>>,
     events: u64,
     /// The first and the last event time read (ms).
     event_times: Option<(i64, i64)>,
@@ -172,7 +186,7 @@ impl Stage for Bounded<'_, '_> {
     type Slots = AnomalySlots;
 
     fn decoder(&self) -> EventDecoder {
-        EventDecoder { max_message_bytes: self.job.max_message_bytes }
+        self.decoder
     }
 
     fn sample(decoded: &DecodedChunk) -> &EventBatch {
@@ -187,7 +201,11 @@ impl Stage for Bounded<'_, '_> {
             let batch = Arc::new(std::mem::take(&mut decoded.batch));
             let (lo, hi) = batch.timestamp_ms.iter().fold((i64::MAX, i64::MIN), |(lo, hi), &t| (lo.min(t), hi.max(t)));
             self.event_times = Some(self.event_times.map_or((lo, hi), |(a, b)| (a.min(lo), b.max(hi))));
-            let failed = self.aggregation.push(&batch)?;
+            let aggregation = self.aggregation.as_mut().expect("pushes come before finish");
+            let failed = match (&self.input, decoded.span) {
+                (Some(input), Some(span)) => aggregation.push_rereadable(&batch, &input.chunk(span))?,
+                _ => aggregation.push(&batch)?,
+            };
             rejects::failed_events(cx.dead, &self.features.label(), &batch, &failed, |i| decoded.raw(&batch, i))?;
             self.events += (batch.len() - failed.len()) as u64;
         }
@@ -198,13 +216,16 @@ impl Stage for Bounded<'_, '_> {
     fn finish(&mut self, cx: &mut Context<'_, AnomalySlots>) -> Result<Ack> {
         self.bar.finish_and_clear();
         let (features, steps, job) = (&self.features, &mut self.steps, self.job);
-        let taken = self.aggregation.take()?;
+        let mut aggregation = self.aggregation.take().expect("finish runs once");
+        let taken = aggregation.take()?;
+        let restarts = aggregation.restarts();
+        drop(aggregation);
         self.events -= rejects::batch_failures(cx.dead, &features.label(), &taken.failed, " (at take)")?.len() as u64;
         let (events, table) = (self.events, taken.table);
         let dead_lettered = cx.dead.count();
         steps.note(&format!("{events} events, {dead_lettered} dead-lettered, {} users", table.rows));
-        if self.aggregation.restarts() > 0 {
-            steps.note(&format!("the component faulted; its instance was replaced {} times", self.aggregation.restarts()));
+        if restarts > 0 {
+            steps.note(&format!("the component faulted; its instance was replaced {restarts} times"));
         }
         if table.rows == 0 {
             bail!("no valid events in {} ({dead_lettered} dead-lettered): nothing to score", self.source_name);

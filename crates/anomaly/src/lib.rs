@@ -7,6 +7,7 @@
 
 pub mod bounded;
 mod rejects;
+mod reread;
 pub mod slots;
 pub mod stream;
 pub mod windows;

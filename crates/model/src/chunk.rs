@@ -20,6 +20,18 @@ pub enum Position {
     },
 }
 
+/// Where a chunk's bytes lie in a plain (seekable, uncompressed) file: read again there and
+/// split with [`Chunk::from_lines`], they give the same chunk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Span {
+    /// Byte offset of the chunk's first byte.
+    pub offset: u64,
+    /// Its length in bytes.
+    pub len: u64,
+    /// The 1-based line number of its first line.
+    pub first_line: u64,
+}
+
 /// A run of messages in one buffer: message `i` is `bytes[messages[i]]`, found at `positions[i]`.
 #[derive(Debug, Default)]
 pub struct Chunk {
@@ -32,6 +44,9 @@ pub struct Chunk {
     /// Messages the source could not hold whole (index, size and digest, why): their bytes
     /// here are only a prefix.
     pub cuts: Vec<(usize, Cut, String)>,
+    /// Where the chunk lies in its file, when it can be read there again (lines of a plain
+    /// file, none cut).
+    pub span: Option<Span>,
 }
 
 impl Chunk {
@@ -45,7 +60,7 @@ impl Chunk {
             start = end + 1;
         }
         let positions = (0..messages.len() as u64).map(|i| Position::Line(first_line + i)).collect();
-        Chunk { bytes, messages, positions, cuts: Vec::new() }
+        Chunk { bytes, messages, positions, cuts: Vec::new(), span: None }
     }
 
     /// Appends one message found at `position`.

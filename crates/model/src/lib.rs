@@ -11,6 +11,6 @@ pub mod events;
 mod logs;
 pub mod time;
 
-pub use chunk::{Chunk, Position};
+pub use chunk::{Chunk, Position, Span};
 pub use dead_letter::{Cut, DeadLetter, KEPT_PREFIX_BYTES, RefusedBy};
 pub use logs::LogRecords;

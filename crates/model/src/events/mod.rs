@@ -19,6 +19,8 @@ pub struct DecodedChunk {
     pub dead: Vec<DeadLetter>,
     /// The chunk's bytes (`batch.raw` ranges point into them).
     pub bytes: Vec<u8>,
+    /// Where the chunk lies in its file, when it can be read there again.
+    pub span: Option<crate::Span>,
 }
 
 impl DecodedChunk {
@@ -56,5 +58,5 @@ pub fn decode_chunk(chunk: Chunk, max_message_bytes: usize) -> DecodedChunk {
         }
     }
     let batch = builder.finish();
-    DecodedChunk { batch, dead, bytes: chunk.bytes }
+    DecodedChunk { batch, dead, bytes: chunk.bytes, span: chunk.span }
 }

@@ -14,7 +14,7 @@ use anyhow::{Context, Result};
 use flate2::read::MultiGzDecoder;
 use sha2::{Digest, Sha256};
 
-use sg_model::{Chunk, Cut, KEPT_PREFIX_BYTES, Position};
+use sg_model::{Chunk, Cut, KEPT_PREFIX_BYTES, Position, Span};
 
 /// How a file is cut into chunks of messages.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -108,6 +108,9 @@ pub struct FileSource {
     eof: bool,
     total_bytes: Option<u64>,
     progress: InputProgress,
+    /// The file offset of `carry`'s first byte, while chunks can be read again where they lie
+    /// (a plain regular file, no line skipped so far).
+    offset: Option<u64>,
 }
 
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
@@ -116,16 +119,18 @@ impl FileSource {
     /// Opens `path` (`-` for stdin), decompressing gzip transparently.
     pub fn open(path: &Path, framing: Framing) -> Result<FileSource> {
         let progress = InputProgress::default();
-        let (name, raw, total_bytes): (String, Box<dyn Read + Send>, Option<u64>) = if path == Path::new("-") {
-            ("stdin".into(), Box::new(io::stdin()), None)
+        let (name, raw, total_bytes, regular): (String, Box<dyn Read + Send>, Option<u64>, bool) = if path == Path::new("-") {
+            ("stdin".into(), Box::new(io::stdin()), None, false)
         } else {
             let file = File::open(path).with_context(|| format!("cannot open input {}", path.display()))?;
-            let len = file.metadata().ok().map(|m| m.len());
-            (path.display().to_string(), Box::new(file), len)
+            let meta = file.metadata().ok();
+            let regular = meta.as_ref().is_some_and(|m| m.is_file());
+            (path.display().to_string(), Box::new(file), meta.map(|m| m.len()), regular)
         };
         let mut buffered = BufReader::with_capacity(1 << 20, Counting { inner: raw, progress: progress.clone() });
         let head = io::BufRead::fill_buf(&mut buffered).context("reading input")?;
-        let reader: Box<dyn Read + Send> = if head.starts_with(&GZIP_MAGIC) {
+        let gzip = head.starts_with(&GZIP_MAGIC);
+        let reader: Box<dyn Read + Send> = if gzip {
             let inflating = Inflating { inner: MultiGzDecoder::new(buffered), read: progress.clone(), inflated: 0, max_ratio: framing.max_inflate_ratio };
             Box::new(BufReader::with_capacity(1 << 20, inflating))
         } else {
@@ -141,6 +146,7 @@ impl FileSource {
             eof: false,
             total_bytes,
             progress,
+            offset: (regular && !gzip).then_some(0),
         })
     }
 
@@ -194,7 +200,12 @@ impl FileSource {
                 }
             }
         }
-        let chunk = Chunk::from_lines(buf, self.next_line);
+        let len = buf.len() as u64;
+        let mut chunk = Chunk::from_lines(buf, self.next_line);
+        if let Some(offset) = &mut self.offset {
+            chunk.span = Some(Span { offset: *offset, len, first_line: self.next_line });
+            *offset += len;
+        }
         self.next_line += chunk.len() as u64;
         Ok(Some(chunk))
     }
@@ -211,6 +222,7 @@ impl FileSource {
     /// Skips the rest of a line that already holds `head` (longer than the limit, no newline
     /// yet), hashing it; hands it out cut.
     fn skip_line(&mut self, head: Vec<u8>) -> Result<Chunk> {
+        self.offset = None;
         let mut hasher = Sha256::new();
         hasher.update(&head);
         let mut bytes = head.len() as u64;
@@ -322,6 +334,38 @@ mod tests {
         text.extend_from_slice(b"\nlast\n");
         let lines: Vec<Vec<u8>> = chunks(&text, 1 << 10).into_iter().flat_map(|(_, l)| l).collect();
         assert_eq!(lines, vec![b"first".to_vec(), long, b"last".to_vec()]);
+    }
+
+    #[test]
+    fn a_chunk_of_a_plain_file_read_again_at_its_span_is_the_same_chunk() {
+        use std::os::unix::fs::FileExt;
+        let mut text = Vec::new();
+        for i in 0..20_000 {
+            text.extend_from_slice(format!("line {i} {}\r\n", "y".repeat(i % 97)).as_bytes());
+        }
+        text.extend_from_slice(&[b'z'; 3000]); // a long last line with no newline
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        f.write_all(&text).unwrap();
+        let mut src = FileSource::open(f.path(), Framing::new(1 << 10, 1 << 20)).unwrap();
+        let (mut chunks, mut end) = (0, 0);
+        while let Some(c) = src.next_chunk().unwrap() {
+            let span = c.span.expect("a plain file's chunks have spans");
+            assert_eq!(span.offset, end, "spans tile the file");
+            let mut bytes = vec![0; span.len as usize];
+            f.as_file().read_exact_at(&mut bytes, span.offset).unwrap();
+            let again = Chunk::from_lines(bytes, span.first_line);
+            assert_eq!((&again.bytes, &again.messages, &again.positions), (&c.bytes, &c.messages, &c.positions));
+            (chunks, end) = (chunks + 1, span.offset + span.len);
+        }
+        assert!(chunks > 10, "{chunks} chunks");
+        assert_eq!(end, text.len() as u64);
+
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(b"one\ntwo\n").unwrap();
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        f.write_all(&gz.finish().unwrap()).unwrap();
+        let c = FileSource::open(f.path(), Framing::new(1 << 20, 1 << 20)).unwrap().next_chunk().unwrap().unwrap();
+        assert_eq!(c.span, None, "gzip cannot be read again at an offset");
     }
 
     #[test]

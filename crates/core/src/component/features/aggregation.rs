@@ -10,11 +10,14 @@
 //! The journal shares the caller's batches (`Arc`, no copy) and every journal of a runtime — all
 //! open windows, all versions — counts against one budget, [`Limits::journal_bytes`]
 //! (crate::runtime::Limits): an aggregation whose next batch does not fit drops its journal, and
-//! a later fault of that aggregation fails with that reason instead of being recovered.
+//! a later fault of that aggregation fails with that reason instead of being recovered. A batch
+//! pushed with a way to have it again ([`Reread`]: a bounded run re-reads its input file where
+//! the chunk lies) is journaled as that alone, a few bytes instead of its columns, and read
+//! again only when a fault needs a replay.
 
 use std::sync::Arc;
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use sg_features_core::columns::FeatureTable;
 use wasmtime::Store;
 
@@ -31,6 +34,14 @@ const PUSH_BISECTION_DEADLINES: u32 = 4;
 /// Call deadlines a take's bisection may take (its probes replay parts of every batch since
 /// the last take, then take).
 const TAKE_BISECTION_DEADLINES: u32 = 32;
+
+/// Produces a pushed batch again, so a journal can keep where a batch came from instead of the
+/// batch (a bounded run re-reads the chunk of its input file).
+pub trait Reread: Send + Sync {
+    /// The batch again, as it was pushed; an error when that is no longer possible (the input
+    /// changed).
+    fn reread(&self) -> Result<EventBatch>;
+}
 
 /// An event of a pushed batch that was not aggregated, and why.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -71,8 +82,14 @@ impl<'r> FeatureAggregation<'r> {
         })
     }
 
-    fn remember(&mut self, batch: Arc<EventBatch>) {
-        self.journal.remember(batch);
+    /// Journals the events accepted of a pushed batch (all but the `dropped` indexes): as what
+    /// `again` rereads when there is one, else as the `accepted` batch itself.
+    fn remember(&mut self, accepted: Arc<EventBatch>, pushed: &EventBatch, again: Option<&Arc<dyn Reread>>, dropped: Vec<usize>) {
+        let entry = match again {
+            Some(again) => Entry::Reread { again: again.clone(), dropped: dropped.into(), len: pushed.len() },
+            None => Entry::Held(accepted),
+        };
+        self.journal.remember(entry);
     }
 
     /// Instances replaced after a trap, timeout or memory fault.
@@ -95,11 +112,21 @@ impl<'r> FeatureAggregation<'r> {
     /// only when the component cannot be recovered (replay fails, or every event of
     /// [`contain::GIVE_UP_AFTER`] consecutive batches fails).
     pub fn push(&mut self, batch: &Arc<EventBatch>) -> Result<Vec<FailedEvent>> {
+        self.push_with(batch, None)
+    }
+
+    /// As [`FeatureAggregation::push`], for a batch `again` produces again: the journal keeps
+    /// only that, and a replay rereads it.
+    pub fn push_rereadable(&mut self, batch: &Arc<EventBatch>, again: &Arc<dyn Reread>) -> Result<Vec<FailedEvent>> {
+        self.push_with(batch, Some(again))
+    }
+
+    fn push_with(&mut self, batch: &Arc<EventBatch>, again: Option<&Arc<dyn Reread>>) -> Result<Vec<FailedEvent>> {
         let ticks = self.runtime.limits().deadline_ticks();
         let fault = match self.call_push(batch, ticks) {
             Ok(rejected) => {
                 self.give_up.failed_all(false);
-                self.remember(batch.clone());
+                self.remember(batch.clone(), batch, again, Vec::new());
                 return Ok(rejected.into_iter().map(|r| FailedEvent { index: r.index as usize, reason: r.reason }).collect());
             }
             Err(e) => format!("{e:#}"),
@@ -115,15 +142,14 @@ impl<'r> FeatureAggregation<'r> {
         if failed.len() == batch.len() {
             return Ok(failed);
         }
-        let keep: Vec<usize> = {
-            let bad: std::collections::HashSet<usize> = failed.iter().map(|f| f.index).collect();
-            (0..batch.len()).filter(|i| !bad.contains(i)).collect()
-        };
+        // In index order: bisection visits left halves first.
+        let dropped: Vec<usize> = failed.iter().map(|f| f.index).collect();
+        let keep = without(batch.len(), &dropped);
         let good = Arc::new(batch.select(&keep));
         match self.call_push(&good, ticks) {
             Ok(rejected) => {
                 failed.extend(rejected.into_iter().map(|r| FailedEvent { index: keep[r.index as usize], reason: r.reason }));
-                self.remember(good);
+                self.remember(good, batch, again, dropped);
             }
             Err(e) => {
                 // The events pass one by one but not together: give up on the whole batch.
@@ -143,15 +169,16 @@ impl<'r> FeatureAggregation<'r> {
         self.store = store;
         self.instance = instance;
         let ticks = self.runtime.limits().deadline_ticks();
-        let Some(journal) = self.journal.batches().map(<[_]>::to_vec) else {
+        let Some(journal) = self.journal.entries().map(<[_]>::to_vec) else {
             bail!(
                 "{} faulted after its events since the last window outgrew the journal budget ({} bytes over all open windows): too many to replay into a new instance",
                 self.component.origin(),
                 self.runtime.limits().journal_bytes
             );
         };
-        for batch in &journal {
-            if let Err(e) = self.call_push(batch, ticks) {
+        for entry in &journal {
+            let batch = entry.batch().with_context(|| format!("{} faulted; replaying its journal into a new instance", self.component.origin()))?;
+            if let Err(e) = self.call_push(&batch, ticks) {
                 bail!("{} failed replaying batches it had accepted (is it deterministic?): {e:#}", self.component.origin());
             }
         }
@@ -176,7 +203,7 @@ impl<'r> FeatureAggregation<'r> {
     /// causes it).
     pub fn take(&mut self) -> Result<Taken> {
         self.store.set_epoch_deadline(self.runtime.limits().deadline_ticks());
-        let accepted = self.journal.batches().map(|j| j.iter().map(|b| b.len()).sum());
+        let accepted = self.journal.entries().map(|j| j.iter().map(Entry::len).sum());
         let started = std::time::Instant::now();
         let answer = take_checked(&self.component, &mut self.store, &self.instance, accepted);
         METRICS.call(&self.component.label(), 0, started.elapsed(), answer.as_ref().err().map(String::as_str));
@@ -196,11 +223,11 @@ impl<'r> FeatureAggregation<'r> {
 
     /// Isolates the events that make `take` fail and takes again without them.
     fn recover_take(&mut self, fault: String) -> Result<Taken> {
-        let Some(journal) = self.journal.batches().map(<[_]>::to_vec) else {
+        let Some(journal) = self.journal.entries().map(<[_]>::to_vec) else {
             bail!("{fault}; the events since the last take outgrew the journal budget ({} bytes over all open windows): too many to isolate the cause", self.runtime.limits().journal_bytes);
         };
         let rows: Vec<(usize, usize)> =
-            journal.iter().enumerate().flat_map(|(b, batch)| (0..batch.len()).map(move |r| (b, r))).collect();
+            journal.iter().enumerate().flat_map(|(b, entry)| (0..entry.len()).map(move |r| (b, r))).collect();
         if rows.is_empty() {
             bail!("{fault} (with no events pushed)");
         }
@@ -211,11 +238,9 @@ impl<'r> FeatureAggregation<'r> {
         }
         let isolated: std::collections::HashSet<(usize, usize)> = bad.iter().map(|&(row, _)| row).collect();
         let mut failed: BatchFailures = Vec::new();
-        for ((b, r), reason) in bad {
-            match failed.last_mut() {
-                Some((batch, events)) if Arc::ptr_eq(batch, &journal[b]) => events.push(FailedEvent { index: r, reason }),
-                _ => failed.push((journal[b].clone(), vec![FailedEvent { index: r, reason }])),
-            }
+        for (b, group) in bad.chunk_by(|x, y| x.0.0 == y.0.0).map(|g| (g[0].0.0, g)) {
+            let events = group.iter().map(|((_, r), reason)| FailedEvent { index: *r, reason: reason.clone() }).collect();
+            failed.push((journal[b].batch()?, events));
         }
         let keep: Vec<(usize, usize)> = rows.into_iter().filter(|row| !isolated.contains(row)).collect();
         let (mut store, instance, fault) = self.replay(&journal, &keep)?;
@@ -233,13 +258,14 @@ impl<'r> FeatureAggregation<'r> {
     /// A fresh instance fed the `rows` (batch, row) of the journal, in order, one push per
     /// batch; with the fault of the push that failed, if one did. The deadline is armed for the
     /// next call.
-    fn replay(&self, journal: &[Arc<EventBatch>], rows: &[(usize, usize)]) -> Result<(Store<Sandbox>, Instance, Option<String>)> {
+    fn replay(&self, journal: &[Entry], rows: &[(usize, usize)]) -> Result<(Store<Sandbox>, Instance, Option<String>)> {
         let (mut store, instance) = self.component.instantiate(self.runtime, self.window)?;
         let ticks = self.runtime.limits().deadline_ticks();
         for group in rows.chunk_by(|a, b| a.0 == b.0) {
             let picked: Vec<usize> = group.iter().map(|&(_, r)| r).collect();
+            let batch = journal[group[0].0].batch()?;
             store.set_epoch_deadline(ticks);
-            if let Err(e) = instance.push(&mut store, &journal[group[0].0].select(&picked)) {
+            if let Err(e) = instance.push(&mut store, &batch.select(&picked)) {
                 let fault = format!("{:#}", call_error(self.component.origin(), "push", e, store.data().stderr()));
                 return Ok((store, instance, Some(fault)));
             }
@@ -249,7 +275,7 @@ impl<'r> FeatureAggregation<'r> {
     }
 
     /// Pushes the `rows` of the journal into a fresh instance and takes; the fault, if any.
-    fn probe_take(&self, journal: &[Arc<EventBatch>], rows: &[(usize, usize)]) -> Result<Option<String>> {
+    fn probe_take(&self, journal: &[Entry], rows: &[(usize, usize)]) -> Result<Option<String>> {
         let (mut store, instance, fault) = self.replay(journal, rows)?;
         if fault.is_some() {
             return Ok(fault);
@@ -272,16 +298,17 @@ impl<'r> FeatureAggregation<'r> {
         if let Some(carried) = self.carry_state(to)? {
             return Ok(Some(carried));
         }
-        let Some(journal) = self.journal.batches() else { return Ok(None) };
+        let Some(journal) = self.journal.entries() else { return Ok(None) };
         let mut next = FeatureAggregation::new(to.clone(), self.runtime, self.window)?;
         let mut failed = Vec::new();
-        for batch in journal {
-            let f = next.push(batch)?;
+        for entry in journal {
+            let batch = entry.batch()?;
+            let f = next.push(&batch)?;
             if !f.is_empty() {
-                failed.push((batch.clone(), f));
+                failed.push((batch, f));
             }
         }
-        let replayed = journal.iter().map(|b| b.len()).sum();
+        let replayed = journal.iter().map(Entry::len).sum();
         Ok(Some(Migrated { aggregation: next, how: Carried::Replayed { events: replayed, failed } }))
     }
 
@@ -328,40 +355,94 @@ impl<'r> FeatureAggregation<'r> {
     }
 }
 
+/// The indexes `0..len` but the `dropped` ones (ascending).
+fn without(len: usize, dropped: &[usize]) -> Vec<usize> {
+    let mut dropped = dropped.iter().peekable();
+    (0..len).filter(|i| dropped.next_if_eq(&i).is_none()).collect()
+}
+
+/// A batch an aggregation accepted, as its journal keeps it.
+#[derive(Clone)]
+enum Entry {
+    /// The batch itself.
+    Held(Arc<EventBatch>),
+    /// What produces it again, and which of its events were not accepted.
+    Reread {
+        /// Produces the pushed batch again.
+        again: Arc<dyn Reread>,
+        /// The events that failed (indexes into the pushed batch, ascending): few, so kept
+        /// rather than the many accepted.
+        dropped: Arc<[usize]>,
+        /// Events in the pushed batch.
+        len: usize,
+    },
+}
+
+impl Entry {
+    /// Events accepted.
+    fn len(&self) -> usize {
+        match self {
+            Entry::Held(batch) => batch.len(),
+            Entry::Reread { dropped, len, .. } => len - dropped.len(),
+        }
+    }
+
+    /// Bytes it holds.
+    fn heap_bytes(&self) -> usize {
+        match self {
+            Entry::Held(batch) => batch.heap_bytes(),
+            Entry::Reread { dropped, .. } => std::mem::size_of::<Entry>() + dropped.len() * 8,
+        }
+    }
+
+    /// The accepted events, reread when that is how they are kept.
+    fn batch(&self) -> Result<Arc<EventBatch>> {
+        let (again, dropped, len) = match self {
+            Entry::Held(batch) => return Ok(batch.clone()),
+            Entry::Reread { again, dropped, len } => (again, dropped, *len),
+        };
+        let batch = again.reread()?;
+        if batch.len() != len {
+            bail!("the batch read again for a replay has {} events where {len} were pushed: the input changed", batch.len());
+        }
+        Ok(Arc::new(if dropped.is_empty() { batch } else { batch.select(&without(len, dropped)) }))
+    }
+}
+
 /// The batches an aggregation accepted since its last `take`, their bytes counted against the
 /// runtime's one [`JournalBudget`]; `None` once a batch did not fit (its bytes then released).
 struct Journal {
-    batches: Option<Vec<Arc<EventBatch>>>,
+    entries: Option<Vec<Entry>>,
     bytes: usize,
     budget: Arc<JournalBudget>,
 }
 
 impl Journal {
     fn new(budget: Arc<JournalBudget>) -> Journal {
-        Journal { batches: Some(Vec::new()), bytes: 0, budget }
+        Journal { entries: Some(Vec::new()), bytes: 0, budget }
     }
 
-    fn batches(&self) -> Option<&[Arc<EventBatch>]> {
-        self.batches.as_deref()
+    fn entries(&self) -> Option<&[Entry]> {
+        self.entries.as_deref()
     }
 
-    /// Keeps `batch` if the budget has room for it; else drops the whole journal.
-    fn remember(&mut self, batch: Arc<EventBatch>) {
-        let Some(batches) = &mut self.batches else { return };
-        let bytes = batch.heap_bytes();
+    /// Keeps `entry` if the budget has room for it; else drops the whole journal.
+    fn remember(&mut self, entry: Entry) {
+        let Some(entries) = &mut self.entries else { return };
+        let bytes = entry.heap_bytes();
         if self.budget.grow(bytes) {
             self.bytes += bytes;
-            batches.push(batch);
+            entries.push(entry);
         } else {
             self.budget.shrink(std::mem::take(&mut self.bytes));
-            self.batches = None;
+            self.entries = None;
         }
     }
 
     /// Empties it after a `take` (a new window's worth starts).
     fn reset(&mut self) {
         self.budget.shrink(std::mem::take(&mut self.bytes));
-        self.batches = Some(Vec::new());
+        self.entries = Some(Vec::new());
     }
 }
 
@@ -369,9 +450,9 @@ impl Journal {
 /// the budget has no room for it.
 impl Clone for Journal {
     fn clone(&self) -> Journal {
-        match &self.batches {
-            Some(batches) if self.budget.grow(self.bytes) => Journal { batches: Some(batches.clone()), bytes: self.bytes, budget: self.budget.clone() },
-            _ => Journal { batches: None, bytes: 0, budget: self.budget.clone() },
+        match &self.entries {
+            Some(entries) if self.budget.grow(self.bytes) => Journal { entries: Some(entries.clone()), bytes: self.bytes, budget: self.budget.clone() },
+            _ => Journal { entries: None, bytes: 0, budget: self.budget.clone() },
         }
     }
 }

@@ -56,7 +56,7 @@ mod aggregation;
 mod v1;
 mod v2;
 
-pub use aggregation::{BatchFailures, Carried, FailedEvent, FeatureAggregation, Migrated, Quarantined, Taken};
+pub use aggregation::{BatchFailures, Carried, FailedEvent, FeatureAggregation, Migrated, Quarantined, Reread, Taken};
 
 use std::sync::Arc;
 
