@@ -14,7 +14,8 @@ use crate::reread::InputFile;
 use crate::{EventDecoder, rejects};
 use sg_pipeline::steps::Steps;
 use sg_core::component::ComponentSource;
-use sg_core::component::features::{FeatureAggregation, FeatureComponent};
+use sg_core::component::features::{FeatureAggregation, FeatureComponent, Taken};
+use sg_features_core::{Aggregator, Flavor};
 use sg_core::detector::{self, AlertRule, DetectorChoice, DetectorEngine, ModelChoice, ModelSource};
 use sg_model::events::{DecodedChunk, EventBatch};
 use sg_core::lineage::{ComponentLineage, Lineage};
@@ -64,6 +65,9 @@ pub struct AnomalyJob {
     pub dead_letter_topic: Option<String>,
     /// No progress output.
     pub quiet: bool,
+    /// Aggregate with the builtin component's feature code compiled into the host, outside
+    /// the sandbox: only what a benchmark runs to measure what the sandbox costs end to end.
+    pub native_features: bool,
 }
 
 /// What a run did.
@@ -126,7 +130,10 @@ pub fn run(job: &AnomalyJob) -> Result<RunSummary> {
     let bar = steps.progress(source.total_bytes());
     let mut stage = Bounded {
         job,
-        aggregation: Some(features.aggregation(&runtime)?),
+        aggregation: Some(match job.native_features {
+            false => Aggregation::Sandboxed(features.aggregation(&runtime)?),
+            true => Aggregation::Native(Aggregator::new(native_flavor(&job.component)?)),
+        }),
         features,
         decoder,
         input,
@@ -165,7 +172,7 @@ struct Bounded<'j, 'r> {
     features: Arc<FeatureComponent>,
     /// Until the input ends; dropped after its table is taken, so the instance's memory (the
     /// per-user state) is released before scoring needs memory of its own.
-    aggregation: Option<FeatureAggregation<'r>>,
+    aggregation: Option<Aggregation<'r>>,
     decoder: EventDecoder,
     /// The input file, when its chunks can be read again.
     input: Option<Arc<InputFile>>,
@@ -201,10 +208,13 @@ impl Stage for Bounded<'_, '_> {
             let batch = Arc::new(std::mem::take(&mut decoded.batch));
             let (lo, hi) = batch.timestamp_ms.iter().fold((i64::MAX, i64::MIN), |(lo, hi), &t| (lo.min(t), hi.max(t)));
             self.event_times = Some(self.event_times.map_or((lo, hi), |(a, b)| (a.min(lo), b.max(hi))));
-            let aggregation = self.aggregation.as_mut().expect("pushes come before finish");
-            let failed = match (&self.input, decoded.span) {
-                (Some(input), Some(span)) => aggregation.push_rereadable(&batch, &input.chunk(span))?,
-                _ => aggregation.push(&batch)?,
+            let failed = match (self.aggregation.as_mut().expect("pushes come before finish"), &self.input, decoded.span) {
+                (Aggregation::Sandboxed(a), Some(input), Some(span)) => a.push_rereadable(&batch, &input.chunk(span))?,
+                (Aggregation::Sandboxed(a), ..) => a.push(&batch)?,
+                (Aggregation::Native(a), ..) => {
+                    a.push(&batch.columns()).map_err(|e| anyhow::anyhow!("native features: {e}"))?;
+                    Vec::new()
+                }
             };
             rejects::failed_events(cx.dead, &self.features.label(), &batch, &failed, |i| decoded.raw(&batch, i))?;
             self.events += (batch.len() - failed.len()) as u64;
@@ -216,10 +226,10 @@ impl Stage for Bounded<'_, '_> {
     fn finish(&mut self, cx: &mut Context<'_, AnomalySlots>) -> Result<Ack> {
         self.bar.finish_and_clear();
         let (features, steps, job) = (&self.features, &mut self.steps, self.job);
-        let mut aggregation = self.aggregation.take().expect("finish runs once");
-        let taken = aggregation.take()?;
-        let restarts = aggregation.restarts();
-        drop(aggregation);
+        let (taken, restarts) = match self.aggregation.take().expect("finish runs once") {
+            Aggregation::Sandboxed(mut a) => (a.take()?, a.restarts()),
+            Aggregation::Native(mut a) => (Taken { table: a.take(), failed: Vec::new() }, 0),
+        };
         self.events -= rejects::batch_failures(cx.dead, &features.label(), &taken.failed, " (at take)")?.len() as u64;
         let (events, table) = (self.events, taken.table);
         let dead_lettered = cx.dead.count();
@@ -257,6 +267,23 @@ impl Stage for Bounded<'_, '_> {
         self.summary = Some((summary, report));
         // Only now that the output is durable: acknowledge the input (Kafka offsets).
         Ok(Ack::Commit(std::mem::take(&mut cx.read)))
+    }
+}
+
+/// Where a bounded run aggregates its features.
+enum Aggregation<'r> {
+    /// In a sandboxed instance of the features component: every real run.
+    Sandboxed(FeatureAggregation<'r>),
+    /// The same feature code compiled into the host ([`AnomalyJob::native_features`]).
+    Native(Aggregator),
+}
+
+/// The feature code of a builtin features component, for [`AnomalyJob::native_features`].
+fn native_flavor(component: &ComponentSource) -> Result<Flavor> {
+    match component {
+        ComponentSource::Builtin(b) if b.name == "streamguard" => Ok(Flavor::Streamguard),
+        ComponentSource::Builtin(b) if b.name == "spark-compat" => Ok(Flavor::SparkCompat),
+        other => bail!("native features are the builtin streamguard or spark-compat code, not {}", other.origin()),
     }
 }
 

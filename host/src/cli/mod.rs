@@ -237,6 +237,10 @@ struct RunArgs {
     /// end — also when the run fails.
     #[arg(long)]
     metrics_out: Option<PathBuf>,
+    /// Benchmarks only: aggregate with the builtin component's feature code compiled into the
+    /// host, outside the sandbox (what `scripts/bench-e2e.sh` measures the sandbox against).
+    #[arg(long, hide = true, conflicts_with_all = ["follow"])]
+    native_features: bool,
 }
 
 #[derive(Args, Debug, Default)]
@@ -409,6 +413,7 @@ fn run(args: RunArgs) -> Result<()> {
         batch_bytes: args.batch_bytes,
         max_message_bytes: args.max_message_bytes,
         quiet: args.quiet,
+        native_features: args.native_features,
     };
     let ran = bounded::run(&job);
     if let Some(path) = &args.metrics_out {

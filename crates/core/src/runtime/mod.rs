@@ -303,6 +303,10 @@ impl Runtime {
     /// A fresh store with no capabilities, the memory cap, and the call deadline armed.
     pub fn store(&self) -> Store<Sandbox> {
         let mut store = Store::new(&self.engine, Sandbox::new(&self.limits));
+        // What one call may hand the host (lists, strings) is bounded by the memory cap rather
+        // than wasmtime's 128 MiB: a feature table of ~600K users is larger than that, and a
+        // guest cannot answer more than its memory holds without repeating itself.
+        store.set_hostcall_fuel(self.limits.memory_bytes);
         if self.contained {
             store.limiter(|s| s.limiter());
             store.epoch_deadline_trap();
