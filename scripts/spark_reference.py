@@ -9,6 +9,8 @@ random_state=42) on the driver over the 28 raw columns; Parquet partitioned by `
 same values from Kafka).
 
 Usage: python spark_reference.py EVENTS.jsonl OUT_DIR   (prints the seconds it took)
+       python spark_reference.py --compare SPARK_OUT SG_HOST_OUT   (the 28 model inputs and the
+       users flagged must agree, or it exits non-zero)
 """
 
 import json
@@ -99,7 +101,32 @@ def features(events):
     return table.fillna(0)
 
 
+def load(out):
+    """An output directory's rows (both partitions) by user, with pyarrow."""
+    import glob
+
+    import pyarrow.dataset as ds
+
+    files = glob.glob(f"{out}/is_anomaly=*/*.parquet")
+    hive = ds.partitioning(flavor="hive")
+    return ds.dataset(files, format="parquet", partitioning=hive, partition_base_dir=out).to_table().to_pandas().set_index("user").sort_index()
+
+
+def compare(spark_out, sg_out):
+    """Exits non-zero unless both outputs hold the same users, model inputs and flags."""
+    a, b = load(spark_out), load(sg_out)
+    if list(a.index) != list(b.index):
+        sys.exit(f"users differ: {len(a)} in Spark's output, {len(b)} in sg-host's")
+    differing = [c for c in MODEL_INPUTS if not ((a[c].astype(float) - b[c].astype(float)).abs() <= 1e-9 * (1 + a[c].astype(float).abs())).all()]
+    flagged = [sorted(t.index[t.is_anomaly.astype(int) == 1]) for t in (a, b)]
+    if differing or flagged[0] != flagged[1]:
+        sys.exit(f"outputs differ: columns {differing}; flagged {flagged[0][:5]}… vs {flagged[1][:5]}…")
+    print(f"reference Spark job and spark-compat agree: {len(a)} users, {len(MODEL_INPUTS)} model inputs, {len(flagged[0])} flagged")
+
+
 def main():
+    if sys.argv[1] == "--compare":
+        return compare(sys.argv[2], sys.argv[3])
     source, out = sys.argv[1], sys.argv[2]
     started = time.time()
     spark = (
