@@ -3,15 +3,9 @@
 //! - `decode_event`: the schema-directed decoder the pipeline uses (a serde visitor over
 //!   `serde_json` that borrows strings and skips unknown fields without allocating);
 //! - `decode_chunk`: the same, plus splitting the chunk into lines and building the columnar batch;
-//! - `serde_json::Value`: a generic parse of the same bytes, the usual way to read JSON lines;
-//! - `derived/serde_json` against `derived/simd_json`: the same borrowing `#[derive(Deserialize)]`
-//!   struct of the fields the pipeline reads, parsed by serde_json and by simd-json (SIMD, its
-//!   AVX2 or SSE4.2 kernel chosen at run time; it parses in place, so each line is copied to a
-//!   scratch buffer first, a copy counted in its time) — what a SIMD parser would buy here.
+//! - `serde_json::Value`: a generic parse of the same bytes, the usual way to read JSON lines.
 //!
 //! Throughput is printed per event and per byte (MB/s per core).
-
-use std::borrow::Cow;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use sg_host::synthetic::{GenSettings, generate};
@@ -20,39 +14,6 @@ use sg_model::events::decode::decode_event;
 use sg_model::events::decode_chunk;
 
 const EVENTS: u64 = 100_000;
-
-/// The fields the pipeline reads, borrowed where the JSON has no escapes.
-#[derive(serde::Deserialize)]
-#[allow(dead_code)]
-struct Event<'a> {
-    #[serde(borrow)]
-    event_id: Cow<'a, str>,
-    timestamp: i64,
-    #[serde(borrow)]
-    event_type: Cow<'a, str>,
-    #[serde(borrow, default)]
-    user: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    source_ip: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    destination_ip: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    status: Option<Cow<'a, str>>,
-    #[serde(default)]
-    threat_score: Option<f64>,
-    #[serde(borrow, default)]
-    location: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    metadata: Option<Metadata<'a>>,
-}
-
-/// `metadata`, of which the pipeline reads `geo_location`.
-#[derive(serde::Deserialize)]
-#[allow(dead_code)]
-struct Metadata<'a> {
-    #[serde(borrow, default)]
-    geo_location: Option<Cow<'a, str>>,
-}
 
 fn parser(c: &mut Criterion) {
     let mut bytes = Vec::new();
@@ -71,21 +32,6 @@ fn parser(c: &mut Criterion) {
         });
         group.bench_function(BenchmarkId::new("serde_json_value", unit), |b| {
             b.iter(|| lines.iter().map(|l| serde_json::from_slice::<serde_json::Value>(l).unwrap()["timestamp"].as_i64().unwrap()).sum::<i64>())
-        });
-        group.bench_function(BenchmarkId::new("derived/serde_json", unit), |b| {
-            b.iter(|| lines.iter().map(|l| serde_json::from_slice::<Event>(l).unwrap().timestamp).sum::<i64>())
-        });
-        let mut scratch = Vec::with_capacity(4096);
-        group.bench_function(BenchmarkId::new("derived/simd_json", unit), |b| {
-            b.iter(|| {
-                let mut sum = 0i64;
-                for l in &lines {
-                    scratch.clear();
-                    scratch.extend_from_slice(l);
-                    sum += simd_json::serde::from_slice::<Event>(&mut scratch).unwrap().timestamp;
-                }
-                sum
-            })
         });
     }
     group.finish();
