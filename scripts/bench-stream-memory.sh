@@ -51,7 +51,7 @@ for case in "500000 24" "1000000 24" "1000000 1"; do
         --no-dead-letter-topic --admin "127.0.0.1:$admin" --out "$work/out-$topic" > "$work/$topic.log" 2>&1 &
     pid=$!
     deadline=$((SECONDS + 600))
-    until [ "$(curl -s "127.0.0.1:$admin/metrics" | awk '/^component_records_total/{n+=$2} END{print n+0}')" -ge "$1" ]; do
+    until [ "$(curl -s "127.0.0.1:$admin/metrics" | awk '/^sg_component_records_total/{n+=$2} END{print n+0}')" -ge "$1" ]; do
         [ $SECONDS -lt $deadline ] || { echo "timed out: $(tail -3 "$work/$topic.log")"; exit 1; }
         sleep 0.5
     done
