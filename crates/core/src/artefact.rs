@@ -17,8 +17,13 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 /// The file at `path`, refused when larger than `max` bytes (read through a bound, so a file
 /// that grows while read cannot get past it).
 pub fn read_capped(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
+    read_capped_from(std::fs::File::open(path)?, max)
+}
+
+/// What `reader` holds, refused when larger than `max` bytes (read through the bound).
+pub fn read_capped_from(reader: impl Read, max: u64) -> std::io::Result<Vec<u8>> {
     let mut bytes = Vec::new();
-    std::fs::File::open(path)?.take(max + 1).read_to_end(&mut bytes)?;
+    reader.take(max + 1).read_to_end(&mut bytes)?;
     if bytes.len() as u64 > max {
         return Err(std::io::Error::other(format!("larger than the limit of {max} bytes")));
     }

@@ -137,7 +137,7 @@ impl LoadedComponent {
         };
         let (component, precompiled) = match precompiled {
             Some((component, code_digest)) => (component, Some(code_digest)),
-            None => (runtime.compile(&bytes, &digest, &origin)?.0, None),
+            None => (runtime.compile(&bytes, &digest, &origin)?, None),
         };
         let ty = component.component_type();
         let exports = ty.exports(runtime.engine()).filter_map(|(name, _)| Contract::from_export(name)).collect();

@@ -18,7 +18,7 @@ use anyhow::{Context, Result, bail};
 use wasmtime::Engine;
 use wasmtime::component::Component;
 
-use crate::artefact::{read_capped, seal, unseal_for};
+use crate::artefact::{read_capped_from, seal, unseal_for};
 
 /// Files kept: past this, the least recently written are deleted when a new one is added.
 const KEEP_FILES: usize = 64;
@@ -105,17 +105,12 @@ impl CodeCache {
         };
         private(&std::fs::metadata(&self.dir).context("the directory")?, "the directory")?;
         private(&file.metadata()?, "the file")?;
-        drop(file);
-        let sealed = read_capped(path, MAX_CODE_BYTES)?;
+        // Read from the file just checked, not from the path again.
+        let sealed = read_capped_from(file, MAX_CODE_BYTES)?;
         let code = unseal_for(&sealed, wasm_sha256)?;
-        if Engine::detect_precompiled(code) != Some(wasmtime::Precompiled::Component) {
-            bail!("not a precompiled component");
-        }
         // SAFETY: the file is this user's, in this user's private directory, written by
-        // `store` below (sealed with the digest of this very `.wasm`); wasmtime checks that it
-        // was compiled by a compatible engine and refuses it otherwise.
-        let component = unsafe { Component::deserialize(engine, code) }.map_err(anyhow::Error::from)?;
-        Ok(Some(component))
+        // `store` below (sealed with the digest of this very `.wasm`).
+        Ok(Some(unsafe { super::deserialize(engine, code) }?))
     }
 
     fn store(&self, path: &Path, wasm: &[u8], component: &Component) -> Result<()> {

@@ -101,6 +101,20 @@ pub fn precompile(bytes: &[u8], target: &str, layout: CodeLayout, limits: &Limit
     engine.precompile_component(bytes).map_err(anyhow::Error::from)
 }
 
+/// Loads precompiled component code into `engine`, refusing bytes that are not a precompiled
+/// component; wasmtime refuses code compiled by an engine of another version, target or settings.
+///
+/// # Safety
+/// The bytes are run as machine code: only pass bytes whose digest was verified or that this
+/// host wrote.
+unsafe fn deserialize(engine: &Engine, bytes: &[u8]) -> Result<wasmtime::component::Component> {
+    if Engine::detect_precompiled(bytes) != Some(wasmtime::Precompiled::Component) {
+        anyhow::bail!("not a precompiled component");
+    }
+    // SAFETY: the caller's, above.
+    unsafe { wasmtime::component::Component::deserialize(engine, bytes) }.map_err(anyhow::Error::from)
+}
+
 /// The bytes of events every containment journal of a runtime holds together (all open
 /// windows, all versions), bounded by [`Limits::journal_bytes`].
 #[derive(Debug)]
@@ -272,19 +286,13 @@ impl Runtime {
         }
     }
 
-    /// This runtime with compiled code kept in `cache` (none: always compiled), instead of the
-    /// cache `SG_CODE_CACHE` chose ([`CodeCache::from_env`]).
-    pub fn with_code_cache(mut self, cache: Option<CodeCache>) -> Runtime {
-        self.code_cache = cache;
-        self
-    }
-
     /// The component whose `.wasm` is `wasm` (sha256 `wasm_sha256`), compiled for this engine or
-    /// loaded from the code cache; `origin` names it in messages.
-    pub fn compile(&self, wasm: &[u8], wasm_sha256: &str, origin: &str) -> Result<(wasmtime::component::Component, Compiled)> {
+    /// loaded from the code cache `SG_CODE_CACHE` chose ([`CodeCache::from_env`]); `origin` names
+    /// it in messages.
+    pub fn compile(&self, wasm: &[u8], wasm_sha256: &str, origin: &str) -> Result<wasmtime::component::Component> {
         match &self.code_cache {
-            Some(cache) => cache.component(&self.engine, wasm, wasm_sha256, origin),
-            None => Ok((code_cache::compile(&self.engine, wasm, origin)?, Compiled::Now)),
+            Some(cache) => Ok(cache.component(&self.engine, wasm, wasm_sha256, origin)?.0),
+            None => code_cache::compile(&self.engine, wasm, origin),
         }
     }
 
@@ -292,12 +300,8 @@ impl Runtime {
     /// wasmtime version, target or setting). Only call on bytes whose digest was verified
     /// (a bundle manifest) or that this host wrote: the bytes are trusted machine code.
     pub fn deserialize(&self, bytes: &[u8]) -> Result<wasmtime::component::Component> {
-        if wasmtime::Engine::detect_precompiled(bytes) != Some(wasmtime::Precompiled::Component) {
-            anyhow::bail!("not a precompiled component");
-        }
-        // SAFETY: the caller vouches for the bytes (see above); wasmtime checks that they were
-        // compiled by a compatible engine and refuses them otherwise.
-        unsafe { wasmtime::component::Component::deserialize(&self.engine, bytes) }.map_err(anyhow::Error::from)
+        // SAFETY: the caller vouches for the bytes (see above).
+        unsafe { deserialize(&self.engine, bytes) }
     }
 
     /// A fresh store with no capabilities, the memory cap, and the call deadline armed.
