@@ -31,7 +31,7 @@ use sg_dedup_core::InputFormat;
 use sg_pipeline::admin::AdminSettings;
 use sg_core::component::{ComponentSource, Role};
 use sg_core::component::policy::PolicyComponent;
-use crate::embed::{Embedder, HttpEmbedder, HttpSettings, MiniLm};
+use crate::embed::{Embedder, HttpEmbedder, HttpSettings, Memoized, MiniLm};
 use sg_pipeline::driver::{self, Ack, Context, Decoder, Stage, drive};
 use sg_pipeline::steps::Steps;
 use sg_core::runtime::{Limits, Runtime};
@@ -123,11 +123,11 @@ impl StoreChoice {
 }
 
 impl EmbedderChoice {
-    /// Loads the model or connects to the service.
+    /// Loads the model or connects to the service, behind the memo of normalized texts.
     pub fn open(&self) -> Result<Box<dyn Embedder>> {
         Ok(match self {
-            EmbedderChoice::InProcess(dir) => Box::new(MiniLm::load(dir)?),
-            EmbedderChoice::Http(settings) => Box::new(HttpEmbedder::new(settings.clone())?),
+            EmbedderChoice::InProcess(dir) => Box::new(Memoized::new(MiniLm::load(dir)?)),
+            EmbedderChoice::Http(settings) => Box::new(Memoized::new(HttpEmbedder::new(settings.clone())?)),
         })
     }
 }
