@@ -114,10 +114,7 @@ pub fn run(job: &AnomalyJob) -> Result<RunSummary> {
     let source_name = source.name();
     let decoder = EventDecoder { max_message_bytes: job.max_message_bytes };
     // A file's chunks are journaled by where they lie, and read again if a replay needs them.
-    let input = match &job.input {
-        Input::File(path) => InputFile::open(path, decoder)?,
-        Input::Kafka(_) => None,
-    };
+    let input = source.spanned_file()?.map(|file| InputFile::new(file, source_name.clone(), decoder)).transpose()?;
     let mut dead = driver::dead_letters(
         &staged.path().join(DEAD_LETTER_FILE),
         false,

@@ -4,7 +4,6 @@
 
 use std::fs::File;
 use std::os::unix::fs::{FileExt, MetadataExt};
-use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
@@ -18,7 +17,7 @@ use crate::EventDecoder;
 /// The input file, open for reading chunks again, with what identifies its contents.
 pub struct InputFile {
     file: File,
-    path: String,
+    name: String,
     /// (length, modification time in ns) when opened.
     identity: (u64, i128),
     /// How the run decoded the chunk the first time.
@@ -26,18 +25,11 @@ pub struct InputFile {
 }
 
 impl InputFile {
-    /// Opens `path` for rereading; `None` when it is not a regular file (stdin, a pipe), whose
-    /// chunks cannot be read again.
-    pub fn open(path: &Path, decoder: EventDecoder) -> Result<Option<Arc<InputFile>>> {
-        if path == Path::new("-") {
-            return Ok(None);
-        }
-        let file = File::open(path).with_context(|| format!("cannot open input {}", path.display()))?;
-        let meta = file.metadata()?;
-        if !meta.is_file() {
-            return Ok(None);
-        }
-        Ok(Some(Arc::new(InputFile { identity: identity(&meta), file, path: path.display().to_string(), decoder })))
+    /// Wraps the source's handle on its input file ([`sg_pipeline::source::Source::spanned_file`]),
+    /// noting its size and modification time now.
+    pub fn new(file: File, name: String, decoder: EventDecoder) -> Result<Arc<InputFile>> {
+        let identity = identity(&file.metadata().with_context(|| format!("cannot stat input {name}"))?);
+        Ok(Arc::new(InputFile { file, name, identity, decoder }))
     }
 
     /// The chunk at `span`, as a [`Reread`].
@@ -61,10 +53,10 @@ impl Reread for InputChunk {
         let input = &self.file;
         let now = identity(&input.file.metadata()?);
         if now != input.identity {
-            bail!("{} changed since the run began (size or modification time): its events cannot be read again for a replay", input.path);
+            bail!("{} changed since the run began (size or modification time): its events cannot be read again for a replay", input.name);
         }
         let mut bytes = vec![0; self.span.len as usize];
-        input.file.read_exact_at(&mut bytes, self.span.offset).with_context(|| format!("reading {} again", input.path))?;
+        input.file.read_exact_at(&mut bytes, self.span.offset).with_context(|| format!("reading {} again", input.name))?;
         Ok(input.decoder.decode(Chunk::from_lines(bytes, self.span.first_line)).batch)
     }
 }
@@ -87,7 +79,7 @@ mod tests {
         };
         let text = format!("{}\n{}\nnot json\n{}\n", event("a"), event("b"), event("c"));
         std::fs::write(&path, &text).unwrap();
-        let input = InputFile::open(&path, DECODER).unwrap().unwrap();
+        let input = InputFile::new(File::open(&path).unwrap(), "events.jsonl".into(), DECODER).unwrap();
         let first = event("a").len() as u64 + 1;
         let span = Span { offset: first, len: text.len() as u64 - first, first_line: 2 };
         let batch = input.chunk(span).reread().unwrap();
@@ -101,6 +93,5 @@ mod tests {
         f.set_modified(std::time::SystemTime::now() + std::time::Duration::from_secs(5)).unwrap();
         let e = input.chunk(span).reread().unwrap_err();
         assert!(format!("{e:#}").contains("changed since the run began"), "{e:#}");
-        assert!(InputFile::open(Path::new("-"), DECODER).unwrap().is_none());
     }
 }

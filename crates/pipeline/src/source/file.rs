@@ -111,6 +111,8 @@ pub struct FileSource {
     /// The file offset of `carry`'s first byte, while chunks can be read again where they lie
     /// (a plain regular file, no line skipped so far).
     offset: Option<u64>,
+    /// The input file itself when its chunks carry spans (a plain regular file).
+    spanned: Option<File>,
 }
 
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
@@ -119,12 +121,15 @@ impl FileSource {
     /// Opens `path` (`-` for stdin), decompressing gzip transparently.
     pub fn open(path: &Path, framing: Framing) -> Result<FileSource> {
         let progress = InputProgress::default();
-        let (name, raw, total_bytes, regular): (String, Box<dyn Read + Send>, Option<u64>, bool) = if path == Path::new("-") {
-            ("stdin".into(), Box::new(io::stdin()), None, false)
+        let (name, raw, total_bytes, regular): (String, Box<dyn Read + Send>, Option<u64>, Option<File>) = if path == Path::new("-") {
+            ("stdin".into(), Box::new(io::stdin()), None, None)
         } else {
             let file = File::open(path).with_context(|| format!("cannot open input {}", path.display()))?;
             let meta = file.metadata().ok();
-            let regular = meta.as_ref().is_some_and(|m| m.is_file());
+            let regular = match meta.as_ref().is_some_and(|m| m.is_file()) {
+                true => Some(file.try_clone().context("input file handle")?),
+                false => None,
+            };
             (path.display().to_string(), Box::new(file), meta.map(|m| m.len()), regular)
         };
         let mut buffered = BufReader::with_capacity(1 << 20, Counting { inner: raw, progress: progress.clone() });
@@ -146,8 +151,16 @@ impl FileSource {
             eof: false,
             total_bytes,
             progress,
-            offset: (regular && !gzip).then_some(0),
+            offset: (regular.is_some() && !gzip).then_some(0),
+            spanned: regular.filter(|_| !gzip),
         })
+    }
+
+    /// The file the chunks' spans point into, as a handle of its own (the same open file, so it
+    /// cannot be swapped underneath), for reading them again; `None` for stdin, a pipe or gzip,
+    /// whose chunks carry no span.
+    pub fn spanned_file(&self) -> Result<Option<File>> {
+        self.spanned.as_ref().map(|f| f.try_clone().context("input file handle")).transpose()
     }
 
     /// The input's name for messages and dead letters.
@@ -347,12 +360,13 @@ mod tests {
         let mut f = tempfile::NamedTempFile::new().unwrap();
         f.write_all(&text).unwrap();
         let mut src = FileSource::open(f.path(), Framing::new(1 << 10, 1 << 20)).unwrap();
+        let again_from = src.spanned_file().unwrap().expect("a plain file hands out its handle");
         let (mut chunks, mut end) = (0, 0);
         while let Some(c) = src.next_chunk().unwrap() {
             let span = c.span.expect("a plain file's chunks have spans");
             assert_eq!(span.offset, end, "spans tile the file");
             let mut bytes = vec![0; span.len as usize];
-            f.as_file().read_exact_at(&mut bytes, span.offset).unwrap();
+            again_from.read_exact_at(&mut bytes, span.offset).unwrap();
             let again = Chunk::from_lines(bytes, span.first_line);
             assert_eq!((&again.bytes, &again.messages, &again.positions), (&c.bytes, &c.messages, &c.positions));
             (chunks, end) = (chunks + 1, span.offset + span.len);
@@ -364,7 +378,9 @@ mod tests {
         gz.write_all(b"one\ntwo\n").unwrap();
         let mut f = tempfile::NamedTempFile::new().unwrap();
         f.write_all(&gz.finish().unwrap()).unwrap();
-        let c = FileSource::open(f.path(), Framing::new(1 << 20, 1 << 20)).unwrap().next_chunk().unwrap().unwrap();
+        let mut src = FileSource::open(f.path(), Framing::new(1 << 20, 1 << 20)).unwrap();
+        assert!(src.spanned_file().unwrap().is_none(), "gzip hands out no handle");
+        let c = src.next_chunk().unwrap().unwrap();
         assert_eq!(c.span, None, "gzip cannot be read again at an offset");
     }
 

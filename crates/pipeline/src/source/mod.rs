@@ -98,6 +98,15 @@ impl Source {
         })
     }
 
+    /// The input file its chunks' spans point into, when they have spans (see
+    /// [`FileSource::spanned_file`]).
+    pub fn spanned_file(&self) -> Result<Option<std::fs::File>> {
+        match self {
+            Source::File(f) => f.spanned_file(),
+            Source::Kafka(_) | Source::Followed { .. } => Ok(None),
+        }
+    }
+
     /// What commits this source's offsets (none for files).
     pub fn committer(&self) -> Option<OffsetCommitter> {
         match self {
