@@ -138,6 +138,21 @@ fn a_component_failing_every_event_is_quarantined() {
 }
 
 #[test]
+fn a_state_outgrowing_the_memory_cap_stops_the_run_saying_so_instead_of_dead_lettering_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("events.jsonl");
+    // 50,000 users: the builtin's per-user state passes 32 MiB part way through, while every
+    // event (and every batch on a fresh instance) fits.
+    assert!(sg_host().args(["gen-events", "100000", "--users", "50000", "--out"]).arg(&input).status().unwrap().success());
+    let out = dir.path().join("out");
+    let o = sg_host().args(["run", "-q", "--memory-limit", "32MiB", "--input"]).arg(&input).arg("--out").arg(&out).output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{err}");
+    assert!(err.contains("no longer fits the memory cap of 32 MiB") && err.contains("raise --memory-limit"), "{err}");
+    assert!(!out.exists(), "nothing is written");
+}
+
+#[test]
 fn a_component_timing_out_on_every_event_is_quarantined_quickly() {
     let dir = tempfile::tempdir().unwrap();
     let marks: Vec<(usize, &str)> = (0..3000).map(|i| (i, "hostile_loop")).collect();

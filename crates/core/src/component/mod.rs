@@ -203,23 +203,52 @@ fn is_core_module(bytes: &[u8]) -> bool {
     bytes.len() >= 8 && bytes[..4] == *b"\0asm" && bytes[4..8] == [1, 0, 0, 0]
 }
 
+/// What stopped a call into a component.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Its call deadline passed.
+    Deadline,
+    /// Its call stack ran out.
+    Stack,
+    /// It asked for memory past the cap.
+    MemoryCap,
+    /// Any other trap or error.
+    Trap,
+}
+
+impl Fault {
+    /// The fault of a failed call, when `e` is (or wraps) one.
+    pub fn of(e: &anyhow::Error) -> Option<Fault> {
+        e.downcast_ref::<CallFailed>().map(|c| c.fault)
+    }
+}
+
+/// A failed call into a component: what stopped it, and a message naming the component.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct CallFailed {
+    /// What stopped it.
+    pub fault: Fault,
+    message: String,
+}
+
 /// Error for a failed call: the trap in a few words, plus what the guest printed to stderr
 /// (a panic message), without the wasm backtrace.
 pub(crate) fn call_error(origin: &str, what: &str, err: wasmtime::Error, stderr: String) -> anyhow::Error {
     let trap = err.downcast_ref::<wasmtime::Trap>().copied();
     let err = anyhow::Error::from(err);
     let root = err.root_cause().to_string();
-    let cause = match trap {
-        Some(wasmtime::Trap::Interrupt) => "call deadline exceeded (wasm trap: interrupt)".to_string(),
-        Some(wasmtime::Trap::StackOverflow) => "call stack exhausted (wasm trap)".to_string(),
-        _ if root.contains("growing memory") => format!("memory cap exceeded ({root})"),
-        _ => root,
+    let (fault, cause) = match trap {
+        Some(wasmtime::Trap::Interrupt) => (Fault::Deadline, "call deadline exceeded (wasm trap: interrupt)".to_string()),
+        Some(wasmtime::Trap::StackOverflow) => (Fault::Stack, "call stack exhausted (wasm trap)".to_string()),
+        _ if root.contains("growing memory") => (Fault::MemoryCap, format!("memory cap exceeded ({root})")),
+        _ => (Fault::Trap, root),
     };
     let printed: Vec<&str> =
         stderr.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with("note: run with")).collect();
-    if printed.is_empty() {
-        anyhow!("{origin}: {what} failed: {cause}")
-    } else {
-        anyhow!("{origin}: {what} failed: {cause}; guest stderr: {}", printed.join(" "))
-    }
+    let message = match printed.is_empty() {
+        true => format!("{origin}: {what} failed: {cause}"),
+        false => format!("{origin}: {what} failed: {cause}; guest stderr: {}", printed.join(" ")),
+    };
+    CallFailed { fault, message }.into()
 }

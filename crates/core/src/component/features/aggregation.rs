@@ -22,7 +22,7 @@ use sg_features_core::columns::FeatureTable;
 use wasmtime::Store;
 
 use super::{FeatureComponent, Instance, RejectedEvent, Window};
-use crate::component::call_error;
+use crate::component::{Fault, call_error};
 use crate::component::contain::{self, Budget, GiveUp, bisect};
 use sg_model::events::EventBatch;
 use sg_metrics::METRICS;
@@ -151,6 +151,9 @@ impl<'r> FeatureAggregation<'r> {
                 failed.extend(rejected.into_iter().map(|r| FailedEvent { index: keep[r.index as usize], reason: r.reason }));
                 self.remember(good, batch, again, dropped);
             }
+            // Each event passes on a fresh instance, the batch not on top of the state: the
+            // state has outgrown the cap, and would fail every batch from here on.
+            Err(e) if Fault::of(&e) == Some(Fault::MemoryCap) => return Err(self.outgrown(&e)),
             Err(e) => {
                 // The events pass one by one but not together: give up on the whole batch.
                 self.restart()?;
@@ -214,6 +217,16 @@ impl<'r> FeatureAggregation<'r> {
         };
         self.journal.reset();
         Ok(taken)
+    }
+
+    /// The run cannot go on within the memory cap: the component's state is what is too big,
+    /// not any event.
+    fn outgrown(&self, last: &anyhow::Error) -> anyhow::Error {
+        anyhow::anyhow!(
+            "{}: its state over the events since the last take no longer fits the memory cap of {} MiB (each event of the batch passes on its own, the batch fails on top of that state); raise --memory-limit (last: {last:#})",
+            self.component.origin(),
+            self.runtime.limits().memory_bytes >> 20
+        )
     }
 
     fn quarantined(&self, what: String, last: &str) -> anyhow::Error {
