@@ -18,8 +18,8 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 rustup toolchain install >/dev/null   # the pinned toolchain with its targets (rust-toolchain.toml)
 # librdkafka is built by its own configure script, which reads plain CC/CXX/AR: point those at
-# the cross tools, and keep the `cc` crate's builds for the host (build scripts) on the host's.
+# the cross tools. The `cc` crate's builds for the host keep the host's (CC_x86_64_… in
+# .cargo/config.toml, which the native build reads too).
 export CC=aarch64-linux-gnu-gcc CXX=aarch64-linux-gnu-g++ AR=aarch64-linux-gnu-ar
-export CC_x86_64_unknown_linux_gnu="${CC_x86_64_unknown_linux_gnu:-cc}" CXX_x86_64_unknown_linux_gnu="${CXX_x86_64_unknown_linux_gnu:-c++}" AR_x86_64_unknown_linux_gnu="${AR_x86_64_unknown_linux_gnu:-ar}"
 cargo build --release --locked --target aarch64-unknown-linux-gnu -p sg-host "$@"
 echo "built $target_dir/aarch64-unknown-linux-gnu/release/sg-host"
