@@ -8,6 +8,7 @@ use std::collections::HashMap;
 
 use anyhow::{Result, bail};
 use quick_cache::unsync::Cache;
+use sha2::{Digest, Sha256};
 
 use super::{Embedder, normalize};
 
@@ -15,10 +16,11 @@ use super::{Embedder, normalize};
 pub const CAPACITY: usize = 8_192;
 
 /// An [`Embedder`] that embeds each distinct normalized text once, and remembers the
-/// [`CAPACITY`] most useful ones across calls.
+/// [`CAPACITY`] most useful ones across calls. They are remembered by the SHA-256 of the text,
+/// so lines of any length cost the same 32 bytes.
 pub struct Memoized<E> {
     inner: E,
-    vectors: Cache<String, Vec<f32>>,
+    vectors: Cache<[u8; 32], Vec<f32>>,
 }
 
 impl<E: Embedder> Memoized<E> {
@@ -34,14 +36,14 @@ impl<E: Embedder> Embedder for Memoized<E> {
     }
 
     fn embed(&mut self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
-        let keys: Vec<String> = texts.iter().map(|t| normalize::for_embedding(t)).collect();
+        let keys: Vec<[u8; 32]> = texts.iter().map(|t| Sha256::digest(normalize::for_embedding(t)).into()).collect();
         // One text per model input not remembered; the embedder is given the original text, so
         // a service that normalizes on its side sees what it would have seen without us.
-        let mut asked: HashMap<&str, usize> = HashMap::new();
+        let mut asked: HashMap<[u8; 32], usize> = HashMap::new();
         let mut ask: Vec<&str> = Vec::new();
         for (text, key) in texts.iter().zip(&keys) {
-            if self.vectors.get(key.as_str()).is_none() && !asked.contains_key(key.as_str()) {
-                asked.insert(key, ask.len());
+            if self.vectors.get(key).is_none() && !asked.contains_key(key) {
+                asked.insert(*key, ask.len());
                 ask.push(text);
             }
         }
@@ -51,13 +53,13 @@ impl<E: Embedder> Embedder for Memoized<E> {
         }
         let out = keys
             .iter()
-            .map(|key| match asked.get(key.as_str()) {
+            .map(|key| match asked.get(key) {
                 Some(&i) => answers[i].clone(),
-                None => self.vectors.get(key.as_str()).expect("remembered above").clone(),
+                None => self.vectors.get(key).expect("remembered above").clone(),
             })
             .collect();
         for (key, i) in asked {
-            self.vectors.insert(key.to_owned(), answers[i].clone());
+            self.vectors.insert(key, answers[i].clone());
         }
         Ok(out)
     }
