@@ -144,12 +144,17 @@ fn a_state_outgrowing_the_memory_cap_stops_the_run_saying_so_instead_of_dead_let
     // 50,000 users: the builtin's per-user state passes 32 MiB part way through, while every
     // event (and every batch on a fresh instance) fits.
     assert!(sg_host().args(["gen-events", "100000", "--users", "50000", "--out"]).arg(&input).status().unwrap().success());
-    let out = dir.path().join("out");
-    let o = sg_host().args(["run", "-q", "--memory-limit", "32MiB", "--input"]).arg(&input).arg("--out").arg(&out).output().unwrap();
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(!o.status.success(), "{err}");
-    assert!(err.contains("no longer fits the memory cap of 32 MiB") && err.contains("raise --memory-limit"), "{err}");
-    assert!(!out.exists(), "nothing is written");
+    // At 32 MiB a push is the first call to outgrow the cap; at 48 MiB every push fits and the
+    // take does not (56 MiB is enough).
+    for (cap, mib, call) in [("32MiB", 32, "push"), ("48MiB", 48, "take")] {
+        let out = dir.path().join(format!("out-{cap}"));
+        let o = sg_host().args(["run", "-q", "--memory-limit", cap, "--input"]).arg(&input).arg("--out").arg(&out).output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success(), "{err}");
+        assert!(err.contains(&format!("no longer fits the memory cap of {mib} MiB")) && err.contains("raise --memory-limit"), "{err}");
+        assert!(err.contains(&format!("{call} failed: memory cap exceeded")), "{err}");
+        assert!(!out.exists(), "nothing is written");
+    }
 }
 
 #[test]

@@ -208,7 +208,7 @@ impl<'r> FeatureAggregation<'r> {
         self.store.set_epoch_deadline(self.runtime.limits().deadline_ticks());
         let accepted = self.journal.entries().map(|j| j.iter().map(Entry::len).sum());
         let started = std::time::Instant::now();
-        let answer = take_checked(&self.component, &mut self.store, &self.instance, accepted);
+        let answer = take_checked(&self.component, &mut self.store, &self.instance, accepted).map_err(|e| format!("{e:#}"));
         METRICS.call(&self.component.label(), 0, started.elapsed(), answer.as_ref().err().map(String::as_str));
         let taken = match answer {
             Ok(table) => Taken { table, failed: Vec::new() },
@@ -220,10 +220,10 @@ impl<'r> FeatureAggregation<'r> {
     }
 
     /// The run cannot go on within the memory cap: the component's state is what is too big,
-    /// not any event.
+    /// not any event (each passes on its own).
     fn outgrown(&self, last: &anyhow::Error) -> anyhow::Error {
         anyhow::anyhow!(
-            "{}: its state over the events since the last take no longer fits the memory cap of {} MiB (each event of the batch passes on its own, the batch fails on top of that state); raise --memory-limit (last: {last:#})",
+            "{}: its state over the events since the last take no longer fits the memory cap of {} MiB; raise --memory-limit (last: {last:#})",
             self.component.origin(),
             self.runtime.limits().memory_bytes >> 20
         )
@@ -260,8 +260,10 @@ impl<'r> FeatureAggregation<'r> {
         if let Some(fault) = fault {
             bail!("{fault} (again, without the events that failed take)");
         }
-        let table = take_checked(&self.component, &mut store, &instance, Some(keep.len()))
-            .map_err(|e| anyhow::anyhow!("{e} (again, without the events that failed it)"))?;
+        let table = take_checked(&self.component, &mut store, &instance, Some(keep.len())).map_err(|e| match Fault::of(&e) {
+            Some(Fault::MemoryCap) => self.outgrown(&e),
+            _ => anyhow::anyhow!("{e:#} (again, without the events that failed it)"),
+        })?;
         self.restarts += 1;
         self.store = store;
         self.instance = instance;
@@ -293,7 +295,7 @@ impl<'r> FeatureAggregation<'r> {
         if fault.is_some() {
             return Ok(fault);
         }
-        Ok(take_checked(&self.component, &mut store, &instance, Some(rows.len())).err())
+        Ok(take_checked(&self.component, &mut store, &instance, Some(rows.len())).err().map(|e| format!("{e:#}")))
     }
 
     /// The component version this aggregation runs.
@@ -477,21 +479,16 @@ impl Drop for Journal {
 }
 
 /// Calls `take` and checks the answer against the descriptor and `accepted` events (when
-/// known): the fault or the refusal as a message.
-fn take_checked(
-    component: &FeatureComponent,
-    store: &mut Store<Sandbox>,
-    instance: &Instance,
-    accepted: Option<usize>,
-) -> Result<FeatureTable, String> {
+/// known): the fault ([`CallFailed`](crate::component::CallFailed)) or the refusal.
+fn take_checked(component: &FeatureComponent, store: &mut Store<Sandbox>, instance: &Instance, accepted: Option<usize>) -> Result<FeatureTable> {
     let origin = component.origin();
-    let table = instance.take(store).map_err(|e| format!("{:#}", call_error(origin, "take", e, store.data().stderr())))?;
+    let table = instance.take(store).map_err(|e| call_error(origin, "take", e, store.data().stderr()))?;
     if let Some(n) = accepted
         && table.rows > n
     {
-        return Err(format!("{origin}: take answered {} rows for {n} events", table.rows));
+        bail!("{origin}: take answered {} rows for {n} events", table.rows);
     }
-    component.descriptor.check_table(&table).map_err(|e| format!("{origin}: take answered a table the host refuses: {e}"))?;
+    component.descriptor.check_table(&table).map_err(|e| anyhow::anyhow!("{origin}: take answered a table the host refuses: {e}"))?;
     Ok(table)
 }
 
