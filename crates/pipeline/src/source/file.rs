@@ -121,7 +121,7 @@ impl FileSource {
     /// Opens `path` (`-` for stdin), decompressing gzip transparently.
     pub fn open(path: &Path, framing: Framing) -> Result<FileSource> {
         let progress = InputProgress::default();
-        let (name, raw, total_bytes, regular): (String, Box<dyn Read + Send>, Option<u64>, Option<File>) = if path == Path::new("-") {
+        let (name, raw, total_bytes, regular_file): (String, Box<dyn Read + Send>, Option<u64>, Option<File>) = if path == Path::new("-") {
             ("stdin".into(), Box::new(io::stdin()), None, None)
         } else {
             let file = File::open(path).with_context(|| format!("cannot open input {}", path.display()))?;
@@ -135,6 +135,8 @@ impl FileSource {
         let mut buffered = BufReader::with_capacity(1 << 20, Counting { inner: raw, progress: progress.clone() });
         let head = io::BufRead::fill_buf(&mut buffered).context("reading input")?;
         let gzip = head.starts_with(&GZIP_MAGIC);
+        // Chunks carry spans, and can be read again where they lie, only in a plain regular file.
+        let spanned = regular_file.filter(|_| !gzip);
         let reader: Box<dyn Read + Send> = if gzip {
             let inflating = Inflating { inner: MultiGzDecoder::new(buffered), read: progress.clone(), inflated: 0, max_ratio: framing.max_inflate_ratio };
             Box::new(BufReader::with_capacity(1 << 20, inflating))
@@ -151,8 +153,8 @@ impl FileSource {
             eof: false,
             total_bytes,
             progress,
-            offset: (regular.is_some() && !gzip).then_some(0),
-            spanned: regular.filter(|_| !gzip),
+            offset: spanned.as_ref().map(|_| 0),
+            spanned,
         })
     }
 
