@@ -104,31 +104,41 @@ enum Field {
     Other,
 }
 
-impl<'de> de::Deserialize<'de> for Field {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl Visitor<'_> for V {
-            type Value = Field;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a field name")
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Field, E> {
-                Ok(match v {
-                    "event_id" => Field::EventId,
-                    "timestamp" => Field::Timestamp,
-                    "event_type" => Field::EventType,
-                    "user" => Field::User,
-                    "source_ip" => Field::SourceIp,
-                    "status" => Field::Status,
-                    "threat_score" => Field::ThreatScore,
-                    "location" => Field::Location,
-                    "destination_ip" => Field::DestinationIp,
-                    "metadata" => Field::Metadata,
-                    _ => Field::Other,
-                })
-            }
+impl Field {
+    fn named(name: &str) -> Field {
+        match name {
+            "event_id" => Field::EventId,
+            "timestamp" => Field::Timestamp,
+            "event_type" => Field::EventType,
+            "user" => Field::User,
+            "source_ip" => Field::SourceIp,
+            "status" => Field::Status,
+            "threat_score" => Field::ThreatScore,
+            "location" => Field::Location,
+            "destination_ip" => Field::DestinationIp,
+            "metadata" => Field::Metadata,
+            _ => Field::Other,
         }
-        d.deserialize_identifier(V)
+    }
+}
+
+/// An object key, told apart by `classify` where it lies (no allocation, escaped or not).
+struct Key<T>(fn(&str) -> T);
+
+impl<'de, T> DeserializeSeed<'de> for Key<T> {
+    type Value = T;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<T, D::Error> {
+        d.deserialize_identifier(self)
+    }
+}
+
+impl<T> Visitor<'_> for Key<T> {
+    type Value = T;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a field name")
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<T, E> {
+        Ok((self.0)(v))
     }
 }
 
@@ -143,7 +153,7 @@ impl<'de> Visitor<'de> for EventVisitor {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Partial<'de>, A::Error> {
         let mut ev = Partial::default();
-        while let Some(field) = map.next_key::<Field>()? {
+        while let Some(field) = map.next_key_seed(Key(Field::named))? {
             match field {
                 Field::EventId => ev.event_id = map.next_value_seed(Str("event_id"))?,
                 Field::Timestamp => ev.timestamp_ms = map.next_value_seed(Millis)?,
@@ -269,8 +279,8 @@ impl<'de> Visitor<'de> for Metadata {
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut geo = None;
-        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
-            if key == "geo_location" {
+        while let Some(is_geo) = map.next_key_seed(Key(|k| k == "geo_location"))? {
+            if is_geo {
                 geo = map.next_value_seed(Str("metadata.geo_location"))?;
             } else {
                 map.next_value::<IgnoredAny>()?;

@@ -97,10 +97,29 @@ impl<R: Read> Read for Counting<R> {
     }
 }
 
+/// What a [`FileSource`] reads from.
+enum Input {
+    /// A plain regular file, read straight into the chunk buffers (no buffer between, nothing
+    /// zeroed first); progress is counted as it is read.
+    Plain(File),
+    /// stdin, a pipe or gzip, through buffers that count the raw bytes read.
+    Stream(Box<dyn Read + Send>),
+}
+
+/// Whether a regular file starts with gzip's magic bytes (read in place: its position is kept).
+fn starts_with_gzip(file: &File) -> io::Result<bool> {
+    let mut head = [0u8; 2];
+    match std::os::unix::fs::FileExt::read_exact_at(file, &mut head, 0) {
+        Ok(()) => Ok(head == GZIP_MAGIC),
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 /// A source of JSON lines cut into chunks of about `chunk_bytes`.
 pub struct FileSource {
     name: String,
-    reader: Box<dyn Read + Send>,
+    reader: Input,
     carry: Vec<u8>,
     next_line: u64,
     chunk_bytes: usize,
@@ -121,29 +140,30 @@ impl FileSource {
     /// Opens `path` (`-` for stdin), decompressing gzip transparently.
     pub fn open(path: &Path, framing: Framing) -> Result<FileSource> {
         let progress = InputProgress::default();
-        let (name, raw, total_bytes, regular_file): (String, Box<dyn Read + Send>, Option<u64>, Option<File>) = if path == Path::new("-") {
-            ("stdin".into(), Box::new(io::stdin()), None, None)
+        let (name, raw, total_bytes): (String, Box<dyn Read + Send>, Option<u64>) = if path == Path::new("-") {
+            ("stdin".into(), Box::new(io::stdin()), None)
         } else {
             let file = File::open(path).with_context(|| format!("cannot open input {}", path.display()))?;
             let meta = file.metadata().ok();
-            let regular = match meta.as_ref().is_some_and(|m| m.is_file()) {
-                true => Some(file.try_clone().context("input file handle")?),
-                false => None,
-            };
-            (path.display().to_string(), Box::new(file), meta.map(|m| m.len()), regular)
+            if meta.as_ref().is_some_and(|m| m.is_file()) && !starts_with_gzip(&file).context("reading input")? {
+                let spanned = file.try_clone().context("input file handle")?;
+                return Ok(FileSource::new(path.display().to_string(), Input::Plain(file), meta.map(|m| m.len()), framing, progress, Some(spanned)));
+            }
+            (path.display().to_string(), Box::new(file), meta.map(|m| m.len()))
         };
         let mut buffered = BufReader::with_capacity(1 << 20, Counting { inner: raw, progress: progress.clone() });
         let head = io::BufRead::fill_buf(&mut buffered).context("reading input")?;
-        let gzip = head.starts_with(&GZIP_MAGIC);
-        // Chunks carry spans, and can be read again where they lie, only in a plain regular file.
-        let spanned = regular_file.filter(|_| !gzip);
-        let reader: Box<dyn Read + Send> = if gzip {
+        let reader: Box<dyn Read + Send> = if head.starts_with(&GZIP_MAGIC) {
             let inflating = Inflating { inner: MultiGzDecoder::new(buffered), read: progress.clone(), inflated: 0, max_ratio: framing.max_inflate_ratio };
             Box::new(BufReader::with_capacity(1 << 20, inflating))
         } else {
             Box::new(buffered)
         };
-        Ok(FileSource {
+        Ok(FileSource::new(name, Input::Stream(reader), total_bytes, framing, progress, None))
+    }
+
+    fn new(name: String, reader: Input, total_bytes: Option<u64>, framing: Framing, progress: InputProgress, spanned: Option<File>) -> FileSource {
+        FileSource {
             name,
             reader,
             carry: Vec::new(),
@@ -155,7 +175,7 @@ impl FileSource {
             progress,
             offset: spanned.as_ref().map(|_| 0),
             spanned,
-        })
+        }
     }
 
     /// The file the chunks' spans point into, as a handle of its own (the same open file, so it
@@ -228,7 +248,13 @@ impl FileSource {
     /// Appends up to `want` bytes to `buf` (into its spare capacity: nothing is zeroed first);
     /// a decompression bomb is told apart from other read errors.
     fn fill(&mut self, buf: &mut Vec<u8>, want: usize) -> Result<usize, Stop> {
-        (&mut self.reader).take(want as u64).read_to_end(buf).map_err(|e| match e.get_ref().and_then(|i| i.downcast_ref::<InflationLimit>()) {
+        let read = match &mut self.reader {
+            Input::Plain(file) => file.take(want as u64).read_to_end(buf).inspect(|&n| {
+                self.progress.0.fetch_add(n as u64, Ordering::Relaxed);
+            }),
+            Input::Stream(reader) => reader.take(want as u64).read_to_end(buf),
+        };
+        read.map_err(|e| match e.get_ref().and_then(|i| i.downcast_ref::<InflationLimit>()) {
             Some(InflationLimit(why)) => Stop::Bomb(why.clone()),
             None => Stop::Io(anyhow::Error::new(e).context(format!("reading {}", self.name))),
         })
@@ -384,6 +410,17 @@ mod tests {
         assert!(src.spanned_file().unwrap().is_none(), "gzip hands out no handle");
         let c = src.next_chunk().unwrap().unwrap();
         assert_eq!(c.span, None, "gzip cannot be read again at an offset");
+    }
+
+    #[test]
+    fn files_too_short_for_the_gzip_magic_are_read_and_progress_counts_every_byte() {
+        assert!(chunks(b"", 1 << 20).is_empty());
+        assert_eq!(chunks(b"x", 1 << 20), vec![(1, vec![b"x".to_vec()])]);
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        f.write_all(&b"0123456789\n".repeat(1000)).unwrap();
+        let mut src = FileSource::open(f.path(), Framing::new(1 << 10, 1 << 20)).unwrap();
+        while src.next_chunk().unwrap().is_some() {}
+        assert_eq!(src.progress().bytes(), 11_000);
     }
 
     #[test]
