@@ -33,11 +33,14 @@ pub struct Contribution {
 }
 
 
-/// One tree's contributions by leaf: `entries[span[leaf].0..span[leaf].1]` are the (feature,
-/// share) pairs a row landing in `leaf` adds.
+/// One tree's contributions by leaf, `width` (feature, share) pairs per node: a row landing in
+/// leaf `n` adds `shares[n * width + k]` to feature `features[n * width + k]`. Leaves with fewer
+/// features on their path are padded with +0.0 shares (adding +0.0 changes no sum, which starts
+/// at +0.0), so every leaf costs the same `width` adds: no branch on each leaf's count.
 struct LeafShares {
-    span: Vec<(u32, u32)>,
-    entries: Vec<(u32, f64)>,
+    width: usize,
+    features: Vec<u32>,
+    shares: Vec<f64>,
 }
 
 impl Model {
@@ -61,10 +64,11 @@ impl Model {
             block.load(&x.values()[first * cols..first * cols + chunk.len()]);
             // Tree by tree over the block, walked as scoring walks it.
             for (tree, leaves) in self.trees().iter().zip(&shares) {
+                let width = leaves.width;
                 tree.for_each_leaf(block, |r, leaf| {
-                    let (start, end) = leaves.span[leaf];
                     let row_out = &mut chunk[r * cols..(r + 1) * cols];
-                    for &(f, share) in &leaves.entries[start as usize..end as usize] {
+                    let at = leaf * width..(leaf + 1) * width;
+                    for (&f, &share) in leaves.features[at.clone()].iter().zip(&leaves.shares[at]) {
                         row_out[f as usize] += share;
                     }
                 });
@@ -92,20 +96,29 @@ impl Model {
         self.trees()
             .iter()
             .map(|tree| {
-                let mut shares = LeafShares { span: vec![(0, 0); tree.nodes()], entries: Vec::new() };
+                // (feature, share) pairs per leaf, a feature split on k times on the path once.
+                let mut by_leaf: Vec<(usize, Vec<(u32, f64)>)> = Vec::new();
                 tree.leaves(|leaf, h, path| {
-                    let start = shares.entries.len() as u32;
+                    let mut entries: Vec<(u32, f64)> = Vec::with_capacity(path.len());
                     if !path.is_empty() {
                         let share = (c - h) * per_tree / path.len() as f64;
                         for &f in path {
-                            match shares.entries[start as usize..].iter_mut().find(|e| e.0 == f) {
+                            match entries.iter_mut().find(|e| e.0 == f) {
                                 Some(e) => e.1 += share,
-                                None => shares.entries.push((f, share)),
+                                None => entries.push((f, share)),
                             }
                         }
                     }
-                    shares.span[leaf] = (start, shares.entries.len() as u32);
+                    by_leaf.push((leaf, entries));
                 });
+                let width = by_leaf.iter().map(|(_, e)| e.len()).max().unwrap_or(0);
+                let mut shares = LeafShares { width, features: vec![0; tree.nodes() * width], shares: vec![0.0; tree.nodes() * width] };
+                for (leaf, entries) in by_leaf {
+                    for (k, (f, share)) in entries.into_iter().enumerate() {
+                        shares.features[leaf * width + k] = f;
+                        shares.shares[leaf * width + k] = share;
+                    }
+                }
                 shares
             })
             .collect()

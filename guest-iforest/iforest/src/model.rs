@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::path::{average_path_length, percentile_linear};
+use crate::path::{average_path_length, percentile_of_sorted};
 use crate::walk::{BLOCK_ROWS, Columns};
 use crate::{Matrix, Params, Tree};
 
@@ -132,7 +132,8 @@ impl Model {
     /// Records the baseline: the training rows' medians and their scores' distribution.
     pub(crate) fn set_baseline(&mut self, typical: Vec<Option<f64>>, scores: &mut [f64]) {
         self.typical = typical;
-        self.training_scores = (0..=SCORE_GRID).map(|i| percentile_linear(scores, 100.0 * i as f64 / SCORE_GRID as f64)).collect();
+        scores.sort_unstable_by(f64::total_cmp);
+        self.training_scores = (0..=SCORE_GRID).map(|i| percentile_of_sorted(scores, 100.0 * i as f64 / SCORE_GRID as f64)).collect();
     }
 
     /// Per feature, the median over the training rows (empty for an artefact without it).

@@ -20,6 +20,12 @@ pub fn average_path_length(n: usize) -> f64 {
 /// NumPy's `percentile(values, q)` with the default linear method (`values` is sorted in place).
 pub fn percentile_linear(values: &mut [f64], q: f64) -> f64 {
     values.sort_unstable_by(f64::total_cmp);
+    percentile_of_sorted(values, q)
+}
+
+/// [`percentile_linear`] over values already sorted (by `f64::total_cmp`): many quantiles of
+/// one sample for one sort.
+pub fn percentile_of_sorted(values: &[f64], q: f64) -> f64 {
     let n = values.len();
     if n == 0 {
         return f64::NAN;

@@ -249,3 +249,23 @@ fn contributions_add_up_to_the_isolation_deficit() {
     let back = Model::from_bytes(&m.to_bytes()).unwrap();
     assert_eq!(back.score_at_rate(0.005), m.score_at_rate(0.005));
 }
+
+#[test]
+fn medians_are_numpy_nanmedian() {
+    // Columns: odd count with a NaN, even count with ±0 in the middle, all NaN, one value.
+    let nan = f32::NAN;
+    let rows: [[f32; 4]; 6] = [
+        [3.0, -0.0, nan, nan],
+        [nan, 5.0, nan, nan],
+        [1.0, 0.0, nan, 7.5],
+        [9.0, -2.0, nan, nan],
+        [2.0, 0.0, nan, nan],
+        [4.0, -0.0, nan, nan],
+    ];
+    let data: Vec<f32> = rows.iter().flatten().copied().collect();
+    let x = Matrix::new(&data, 6, 4).unwrap();
+    // numpy.nanmedian of each column.
+    let got = medians(&x);
+    assert_eq!(got, vec![Some(3.0), Some(0.0), None, Some(7.5)]);
+    assert!(got[1].unwrap().is_sign_positive(), "the two middle values are -0 and +0 in total order: their mean is +0");
+}
