@@ -19,8 +19,13 @@ struct Interner {
 
 impl Interner {
     fn id(&mut self, bytes: &[u8]) -> u32 {
+        // Looked up by the borrowed bytes: a key is copied only the first time it is seen.
+        if let Some(&id) = self.ids.get(bytes) {
+            return id;
+        }
         let next = self.ids.len() as u32;
-        *self.ids.entry(bytes.into()).or_insert(next)
+        self.ids.insert(bytes.into(), next);
+        next
     }
 
     /// Global id of every entry of this batch's dictionary.

@@ -1,6 +1,9 @@
 //! Columnar event batches as they cross into a features component.
 
-use rustc_hash::FxHashMap;
+use std::hash::BuildHasher;
+
+use hashbrown::HashTable;
+use rustc_hash::FxBuildHasher;
 use sg_features_core::columns::{ABSENT, OwnedDict};
 
 use super::decode::EventRow;
@@ -9,8 +12,16 @@ use crate::Position;
 /// Builds one dictionary-encoded string column.
 #[derive(Default)]
 pub struct DictBuilder {
-    index: FxHashMap<Box<[u8]>, u32>,
+    /// Each entry's code, found by its bytes in `column` (no copy of a key: a value is stored
+    /// once, in the dictionary).
+    index: HashTable<u32>,
     column: OwnedDict,
+}
+
+/// Dictionary entry `code`'s bytes.
+fn entry(column: &OwnedDict, code: u32) -> &[u8] {
+    let (start, end) = (column.dict_offsets[code as usize], column.dict_offsets[code as usize + 1]);
+    &column.dict_bytes[start as usize..end as usize]
 }
 
 impl DictBuilder {
@@ -18,23 +29,27 @@ impl DictBuilder {
         let mut column = OwnedDict::default();
         column.dict_offsets.push(0);
         column.codes.reserve(rows);
-        DictBuilder { index: FxHashMap::default(), column }
+        DictBuilder { index: HashTable::new(), column }
     }
 
     /// Appends a row.
     pub fn push(&mut self, value: Option<&str>) {
         let code = match value {
             None => ABSENT,
-            Some(v) => match self.index.get(v.as_bytes()) {
-                Some(&code) => code,
-                None => {
-                    let code = self.index.len() as u32;
-                    self.column.dict_bytes.extend_from_slice(v.as_bytes());
-                    self.column.dict_offsets.push(self.column.dict_bytes.len() as u32);
-                    self.index.insert(v.as_bytes().into(), code);
-                    code
+            Some(v) => {
+                let (bytes, hash) = (v.as_bytes(), FxBuildHasher.hash_one(v.as_bytes()));
+                let column = &mut self.column;
+                match self.index.find(hash, |&code| entry(column, code) == bytes) {
+                    Some(&code) => code,
+                    None => {
+                        let code = self.index.len() as u32;
+                        column.dict_bytes.extend_from_slice(bytes);
+                        column.dict_offsets.push(column.dict_bytes.len() as u32);
+                        self.index.insert_unique(hash, code, |&c| FxBuildHasher.hash_one(entry(column, c)));
+                        code
+                    }
                 }
-            },
+            }
         };
         self.column.codes.push(code);
     }
