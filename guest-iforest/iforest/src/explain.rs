@@ -47,44 +47,48 @@ impl Model {
     /// Every feature's contribution for each row of `x`, row-major (`rows × features`); each
     /// row sums to `c(ψ) − E[h(x)]`.
     pub fn contributions(&self, x: &Matrix<'_>) -> Result<Vec<f64>, ModelError> {
-        let cols = self.feature_names().len();
-        if x.cols() != cols {
-            return Err(ModelError::Features {
-                expected: self.feature_names().to_vec(),
-                got: (0..x.cols()).map(|i| format!("column {i}")).collect(),
-            });
-        }
-        let mut out = vec![0f64; x.rows() * cols];
+        Ok(self.by_block(x, |block| block.to_vec())?.concat())
+    }
+
+    /// Runs `each` over the contributions of every block of [`BLOCK_ROWS`] rows of `x` (row-major,
+    /// in a buffer of the block's own, which stays in cache), in parallel with the `parallel`
+    /// feature; the results in row order.
+    fn by_block<R: Send>(&self, x: &Matrix<'_>, each: impl Fn(&[f64]) -> R + Sync) -> Result<Vec<R>, ModelError> {
+        let cols = self.inputs_of(x)?;
         if cols == 0 {
-            return Ok(out);
+            return Ok(vec![each(&[])]);
         }
         let shares = self.leaf_shares();
-        let explain_block = |block: &mut Columns, (b, chunk): (usize, &mut [f64])| {
-            let first = b * BLOCK_ROWS;
-            block.load(&x.values()[first * cols..first * cols + chunk.len()]);
+        let explain_block = |(block, out): &mut (Columns, Vec<f64>), b: usize| {
+            let rows = &x.values()[b * BLOCK_ROWS * cols..((b + 1) * BLOCK_ROWS).min(x.rows()) * cols];
+            block.load(rows);
+            out.clear();
+            out.resize(rows.len(), 0.0);
             // Tree by tree over the block, walked as scoring walks it.
             for (tree, leaves) in self.trees().iter().zip(&shares) {
                 let width = leaves.width;
                 tree.for_each_leaf(block, |r, leaf| {
-                    let row_out = &mut chunk[r * cols..(r + 1) * cols];
+                    let row_out = &mut out[r * cols..(r + 1) * cols];
                     let at = leaf * width..(leaf + 1) * width;
                     for (&f, &share) in leaves.features[at.clone()].iter().zip(&leaves.shares[at]) {
                         row_out[f as usize] += share;
                     }
                 });
             }
+            each(out)
         };
+        let blocks = x.rows().div_ceil(BLOCK_ROWS);
+        let scratch = || (Columns::new(cols), Vec::with_capacity(BLOCK_ROWS * cols));
         #[cfg(feature = "parallel")]
         {
             use rayon::prelude::*;
-            out.par_chunks_mut(BLOCK_ROWS * cols).enumerate().for_each_init(|| Columns::new(cols), explain_block);
+            Ok((0..blocks).into_par_iter().map_init(scratch, explain_block).collect())
         }
         #[cfg(not(feature = "parallel"))]
         {
-            let mut block = Columns::new(cols);
-            out.chunks_mut(BLOCK_ROWS * cols).enumerate().for_each(|c| explain_block(&mut block, c));
+            let mut scratch = scratch();
+            Ok((0..blocks).map(|b| explain_block(&mut scratch, b)).collect())
         }
-        Ok(out)
     }
 
     /// Per tree, what a row landing in each leaf adds to each feature: the tree's deficit
@@ -126,28 +130,28 @@ impl Model {
 
     /// The `top` largest contributions of each row of `x`, largest first (ties by feature order).
     pub fn explain(&self, x: &Matrix<'_>, top: usize) -> Result<Vec<Vec<Contribution>>, ModelError> {
-        let cols = self.feature_names().len();
-        let all = self.contributions(x)?;
+        let cols = self.inputs_of(x)?;
         if cols == 0 || top == 0 {
             return Ok(vec![Vec::new(); x.rows()]);
         }
-        let rank = |row: &[f64]| {
-            let mut ranked: Vec<Contribution> =
-                row.iter().enumerate().map(|(feature, &contribution)| Contribution { feature, contribution }).collect();
-            let order = |a: &Contribution, b: &Contribution| b.contribution.total_cmp(&a.contribution).then(a.feature.cmp(&b.feature));
-            if top < ranked.len() {
-                ranked.select_nth_unstable_by(top - 1, order);
-                ranked.truncate(top);
-            }
-            ranked.sort_by(order);
-            ranked
-        };
-        #[cfg(feature = "parallel")]
-        {
-            use rayon::prelude::*;
-            Ok(all.par_chunks_exact(cols).map(rank).collect())
-        }
-        #[cfg(not(feature = "parallel"))]
-        Ok(all.chunks_exact(cols).map(rank).collect())
+        let order = |a: &Contribution, b: &Contribution| b.contribution.total_cmp(&a.contribution).then(a.feature.cmp(&b.feature));
+        // Each block ranked as it is computed: its contributions never leave the cache.
+        let blocks = self.by_block(x, |block| {
+            let mut ranked = Vec::with_capacity(cols);
+            block
+                .chunks_exact(cols)
+                .map(|row| {
+                    ranked.clear();
+                    ranked.extend(row.iter().enumerate().map(|(feature, &contribution)| Contribution { feature, contribution }));
+                    if top < ranked.len() {
+                        ranked.select_nth_unstable_by(top - 1, order);
+                        ranked.truncate(top);
+                    }
+                    ranked.sort_by(order);
+                    ranked.clone()
+                })
+                .collect::<Vec<_>>()
+        })?;
+        Ok(blocks.concat())
     }
 }

@@ -253,14 +253,21 @@ impl Model {
         Ok(model)
     }
 
-    /// scikit-learn's `score_samples`: −2^(−mean path length / c(ψ)); lower is more anomalous.
-    pub fn score_samples(&self, x: &Matrix<'_>) -> Result<Vec<f64>, ModelError> {
-        if x.cols() != self.feature_names.len() {
+    /// The number of model inputs, when `x` has that many columns.
+    pub(crate) fn inputs_of(&self, x: &Matrix<'_>) -> Result<usize, ModelError> {
+        let cols = self.feature_names().len();
+        if x.cols() != cols {
             return Err(ModelError::Features {
-                expected: self.feature_names.clone(),
+                expected: self.feature_names().to_vec(),
                 got: (0..x.cols()).map(|i| format!("column {i}")).collect(),
             });
         }
+        Ok(cols)
+    }
+
+    /// scikit-learn's `score_samples`: −2^(−mean path length / c(ψ)); lower is more anomalous.
+    pub fn score_samples(&self, x: &Matrix<'_>) -> Result<Vec<f64>, ModelError> {
+        self.inputs_of(x)?;
         let mut out = vec![0f64; x.rows()];
         let norm = self.trees.len() as f64 * average_path_length(self.max_samples);
         let cols = x.cols();
