@@ -89,7 +89,7 @@ fn explanation_fields() -> Fields {
 fn explanation_array(rows: &[Vec<Explained>]) -> ListArray {
     let entries = rows.iter().flatten();
     let columns: Vec<ArrayRef> = vec![
-        Arc::new(StringArray::from_iter_values(entries.clone().map(|e| e.feature.as_str()))),
+        Arc::new(StringArray::from_iter_values(entries.clone().map(|e| &*e.feature))),
         Arc::new(Float64Array::from_iter_values(entries.clone().map(|e| e.value))),
         Arc::new(Float64Array::from_iter(entries.clone().map(|e| e.typical))),
         Arc::new(Float64Array::from_iter_values(entries.map(|e| e.contribution))),

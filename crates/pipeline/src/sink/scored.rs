@@ -9,8 +9,8 @@ use sg_features_core::columns::ColumnData;
 /// and the feature's share of the row's isolation deficit (see `sg_iforest::Contribution`).
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct Explained {
-    /// The model input's name.
-    pub feature: String,
+    /// The model input's name (shared by every row that names it).
+    pub feature: std::sync::Arc<str>,
     /// The row's value (as the model saw it, f32).
     pub value: f64,
     /// The median over the rows the model was trained on (`null` when unknown).
@@ -50,7 +50,7 @@ impl<'d> ScoredTable<'d> {
         let is_anomaly = detection.score_samples.iter().map(|&s| s - detection.offset < 0.0).collect();
         let is_alert = anomaly_score.iter().map(|&a| a > alert_threshold).collect();
         let inputs = descriptor.model_inputs();
-        let names = detection.model.feature_names();
+        let names: Vec<std::sync::Arc<str>> = detection.model.feature_names().iter().map(|n| n.as_str().into()).collect();
         let typical = detection.model.typical();
         let explanation = detection
             .explanations
