@@ -100,7 +100,8 @@ impl Model {
         self.trees()
             .iter()
             .map(|tree| {
-                // (feature, share) pairs per leaf, a feature split on k times on the path once.
+                // (feature, share) pairs per leaf; a feature split on k times on the path has one
+                // pair, of k shares.
                 let mut by_leaf: Vec<(usize, Vec<(u32, f64)>)> = Vec::new();
                 tree.leaves(|leaf, h, path| {
                     let mut entries: Vec<(u32, f64)> = Vec::with_capacity(path.len());

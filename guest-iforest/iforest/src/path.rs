@@ -25,7 +25,7 @@ pub fn percentile_linear(values: &mut [f64], q: f64) -> f64 {
 
 /// [`percentile_linear`] over values already sorted (by `f64::total_cmp`): many quantiles of
 /// one sample for one sort.
-pub fn percentile_of_sorted(values: &[f64], q: f64) -> f64 {
+pub(crate) fn percentile_of_sorted(values: &[f64], q: f64) -> f64 {
     let n = values.len();
     if n == 0 {
         return f64::NAN;

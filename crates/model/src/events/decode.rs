@@ -122,7 +122,8 @@ impl Field {
     }
 }
 
-/// An object key, told apart by `classify` where it lies (no allocation, escaped or not).
+/// An object key, classified by the function it holds as the key lies in the input (nothing
+/// allocated for it, escaped or not).
 struct Key<T>(fn(&str) -> T);
 
 impl<'de, T> DeserializeSeed<'de> for Key<T> {

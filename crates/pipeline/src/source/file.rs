@@ -146,8 +146,8 @@ impl FileSource {
             let file = File::open(path).with_context(|| format!("cannot open input {}", path.display()))?;
             let meta = file.metadata().ok();
             if meta.as_ref().is_some_and(|m| m.is_file()) && !starts_with_gzip(&file).context("reading input")? {
-                let spanned = file.try_clone().context("input file handle")?;
-                return Ok(FileSource::new(path.display().to_string(), Input::Plain(file), meta.map(|m| m.len()), framing, progress, Some(spanned)));
+                let (spanned, total_bytes) = (file.try_clone().context("input file handle")?, meta.map(|m| m.len()));
+                return Ok(FileSource::new(path.display().to_string(), Input::Plain(file), total_bytes, framing, progress, Some(spanned)));
             }
             (path.display().to_string(), Box::new(file), meta.map(|m| m.len()))
         };
@@ -162,7 +162,14 @@ impl FileSource {
         Ok(FileSource::new(name, Input::Stream(reader), total_bytes, framing, progress, None))
     }
 
-    fn new(name: String, reader: Input, total_bytes: Option<u64>, framing: Framing, progress: InputProgress, spanned: Option<File>) -> FileSource {
+    fn new(
+        name: String,
+        reader: Input,
+        total_bytes: Option<u64>,
+        framing: Framing,
+        progress: InputProgress,
+        spanned: Option<File>,
+    ) -> FileSource {
         FileSource {
             name,
             reader,
