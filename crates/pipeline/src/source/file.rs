@@ -130,8 +130,6 @@ pub struct FileSource {
     /// The file offset of `carry`'s first byte, while chunks can be read again where they lie
     /// (a plain regular file, no line skipped so far).
     offset: Option<u64>,
-    /// The input file itself when its chunks carry spans (a plain regular file).
-    spanned: Option<File>,
 }
 
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
@@ -146,8 +144,7 @@ impl FileSource {
             let file = File::open(path).with_context(|| format!("cannot open input {}", path.display()))?;
             let meta = file.metadata().ok();
             if meta.as_ref().is_some_and(|m| m.is_file()) && !starts_with_gzip(&file).context("reading input")? {
-                let (spanned, total_bytes) = (file.try_clone().context("input file handle")?, meta.map(|m| m.len()));
-                return Ok(FileSource::new(path.display().to_string(), Input::Plain(file), total_bytes, framing, progress, Some(spanned)));
+                return Ok(FileSource::new(path.display().to_string(), Input::Plain(file), meta.map(|m| m.len()), framing, progress));
             }
             (path.display().to_string(), Box::new(file), meta.map(|m| m.len()))
         };
@@ -159,17 +156,12 @@ impl FileSource {
         } else {
             Box::new(buffered)
         };
-        Ok(FileSource::new(name, Input::Stream(reader), total_bytes, framing, progress, None))
+        Ok(FileSource::new(name, Input::Stream(reader), total_bytes, framing, progress))
     }
 
-    fn new(
-        name: String,
-        reader: Input,
-        total_bytes: Option<u64>,
-        framing: Framing,
-        progress: InputProgress,
-        spanned: Option<File>,
-    ) -> FileSource {
+    fn new(name: String, reader: Input, total_bytes: Option<u64>, framing: Framing, progress: InputProgress) -> FileSource {
+        // Chunks carry spans, and can be read again where they lie, only in a plain regular file.
+        let offset = matches!(reader, Input::Plain(_)).then_some(0);
         FileSource {
             name,
             reader,
@@ -180,8 +172,7 @@ impl FileSource {
             eof: false,
             total_bytes,
             progress,
-            offset: spanned.as_ref().map(|_| 0),
-            spanned,
+            offset,
         }
     }
 
@@ -189,7 +180,11 @@ impl FileSource {
     /// cannot be swapped underneath), for reading them again; `None` for stdin, a pipe or gzip,
     /// whose chunks carry no span.
     pub fn spanned_file(&self) -> Result<Option<File>> {
-        self.spanned.as_ref().map(|f| f.try_clone().context("input file handle")).transpose()
+        match &self.reader {
+            // Rereads use `pread`, so sharing the reading handle's file position does no harm.
+            Input::Plain(file) => file.try_clone().map(Some).context("input file handle"),
+            Input::Stream(_) => Ok(None),
+        }
     }
 
     /// The input's name for messages and dead letters.
