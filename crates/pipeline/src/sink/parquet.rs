@@ -6,24 +6,27 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use arrow::array::{
-    Array, ArrayRef, BooleanArray, Float64Array, Int32Array, Int64Array, ListArray, RecordBatch, StringArray, StructArray,
-    TimestampMillisecondArray,
+    Array, ArrayRef, BooleanArray, Float64Array, Float64Builder, Int32Array, Int64Array, ListArray, RecordBatch, StringArray,
+    StringBuilder, StructArray, TimestampMillisecondArray,
 };
 use arrow::buffer::OffsetBuffer;
 use arrow::datatypes::{DataType, Field, Fields, Schema, TimeUnit};
 use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_writer::compute_leaves;
 use parquet::basic::Compression;
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
 use sg_features_core::columns::{ColumnData, ColumnRole, ColumnType, OwnedDict};
 
+use rayon::prelude::*;
 use sg_model::Position;
 
 use super::{Explained, ScoredTable};
 
-fn strings(d: &OwnedDict) -> Result<ArrayRef> {
-    let mut values = Vec::with_capacity(d.codes.len());
-    for i in 0..d.codes.len() {
+/// Rows `rows` of a dictionary column, as strings.
+fn strings(d: &OwnedDict, rows: &[usize]) -> Result<ArrayRef> {
+    let mut values = Vec::with_capacity(rows.len());
+    for &i in rows {
         values.push(match d.get(i) {
             None => None,
             Some(b) => Some(std::str::from_utf8(b).context("a key is not valid UTF-8")?),
@@ -41,29 +44,32 @@ fn arrow_type(t: ColumnType) -> DataType {
     }
 }
 
-/// The written columns: every non-internal feature column, then the two scores.
-fn record_batch(scored: &ScoredTable<'_>) -> Result<RecordBatch> {
+/// The written columns of `rows` (indices into the table, in order): every non-internal feature
+/// column, then the scores, the alert flag and the explanation.
+fn record_batch(scored: &ScoredTable<'_>, rows: &[usize]) -> Result<RecordBatch> {
     let mut fields = Vec::new();
     let mut arrays: Vec<ArrayRef> = Vec::new();
+    let pick = |v: &[f64]| Float64Array::from_iter_values(rows.iter().map(|&r| v[r]));
     for (spec, data) in scored.descriptor.columns.iter().zip(&scored.table.columns) {
         if spec.role == ColumnRole::Internal {
             continue;
         }
         let array: ArrayRef = match data {
-            ColumnData::Int64(v) => Arc::new(Int64Array::from(v.clone())),
-            ColumnData::Float64(v) => Arc::new(Float64Array::from(v.clone())),
-            ColumnData::TimestampMs(v) => Arc::new(TimestampMillisecondArray::from(v.clone()).with_timezone("UTC")),
-            ColumnData::Utf8(d) => strings(d)?,
+            ColumnData::Int64(v) => Arc::new(Int64Array::from_iter_values(rows.iter().map(|&r| v[r]))),
+            ColumnData::Float64(v) => Arc::new(pick(v)),
+            ColumnData::TimestampMs(v) => {
+                Arc::new(TimestampMillisecondArray::from_iter_values(rows.iter().map(|&r| v[r])).with_timezone("UTC"))
+            }
+            ColumnData::Utf8(d) => strings(d, rows)?,
         };
         fields.push(Field::new(&spec.name, arrow_type(spec.ty), spec.ty == ColumnType::Utf8));
         arrays.push(array);
     }
-    let explanation = explanation_array(&scored.explanation);
     let added: [(&str, ArrayRef); 4] = [
-        ("anomaly_score", Arc::new(Float64Array::from(scored.anomaly_score.clone()))),
-        ("anomaly_score_normalized", Arc::new(Float64Array::from(scored.anomaly_score_normalized.clone()))),
-        ("is_alert", Arc::new(BooleanArray::from(scored.is_alert.clone()))),
-        ("explanation", Arc::new(explanation)),
+        ("anomaly_score", Arc::new(pick(&scored.anomaly_score))),
+        ("anomaly_score_normalized", Arc::new(pick(&scored.anomaly_score_normalized))),
+        ("is_alert", Arc::new(rows.iter().map(|&r| Some(scored.is_alert[r])).collect::<BooleanArray>())),
+        ("explanation", Arc::new(explanation_array(rows.iter().map(|&r| scored.explanation[r].as_slice())))),
     ];
     for (name, array) in added {
         if fields.iter().any(|f| f.name() == name) {
@@ -85,30 +91,64 @@ fn explanation_fields() -> Fields {
     ])
 }
 
-/// `list<struct<feature: utf8, value: float64, typical: float64, contribution: float64>>`.
-fn explanation_array(rows: &[Vec<Explained>]) -> ListArray {
-    let entries = rows.iter().flatten();
+/// `list<struct<feature: utf8, value: float64, typical: float64, contribution: float64>>`, built
+/// in one pass over the rows' entries.
+fn explanation_array<'e>(rows: impl Iterator<Item = &'e [Explained]>) -> ListArray {
+    let (mut lengths, mut feature, mut value, mut typical, mut contribution) =
+        (Vec::new(), StringBuilder::new(), Vec::new(), Float64Builder::new(), Vec::new());
+    for row in rows {
+        lengths.push(row.len());
+        for e in row {
+            feature.append_value(&*e.feature);
+            value.push(e.value);
+            typical.append_option(e.typical);
+            contribution.push(e.contribution);
+        }
+    }
     let columns: Vec<ArrayRef> = vec![
-        Arc::new(StringArray::from_iter_values(entries.clone().map(|e| &*e.feature))),
-        Arc::new(Float64Array::from_iter_values(entries.clone().map(|e| e.value))),
-        Arc::new(Float64Array::from_iter(entries.clone().map(|e| e.typical))),
-        Arc::new(Float64Array::from_iter_values(entries.map(|e| e.contribution))),
+        Arc::new(feature.finish()),
+        Arc::new(Float64Array::from(value)),
+        Arc::new(typical.finish()),
+        Arc::new(Float64Array::from(contribution)),
     ];
     let fields = explanation_fields();
     let values = StructArray::new(fields.clone(), columns, None);
     let item = Arc::new(Field::new("item", DataType::Struct(fields), false));
-    ListArray::new(item, OffsetBuffer::from_lengths(rows.iter().map(Vec::len)), Arc::new(values), None)
+    ListArray::new(item, OffsetBuffer::from_lengths(lengths), Arc::new(values), None)
 }
 
-/// Writes one Parquet file (snappy) with `metadata` as key-value metadata.
+/// Writes one Parquet file (snappy) with `metadata` as key-value metadata. The columns of each
+/// row group are encoded in parallel, then appended in schema order.
 pub fn write_table(path: &Path, batch: &RecordBatch, metadata: &[(String, String)]) -> Result<()> {
     let props = WriterProperties::builder()
         .set_compression(Compression::SNAPPY)
         .set_key_value_metadata(Some(metadata.iter().map(|(k, v)| KeyValue::new(k.clone(), v.clone())).collect()))
         .build();
+    let group_rows = props.max_row_group_row_count().unwrap_or(usize::MAX).max(1);
     let file = File::create(path).with_context(|| format!("creating {}", path.display()))?;
-    let mut writer = ArrowWriter::try_new(file, batch.schema(), Some(props))?;
-    writer.write(batch)?;
+    let schema = batch.schema();
+    let (mut writer, columns) = ArrowWriter::try_new(file, schema.clone(), Some(props))?.into_serialized_writer()?;
+    for (index, start) in (0..batch.num_rows()).step_by(group_rows).enumerate() {
+        let group = batch.slice(start, group_rows.min(batch.num_rows() - start));
+        let mut leaves = Vec::new();
+        for (field, array) in schema.fields().iter().zip(group.columns()) {
+            leaves.extend(compute_leaves(field, array)?);
+        }
+        let chunks = columns
+            .create_column_writers(index)?
+            .into_par_iter()
+            .zip(leaves)
+            .map(|(mut column, leaf)| {
+                column.write(&leaf)?;
+                column.close()
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut row_group = writer.next_row_group()?;
+        for chunk in chunks {
+            chunk.append_to_row_group(&mut row_group)?;
+        }
+        row_group.close()?;
+    }
     writer.close()?;
     Ok(())
 }
@@ -136,18 +176,17 @@ pub fn write_ledger(path: &Path, positions: &[Position]) -> Result<()> {
     write_table(path, &RecordBatch::try_new(schema, columns)?, &[])
 }
 
-/// Writes `dir/is_anomaly=0/` and `dir/is_anomaly=1/` (each one file, possibly zero rows).
+/// Writes `dir/is_anomaly=0/` and `dir/is_anomaly=1/` (each one file, possibly zero rows), the
+/// two in parallel.
 pub fn write_partitioned(dir: &Path, scored: &ScoredTable<'_>, metadata: &[(String, String)]) -> Result<Vec<PathBuf>> {
-    let batch = record_batch(scored)?;
-    let flags = BooleanArray::from(scored.is_anomaly.clone());
-    let not_flags = arrow::compute::not(&flags)?;
-    let mut files = Vec::new();
-    for (value, mask) in [(0, &not_flags), (1, &flags)] {
+    let (flagged, normal): (Vec<usize>, Vec<usize>) = (0..scored.table.rows).partition(|&r| scored.is_anomaly[r]);
+    let write = |value: u8, rows: &[usize]| -> Result<PathBuf> {
         let part = dir.join(format!("is_anomaly={value}"));
         std::fs::create_dir_all(&part)?;
         let path = part.join("part-00000.snappy.parquet");
-        write_table(&path, &arrow::compute::filter_record_batch(&batch, mask)?, metadata)?;
-        files.push(path);
-    }
-    Ok(files)
+        write_table(&path, &record_batch(scored, rows)?, metadata)?;
+        Ok(path)
+    };
+    let (normal, flagged) = rayon::join(|| write(0, &normal), || write(1, &flagged));
+    Ok(vec![normal?, flagged?])
 }
