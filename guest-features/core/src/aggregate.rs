@@ -89,6 +89,40 @@ struct UserState {
     destination_ids: rustc_hash::FxHashSet<u32>,
 }
 
+impl UserState {
+    /// `n` more events from source IP `ip` ([`ABSENT`]: none).
+    fn add_ip(&mut self, ip: u32, n: u64) {
+        *self.ip_counts.entry(ip).or_default() += n;
+    }
+
+    /// `n` more events of type `t` ([`ABSENT`]: none), `known` type ids so far (sizing the
+    /// counts once, not at every new type).
+    fn add_type(&mut self, t: u32, n: u64, known: usize) {
+        if t == ABSENT {
+            return;
+        }
+        let t = t as usize;
+        if self.type_counts.len() <= t {
+            self.type_counts.resize(known.max(t + 1), 0);
+        }
+        self.type_counts[t] += n;
+    }
+
+    /// An event from `location` ([`ABSENT`]: none).
+    fn add_location(&mut self, location: u32) {
+        if location != ABSENT {
+            self.location_ids.insert(location);
+        }
+    }
+
+    /// An event to `destination` ([`ABSENT`]: none).
+    fn add_destination(&mut self, destination: u32) {
+        if destination != ABSENT {
+            self.destination_ids.insert(destination);
+        }
+    }
+}
+
 /// Per-user aggregation over pushed event batches (the `aggregation` resource).
 #[cfg_attr(feature = "state", derive(serde::Serialize, serde::Deserialize))]
 pub struct Aggregator {
@@ -186,7 +220,17 @@ impl Aggregator {
             (0..batch.status.entries()).map(|k| batch.status.entry(k) == b"failed").collect();
         let ms_intervals = self.flavor.corrected();
 
-        // Per-event scalars.
+        let destinations = match (self.flavor, &batch.destination_ip) {
+            (Flavor::Streamguard2, Some(d)) => Some((d, self.destinations.remap(d))),
+            _ => None,
+        };
+        let known_types = self.type_column.len();
+        // With about one event per user in the batch, counting its (user, value) pairs densely
+        // saves nothing: each event adds its pairs while its user's state is at hand.
+        let users = slot_state.len();
+        let present = used.iter().filter(|&&u| u).count() + usize::from(absent_slot < users);
+        let pairs_per_event = 2 * present > user_slots.len();
+
         for (i, &slot) in user_slots.iter().enumerate() {
             let st = &mut self.states[slot_state[slot as usize]];
             st.total += 1;
@@ -206,40 +250,32 @@ impl Aggregator {
             }
             let status = batch.status.codes[i];
             st.failed += u64::from(status != ABSENT && failed[status as usize]);
+            if pairs_per_event {
+                st.add_ip(lookup(&ip_ids, batch.source_ip.codes[i]), 1);
+                st.add_type(lookup(&type_ids, batch.event_type.codes[i]), 1, known_types);
+                st.add_location(lookup(&location_ids, location_column.codes[i]));
+                if let Some((column, ids)) = &destinations {
+                    st.add_destination(lookup(ids, column.codes[i]));
+                }
+            }
+        }
+        if pairs_per_event {
+            return Ok(());
         }
 
         // (user, value) pairs: counted densely per batch, then folded into the per-user maps.
-        let users = slot_state.len();
         let states = &mut self.states;
         count_pairs(users, &batch.source_ip, &user_slots, |u, code, n| {
-            *states[slot_state[u]].ip_counts.entry(lookup(&ip_ids, code)).or_default() += n;
+            states[slot_state[u]].add_ip(lookup(&ip_ids, code), n);
         });
         count_pairs(users, &batch.event_type, &user_slots, |u, code, n| {
-            let t = lookup(&type_ids, code);
-            if t != ABSENT {
-                let counts = &mut states[slot_state[u]].type_counts;
-                if counts.len() <= t as usize {
-                    counts.resize(t as usize + 1, 0);
-                }
-                counts[t as usize] += n;
-            }
+            states[slot_state[u]].add_type(lookup(&type_ids, code), n, known_types);
         });
         count_pairs(users, location_column, &user_slots, |u, code, _| {
-            let location = lookup(&location_ids, code);
-            if location != ABSENT {
-                states[slot_state[u]].location_ids.insert(location);
-            }
+            states[slot_state[u]].add_location(lookup(&location_ids, code));
         });
-        if self.flavor == Flavor::Streamguard2
-            && let Some(destinations) = &batch.destination_ip
-        {
-            let destination_ids = self.destinations.remap(destinations);
-            count_pairs(users, destinations, &user_slots, |u, code, _| {
-                let d = lookup(&destination_ids, code);
-                if d != ABSENT {
-                    states[slot_state[u]].destination_ids.insert(d);
-                }
-            });
+        if let Some((column, ids)) = &destinations {
+            count_pairs(users, column, &user_slots, |u, code, _| states[slot_state[u]].add_destination(lookup(ids, code)));
         }
         Ok(())
     }
@@ -247,21 +283,18 @@ impl Aggregator {
     /// The per-user feature table, rows ordered by user (absent user first); resets the state.
     pub fn take(&mut self) -> FeatureTable {
         let fresh = Aggregator::new(self.flavor);
-        let done = std::mem::replace(self, fresh);
-        let mut keyed: Vec<(Option<Box<[u8]>>, UserState)> = Vec::with_capacity(done.states.len());
-        let mut names: Vec<Option<Box<[u8]>>> = vec![None; done.states.len()];
+        let mut done = std::mem::replace(self, fresh);
+        // Rows go in user-name order: (name, state index) pairs are sorted, the states stay put.
+        let mut order: Vec<(Option<Box<[u8]>>, u32)> = (0..done.states.len() as u32).map(|i| (None, i)).collect();
         for (name, id) in done.users.ids {
-            names[done.user_state[id as usize]] = Some(name);
+            order[done.user_state[id as usize]].0 = Some(name);
         }
-        for (name, state) in names.into_iter().zip(done.states) {
-            keyed.push((name, state));
+        order.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let mut table = TableBuilder::new(done.flavor, order.len(), &done.type_column);
+        for &(_, i) in &order {
+            table.push_row(&mut done.states[i as usize]);
         }
-        keyed.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        let mut table = TableBuilder::new(done.flavor, keyed.len(), &done.type_column);
-        for (_, state) in &mut keyed {
-            table.push_row(state);
-        }
-        table.finish(OwnedDict::from_values(keyed.iter().map(|(k, _)| k.as_deref())))
+        table.finish(OwnedDict::from_values(order.iter().map(|(k, _)| k.as_deref())))
     }
 }
 
@@ -272,6 +305,10 @@ struct TableBuilder<'a> {
     type_column: &'a [Option<usize>],
     ints: Vec<Vec<i64>>,
     floats: Vec<Vec<f64>>,
+    /// Per-row scratch, kept across rows so a row allocates nothing.
+    ip_events: Vec<u64>,
+    gaps: Vec<i64>,
+    gaps_secs: Vec<f64>,
 }
 
 /// Output slots, in schema order after `user`: `I(n)` an integer column, `F(n)` a float one.
@@ -317,6 +354,9 @@ impl<'a> TableBuilder<'a> {
             type_column,
             ints: (0..slot::INTS).map(|_| Vec::with_capacity(rows)).collect(),
             floats: (0..slot::FLOATS).map(|_| Vec::with_capacity(rows)).collect(),
+            ip_events: Vec::new(),
+            gaps: Vec::new(),
+            gaps_secs: Vec::new(),
         }
     }
 
@@ -368,24 +408,25 @@ impl<'a> TableBuilder<'a> {
             self.int(slot::TYPE_COUNTS + c, n);
         }
 
-        let active_hours: Vec<f64> =
-            st.hour_counts.iter().filter(|&&n| n > 0).map(|&n| n as f64).collect();
-        let hourly_variance = stats::sample_variance(&active_hours);
+        let mut active_hours = [0f64; 24];
+        let mut active = 0;
+        for &n in st.hour_counts.iter().filter(|&&n| n > 0) {
+            active_hours[active] = n as f64;
+            active += 1;
+        }
+        let hourly_variance = stats::sample_variance(&active_hours[..active]);
         self.float(slot::HOURLY_STDDEV, hourly_variance.sqrt());
         self.float(slot::HOURLY_VARIANCE, hourly_variance);
 
         // Each event carries n = the user's event count from its IP. The legacy job keeps events
         // without an IP as one more "IP"; the corrected one leaves them out.
-        let mut counts: Vec<u64> = st
-            .ip_counts
-            .iter()
-            .filter(|&(&ip, _)| compat || ip != ABSENT)
-            .map(|(_, &n)| n)
-            .collect();
+        let counts = &mut self.ip_events;
+        counts.clear();
+        counts.extend(st.ip_counts.iter().filter(|&(&ip, _)| compat || ip != ABSENT).map(|(_, &n)| n));
         // Summed in a fixed order: a map's iteration order depends on its history (e.g. a state
         // imported after an upgrade), and float sums on their order.
         counts.sort_unstable();
-        let (mean_n, var_n) = stats::weighted_self_moments(&counts);
+        let (mean_n, var_n) = stats::weighted_self_moments(counts);
         let rare = counts.iter().filter(|&&n| n == 1).count();
         self.float(slot::AVG_IP_FREQ, mean_n);
         self.float(slot::IP_FREQ_STDDEV, var_n.sqrt());
@@ -394,16 +435,21 @@ impl<'a> TableBuilder<'a> {
         self.float(slot::RARE_IP_RATIO, rare as f64 / rare_ratio_denominator);
 
         // Gaps between consecutive events, in seconds (compat: whole seconds).
-        let gaps: Vec<i64> = st.times.windows(2).map(|w| w[1] - w[0]).collect();
+        let (gaps, gaps_secs) = (&mut self.gaps, &mut self.gaps_secs);
+        gaps.clear();
+        gaps.extend(st.times.windows(2).map(|w| w[1] - w[0]));
         let unit = if compat { 1.0 } else { MS_PER_SEC as f64 };
-        let gaps_secs: Vec<f64> = gaps.iter().map(|&g| g as f64 / unit).collect();
-        self.float(slot::AVG_INTERVAL, stats::mean(&gaps_secs));
-        self.float(slot::INTERVAL_STDDEV, stats::sample_variance(&gaps_secs).sqrt());
+        gaps_secs.clear();
+        gaps_secs.extend(gaps.iter().map(|&g| g as f64 / unit));
+        let (avg_interval, interval_variance) = (stats::mean(gaps_secs), stats::sample_variance(gaps_secs));
         let min_gap = gaps.iter().copied().min().unwrap_or(0);
+        let one_second = if compat { 1 } else { MS_PER_SEC };
+        let bursts = gaps.iter().filter(|&&g| g < one_second).count();
+        self.float(slot::AVG_INTERVAL, avg_interval);
+        self.float(slot::INTERVAL_STDDEV, interval_variance.sqrt());
         self.int(slot::MIN_INTERVAL_INT, min_gap);
         self.float(slot::MIN_INTERVAL_FLOAT, min_gap as f64 / unit);
-        let one_second = if compat { 1 } else { MS_PER_SEC };
-        self.int(slot::BURST, gaps.iter().filter(|&&g| g < one_second).count() as i64);
+        self.int(slot::BURST, bursts as i64);
         self.int(slot::DESTINATIONS, st.destination_ids.len() as i64);
     }
 
