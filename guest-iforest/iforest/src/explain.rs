@@ -20,7 +20,7 @@
 //! keeps DIFFI's idea but weights by the deficit itself so that the parts add up to the whole.
 
 use crate::path::average_path_length;
-use crate::walk::{BLOCK_ROWS, Columns};
+use crate::walk::{BLOCK_ROWS, Columns, for_each_block};
 use crate::{Matrix, Model, ModelError};
 
 /// One feature's share of a row's isolation deficit.
@@ -47,47 +47,26 @@ impl Model {
     /// Every feature's contribution for each row of `x`, row-major (`rows × features`); each
     /// row sums to `c(ψ) − E[h(x)]`.
     pub fn contributions(&self, x: &Matrix<'_>) -> Result<Vec<f64>, ModelError> {
-        Ok(self.by_block(x, |block| block.to_vec())?.concat())
+        let cols = self.inputs_of(x)?;
+        let shares = self.leaf_shares();
+        let mut out = vec![0.0; x.rows() * cols];
+        for_each_block(x.values(), cols, &mut out, cols, || (), |_, block, chunk| self.contribute(&shares, block, chunk));
+        Ok(out)
     }
 
-    /// Runs `each` over the contributions of every block of [`BLOCK_ROWS`] rows of `x` (row-major,
-    /// in a buffer of the block's own, which stays in cache), in parallel with the `parallel`
-    /// feature; the results in row order.
-    fn by_block<R: Send>(&self, x: &Matrix<'_>, each: impl Fn(&[f64]) -> R + Sync) -> Result<Vec<R>, ModelError> {
-        let cols = self.inputs_of(x)?;
-        if cols == 0 {
-            return Ok(vec![each(&[])]);
-        }
-        let shares = self.leaf_shares();
-        let explain_block = |(block, out): &mut (Columns, Vec<f64>), b: usize| {
-            let rows = &x.values()[b * BLOCK_ROWS * cols..((b + 1) * BLOCK_ROWS).min(x.rows()) * cols];
-            block.load(rows);
-            out.clear();
-            out.resize(rows.len(), 0.0);
-            // Tree by tree over the block, walked as scoring walks it.
-            for (tree, leaves) in self.trees().iter().zip(&shares) {
-                let width = leaves.width;
-                tree.for_each_leaf(block, |r, leaf| {
-                    let row_out = &mut out[r * cols..(r + 1) * cols];
-                    let at = leaf * width..(leaf + 1) * width;
-                    for (&f, &share) in leaves.features[at.clone()].iter().zip(&leaves.shares[at]) {
-                        row_out[f as usize] += share;
-                    }
-                });
-            }
-            each(out)
-        };
-        let blocks = x.rows().div_ceil(BLOCK_ROWS);
-        let scratch = || (Columns::new(cols), Vec::with_capacity(BLOCK_ROWS * cols));
-        #[cfg(feature = "parallel")]
-        {
-            use rayon::prelude::*;
-            Ok((0..blocks).into_par_iter().map_init(scratch, explain_block).collect())
-        }
-        #[cfg(not(feature = "parallel"))]
-        {
-            let mut scratch = scratch();
-            Ok((0..blocks).map(|b| explain_block(&mut scratch, b)).collect())
+    /// Adds every tree's shares for the rows of `block` to `out` (row-major, the block's rows ×
+    /// the features), tree by tree, each walked as scoring walks it.
+    fn contribute(&self, shares: &[LeafShares], block: &Columns, out: &mut [f64]) {
+        let cols = block.cols();
+        for (tree, leaves) in self.trees().iter().zip(shares) {
+            let width = leaves.width;
+            tree.for_each_leaf(block, |r, leaf| {
+                let row_out = &mut out[r * cols..(r + 1) * cols];
+                let at = leaf * width..(leaf + 1) * width;
+                for (&f, &share) in leaves.features[at.clone()].iter().zip(&leaves.shares[at]) {
+                    row_out[f as usize] += share;
+                }
+            });
         }
     }
 
@@ -136,23 +115,26 @@ impl Model {
             return Ok(vec![Vec::new(); x.rows()]);
         }
         let order = |a: &Contribution, b: &Contribution| b.contribution.total_cmp(&a.contribution).then(a.feature.cmp(&b.feature));
-        // Each block ranked as it is computed: its contributions never leave the cache.
-        let blocks = self.by_block(x, |block| {
-            let mut ranked = Vec::with_capacity(cols);
-            block
-                .chunks_exact(cols)
-                .map(|row| {
-                    ranked.clear();
-                    ranked.extend(row.iter().enumerate().map(|(feature, &contribution)| Contribution { feature, contribution }));
-                    if top < ranked.len() {
-                        ranked.select_nth_unstable_by(top - 1, order);
-                        ranked.truncate(top);
-                    }
-                    ranked.sort_by(order);
-                    ranked.clone()
-                })
-                .collect::<Vec<_>>()
-        })?;
-        Ok(blocks.concat())
+        let shares = self.leaf_shares();
+        let mut out = vec![Vec::new(); x.rows()];
+        // Each block's contributions go to a buffer of its own and are ranked there: they never
+        // leave the cache.
+        let scratch = || (Vec::with_capacity(BLOCK_ROWS * cols), Vec::with_capacity(cols));
+        for_each_block(x.values(), cols, &mut out, 1, scratch, |(buffer, ranked), block, rows_out| {
+            buffer.clear();
+            buffer.resize(block.rows() * cols, 0.0);
+            self.contribute(&shares, block, buffer);
+            for (row, row_out) in buffer.chunks_exact(cols).zip(rows_out) {
+                ranked.clear();
+                ranked.extend(row.iter().enumerate().map(|(feature, &contribution)| Contribution { feature, contribution }));
+                if top < ranked.len() {
+                    ranked.select_nth_unstable_by(top - 1, order);
+                    ranked.truncate(top);
+                }
+                ranked.sort_by(order);
+                *row_out = ranked.clone();
+            }
+        });
+        Ok(out)
     }
 }

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::path::{average_path_length, percentile_of_sorted};
-use crate::walk::{BLOCK_ROWS, Columns};
+use crate::walk::for_each_block;
 use crate::{Matrix, Params, Tree};
 
 /// Name of the artefact format, stored in every model.
@@ -270,27 +270,14 @@ impl Model {
         self.inputs_of(x)?;
         let mut out = vec![0f64; x.rows()];
         let norm = self.trees.len() as f64 * average_path_length(self.max_samples);
-        let cols = x.cols();
-        let score_block = |block: &mut Columns, (b, chunk): (usize, &mut [f64])| {
-            let first = b * BLOCK_ROWS;
-            block.load(&x.values()[first * cols..(first + chunk.len()) * cols]);
+        for_each_block(x.values(), x.cols(), &mut out, 1, || (), |_, block, chunk| {
             for tree in &self.trees {
                 tree.accumulate(block, chunk);
             }
             for acc in chunk.iter_mut() {
                 *acc = -libm::exp2(-*acc / norm);
             }
-        };
-        #[cfg(feature = "parallel")]
-        {
-            use rayon::prelude::*;
-            out.par_chunks_mut(BLOCK_ROWS).enumerate().for_each_init(|| Columns::new(cols), score_block);
-        }
-        #[cfg(not(feature = "parallel"))]
-        {
-            let mut block = Columns::new(cols);
-            out.chunks_mut(BLOCK_ROWS).enumerate().for_each(|c| score_block(&mut block, c));
-        }
+        });
         Ok(out)
     }
 

@@ -100,6 +100,43 @@ impl Columns {
     pub(crate) fn rows(&self) -> usize {
         self.rows
     }
+
+    /// Features per row.
+    pub(crate) fn cols(&self) -> usize {
+        self.cols
+    }
+}
+
+/// Runs `each` on every block of [`BLOCK_ROWS`] rows of `x` (`cols` wide), loaded into a
+/// [`Columns`], with the block's share of `out` (`per_row` items a row) and a scratch value
+/// made by `scratch` once per thread; in parallel with the `parallel` feature. Scoring,
+/// explaining and the contributions all walk the rows through this one driver.
+pub(crate) fn for_each_block<T: Send, S>(
+    x: &[f32],
+    cols: usize,
+    out: &mut [T],
+    per_row: usize,
+    scratch: impl Fn() -> S + Sync + Send,
+    each: impl Fn(&mut S, &Columns, &mut [T]) + Sync + Send,
+) {
+    if per_row == 0 {
+        return;
+    }
+    let run = |(block, s): &mut (Columns, S), (b, chunk): (usize, &mut [T])| {
+        let first = b * BLOCK_ROWS;
+        block.load(&x[first * cols..(first + chunk.len() / per_row) * cols]);
+        each(s, block, chunk);
+    };
+    #[cfg(feature = "parallel")]
+    {
+        use rayon::prelude::*;
+        out.par_chunks_mut(BLOCK_ROWS * per_row).enumerate().for_each_init(|| (Columns::new(cols), scratch()), run);
+    }
+    #[cfg(not(feature = "parallel"))]
+    {
+        let mut state = (Columns::new(cols), scratch());
+        out.chunks_mut(BLOCK_ROWS * per_row).enumerate().for_each(|c| run(&mut state, c));
+    }
 }
 
 /// Walks rows `lane_base..lane_base + LANES` of the block `x` `steps` levels down from the
