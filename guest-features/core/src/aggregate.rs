@@ -228,7 +228,9 @@ impl Aggregator {
         // With about one event per user in the batch, counting its (user, value) pairs densely
         // saves nothing: each event adds its pairs while its user's state is at hand.
         let users = slot_state.len();
-        let present = used.iter().filter(|&&u| u).count() + usize::from(absent_slot < users);
+        // Users with events here: the dictionary's used entries, and the absent user's slot if
+        // one was added.
+        let present = used.iter().filter(|&&u| u).count() + usize::from(users > absent_slot);
         let pairs_per_event = 2 * present > user_slots.len();
 
         for (i, &slot) in user_slots.iter().enumerate() {
