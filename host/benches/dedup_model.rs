@@ -2,8 +2,9 @@
 //! lines embedded by all-MiniLM-L6-v2 alone, and taken through the whole dedup step (decode,
 //! policy component, ids, existence check, the same model, upsert into the embedded store) —
 //! once with the model bare, once behind the memo of normalized texts that `dedup` uses, whose
-//! vectors are checked against the model's (cosine). Each is run three times alternately; the
-//! best times are compared. Run by scripts/bench-dedup.sh.
+//! vectors are checked against the model's (cosine) — and the model alone in int8
+//! (`--embed-precision int8`), its vectors checked against fp32's. Each is run three times
+//! alternately; the best times are compared. Run by scripts/bench-dedup.sh.
 
 use std::time::Instant;
 
@@ -12,7 +13,7 @@ use sg_core::bundled::DEDUP_EXACT;
 use sg_core::component::ComponentSource;
 use sg_core::component::policy::PolicyComponent;
 use sg_dedup::{Deduper, Lineage, LogRecords};
-use sg_dedup::embed::{DEFAULT_MODEL_DIR, Embedder, Memoized, MiniLm};
+use sg_dedup::embed::{DEFAULT_MODEL_DIR, Embedder, Memoized, MiniLm, Precision};
 use sg_core::runtime::{Limits, Runtime};
 use sg_model::Chunk;
 use sg_dedup::store::EdgeStore;
@@ -32,7 +33,8 @@ fn main() {
         lines.iter().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["text"].as_str().unwrap().into()).collect();
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
     let model_dir = std::env::var("SG_MODEL_DIR").unwrap_or_else(|_| format!("{root}/{DEFAULT_MODEL_DIR}"));
-    let mut model = MiniLm::load(std::path::Path::new(&model_dir)).unwrap();
+    let mut model = MiniLm::load(std::path::Path::new(&model_dir), Precision::Fp32).unwrap();
+    let mut int8 = MiniLm::load(std::path::Path::new(&model_dir), Precision::Int8).unwrap();
     let runtime = Runtime::new(Limits::default()).unwrap();
     let mut policy = PolicyComponent::load(&runtime, &ComponentSource::Builtin(&DEDUP_EXACT)).unwrap();
     let lineage = Lineage { policy: policy.label(), policy_digest: policy.digest().into(), contract: policy.contract().to_string() };
@@ -51,7 +53,8 @@ fn main() {
         t.elapsed().as_secs_f64()
     };
 
-    let (mut model_best, mut full_best, mut memo_best) = (f64::MAX, f64::MAX, f64::MAX);
+    let (mut model_best, mut full_best, mut memo_best, mut int8_best) = (f64::MAX, f64::MAX, f64::MAX, f64::MAX);
+    let min_cosine = |a: &[Vec<f32>], b: &[Vec<f32>]| a.iter().zip(b).map(|(a, b)| a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>()).fold(f32::MAX, f32::min);
     for round in 0..3 {
         let t = Instant::now();
         let bare = model.embed(&refs).unwrap();
@@ -60,11 +63,22 @@ fn main() {
         let full_s = dedup_step(&mut model);
 
         // A cold memo each round, as a new `dedup` run has.
-        let mut memo = Memoized::new(MiniLm::load(std::path::Path::new(&model_dir)).unwrap());
+        let mut memo = Memoized::new(MiniLm::load(std::path::Path::new(&model_dir), Precision::Fp32).unwrap());
         let memo_s = dedup_step(&mut memo);
         let remembered = memo.embed(&refs).unwrap();
-        let cosine = bare.iter().zip(&remembered).map(|(a, b)| a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>()).fold(f32::MAX, f32::min);
+        let cosine = min_cosine(&bare, &remembered);
         assert!(cosine >= 0.99, "memo vectors drift from the model's: cosine {cosine}");
+        let t = Instant::now();
+        let quantized = int8.embed(&refs).unwrap();
+        let int8_s = t.elapsed().as_secs_f64();
+        let int8_cosine = min_cosine(&bare, &quantized);
+        assert!(int8_cosine >= 0.99, "int8 vectors drift from fp32's: cosine {int8_cosine}");
+        println!(
+            "round {round}: int8 model alone {int8_s:.2}s ({:.0} texts/s, {:.2}× fp32; min cosine to fp32 {int8_cosine:.5})",
+            LINES as f64 / int8_s,
+            model_s / int8_s
+        );
+        int8_best = int8_best.min(int8_s);
         println!(
             "round {round}: model alone {model_s:.2}s ({:.0} texts/s), whole dedup step {full_s:.2}s, with the memo {memo_s:.3}s ({:.0} lines/s, min cosine to the model {cosine:.6})",
             LINES as f64 / model_s,
@@ -80,5 +94,10 @@ fn main() {
         (full_best / model_best - 1.0) * 100.0,
         LINES as f64 / memo_best,
         full_best / memo_best
+    );
+    println!(
+        "dedup_model: int8 model alone {int8_best:.2}s ({:.0} texts/s, {:.2}× fp32's best)",
+        LINES as f64 / int8_best,
+        model_best / int8_best
     );
 }

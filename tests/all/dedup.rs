@@ -11,7 +11,7 @@ use sg_core::bundled;
 use sg_core::component::ComponentSource;
 use sg_core::component::policy::PolicyComponent;
 use sg_dedup::point_id;
-use sg_dedup::embed::{Embedder, HttpEmbedder, HttpSettings, MiniLm};
+use sg_dedup::embed::{Embedder, HttpEmbedder, HttpSettings, MiniLm, Precision};
 use sg_core::runtime::{Limits, Runtime};
 
 use crate::support::{EmbedServer, HDFS_SAMPLE, fixture, fixture_lines, model_dir, produce, sg_host, sigint};
@@ -107,8 +107,8 @@ fn cosine(a: &[f32], b: &[f32]) -> f64 {
 
 #[test]
 #[ignore = "services: needs the all-MiniLM-L6-v2 weights and Python (scripts/test.sh runs it)"]
-fn in_process_model_reproduces_sentence_transformers_and_the_service() {
-    let mut local = MiniLm::load(&model_dir()).unwrap();
+fn in_process_model_reproduces_sentence_transformers_and_the_service_and_int8_stays_close() {
+    let mut local = MiniLm::load(&model_dir(), Precision::Fp32).unwrap();
     let v = local.embed(&["This is an example sentence"]).unwrap();
     assert_eq!(v[0].len(), 384);
     for (got, want) in v[0].iter().zip([0.0676569, 0.0634959, 0.0487131, 0.0793050]) {
@@ -128,6 +128,16 @@ fn in_process_model_reproduces_sentence_transformers_and_the_service() {
     for (i, (x, y)) in a.iter().zip(&b).enumerate() {
         let c = cosine(x, y);
         assert!(c >= 0.999, "text {i} {:?}: cosine {c}", refs[i]);
+    }
+
+    // int8: each vector within cosine 0.99 of fp32's (issue 18's bound), and not equal to it.
+    let mut int8 = MiniLm::load(&model_dir(), Precision::Int8).unwrap();
+    assert!(int8.describe().contains("int8"), "{}", int8.describe());
+    let q = int8.embed(&refs).unwrap();
+    assert_ne!(q, a);
+    for (i, (x, y)) in a.iter().zip(&q).enumerate() {
+        let c = cosine(x, y);
+        assert!(c >= 0.99, "int8, text {i} {:?}: cosine {c}", refs[i]);
     }
 }
 

@@ -31,7 +31,7 @@ use sg_dedup_core::InputFormat;
 use sg_pipeline::admin::AdminSettings;
 use sg_core::component::{ComponentSource, Role};
 use sg_core::component::policy::PolicyComponent;
-use crate::embed::{Embedder, HttpEmbedder, HttpSettings, Memoized, MiniLm};
+use crate::embed::{Embedder, HttpEmbedder, HttpSettings, Memoized, MiniLm, Precision};
 use sg_pipeline::driver::{self, Ack, Context, Decoder, Stage, drive};
 use sg_pipeline::steps::Steps;
 use sg_core::runtime::{Limits, Runtime};
@@ -55,8 +55,8 @@ pub enum StoreChoice {
 /// Who embeds.
 #[derive(Clone, Debug)]
 pub enum EmbedderChoice {
-    /// all-MiniLM-L6-v2 in process, from this model directory.
-    InProcess(PathBuf),
+    /// all-MiniLM-L6-v2 in process, from this model directory, in this precision.
+    InProcess(PathBuf, Precision),
     /// A remote `/embed` service.
     Http(HttpSettings),
 }
@@ -126,7 +126,7 @@ impl EmbedderChoice {
     /// Loads the model or connects to the service, behind the memo of normalized texts.
     pub fn open(&self) -> Result<Box<dyn Embedder>> {
         Ok(match self {
-            EmbedderChoice::InProcess(dir) => Box::new(Memoized::new(MiniLm::load(dir)?)),
+            EmbedderChoice::InProcess(dir, precision) => Box::new(Memoized::new(MiniLm::load(dir, *precision)?)),
             EmbedderChoice::Http(settings) => Box::new(Memoized::new(HttpEmbedder::new(settings.clone())?)),
         })
     }

@@ -1,87 +1,59 @@
-//! all-MiniLM-L6-v2 in process: candle's BERT over the shipped safetensors, mean pooling over
-//! the attention mask, L2 normalization — sentence-transformers' recipe.
+//! all-MiniLM-L6-v2 in process: its tokenizer and BERT encoder ([`bert`](super::bert)) over the
+//! shipped safetensors, mean pooling and L2 normalization — sentence-transformers' recipe.
 
 use std::path::Path;
 
 use anyhow::{Context, Result, anyhow};
-use candle_core::{DType, Device, Tensor};
-use candle_nn::VarBuilder;
-use candle_transformers::models::bert::{BertModel, Config};
-use tokenizers::{PaddingParams, PaddingStrategy, Tokenizer, TruncationParams};
+use tokenizers::{Tokenizer, TruncationParams};
 
+use super::bert::{Encoder, Precision};
 use super::{Embedder, normalize};
 
 /// sentence-transformers' `max_seq_length` for this model.
 const MAX_TOKENS: usize = 256;
-/// Texts per forward pass.
-const BATCH: usize = 32;
+/// Texts per forward pass (not padded: a pass costs what its tokens cost).
+const BATCH: usize = 64;
 
 /// The in-process embedder.
 pub struct MiniLm {
-    model: BertModel,
+    encoder: Encoder,
     tokenizer: Tokenizer,
     dir: String,
 }
 
 impl MiniLm {
-    /// Loads `config.json`, `tokenizer.json` and `model.safetensors` from `dir`.
-    pub fn load(dir: &Path) -> Result<MiniLm> {
+    /// Loads `tokenizer.json` and `model.safetensors` from `dir`.
+    pub fn load(dir: &Path, precision: Precision) -> Result<MiniLm> {
         let hint = "run scripts/fetch-model.sh, or pass --model-dir";
-        let config: Config = serde_json::from_slice(
-            &std::fs::read(dir.join("config.json")).with_context(|| format!("no model in {} ({hint})", dir.display()))?,
-        )
-        .context("config.json")?;
         let mut tokenizer = Tokenizer::from_file(dir.join("tokenizer.json"))
             .map_err(|e| anyhow!("{}: {e} ({hint})", dir.join("tokenizer.json").display()))?;
-        tokenizer.with_padding(Some(PaddingParams { strategy: PaddingStrategy::BatchLongest, ..Default::default() }));
+        // The shipped tokenizer pads to 128; sequences here are never padded.
+        tokenizer.with_padding(None);
         tokenizer
             .with_truncation(Some(TruncationParams { max_length: MAX_TOKENS, ..Default::default() }))
             .map_err(|e| anyhow!("tokenizer truncation: {e}"))?;
-        let weights = std::fs::read(dir.join("model.safetensors"))
-            .with_context(|| format!("{} ({hint})", dir.join("model.safetensors").display()))?;
-        let vb = VarBuilder::from_buffered_safetensors(weights, DType::F32, &Device::Cpu)?;
-        let model = BertModel::load(vb, &config)?;
-        Ok(MiniLm { model, tokenizer, dir: dir.display().to_string() })
-    }
-
-    fn forward(&self, texts: &[String]) -> Result<Vec<Vec<f32>>> {
-        let encodings = self.tokenizer.encode_batch(texts.to_vec(), true).map_err(|e| anyhow!("tokenize: {e}"))?;
-        let rows = encodings.len();
-        let len = encodings.first().map_or(0, |e| e.get_ids().len());
-        let mut ids = Vec::with_capacity(rows * len);
-        let mut mask = Vec::with_capacity(rows * len);
-        for e in &encodings {
-            ids.extend(e.get_ids().iter().copied());
-            mask.extend(e.get_attention_mask().iter().copied());
-        }
-        let ids = Tensor::from_vec(ids, (rows, len), &Device::Cpu)?;
-        let mask = Tensor::from_vec(mask, (rows, len), &Device::Cpu)?;
-        let types = ids.zeros_like()?;
-        let hidden = self.model.forward(&ids, &types, Some(&mask))?;
-        // Mean over the real tokens, then unit length.
-        let mask = mask.to_dtype(DType::F32)?.unsqueeze(2)?;
-        let summed = hidden.broadcast_mul(&mask)?.sum(1)?;
-        let counts = mask.sum(1)?;
-        let mean = summed.broadcast_div(&counts)?;
-        let norm = mean.sqr()?.sum_keepdim(1)?.sqrt()?;
-        Ok(mean.broadcast_div(&norm)?.to_vec2::<f32>()?)
+        let path = dir.join("model.safetensors");
+        let weights = std::fs::read(&path).with_context(|| format!("{} ({hint})", path.display()))?;
+        let encoder = Encoder::load(&weights, precision).with_context(|| path.display().to_string())?;
+        Ok(MiniLm { encoder, tokenizer, dir: dir.display().to_string() })
     }
 }
 
 impl Embedder for MiniLm {
     fn describe(&self) -> String {
-        format!("all-MiniLM-L6-v2 in process ({})", self.dir)
+        format!("all-MiniLM-L6-v2 {} in process ({})", self.encoder.precision(), self.dir)
     }
 
     fn embed(&mut self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
-        // Similar lengths per pass (less padding), results put back in input order.
         let normalized: Vec<String> = texts.iter().map(|t| normalize::for_embedding(t)).collect();
+        let encodings = self.tokenizer.encode_batch(normalized, true).map_err(|e| anyhow!("tokenize: {e}"))?;
+        // Similar lengths per pass, results put back in input order.
         let mut order: Vec<usize> = (0..texts.len()).collect();
-        order.sort_by_key(|&i| normalized[i].len());
+        order.sort_by_key(|&i| encodings[i].get_ids().len());
         let mut out = vec![Vec::new(); texts.len()];
         for chunk in order.chunks(BATCH) {
-            let batch: Vec<String> = chunk.iter().map(|&i| normalized[i].clone()).collect();
-            for (&i, v) in chunk.iter().zip(self.forward(&batch)?) {
+            let sequences: Vec<&[u32]> = chunk.iter().map(|&i| encodings[i].get_ids()).collect();
+            for (&i, v) in chunk.iter().zip(self.encoder.embed(&sequences)?) {
                 out[i] = v;
             }
         }

@@ -1,13 +1,15 @@
-//! Sentence embeddings for the dedup pipeline: all-MiniLM-L6-v2 in process ([`MiniLm`]), or a
-//! remote service speaking the reference `/embed` contract ([`HttpEmbedder`]). Both apply the
-//! reference service's text normalization first, so they embed the same string; [`Memoized`]
-//! embeds each distinct normalized text once.
+//! Sentence embeddings for the dedup pipeline: all-MiniLM-L6-v2 in process ([`MiniLm`], in fp32
+//! or int8: [`Precision`]), or a remote service speaking the reference `/embed` contract
+//! ([`HttpEmbedder`]). Both apply the reference service's text normalization first, so they embed
+//! the same string; [`Memoized`] embeds each distinct normalized text once.
 
+mod bert;
 mod http;
 mod memo;
 mod minilm;
 pub mod normalize;
 
+pub use bert::Precision;
 pub use http::{HttpEmbedder, HttpSettings};
 pub use memo::Memoized;
 pub use minilm::MiniLm;
