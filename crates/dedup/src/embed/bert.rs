@@ -112,9 +112,8 @@ impl Encoder {
     pub fn load(bytes: &[u8], precision: Precision) -> Result<Encoder> {
         let st = SafeTensors::deserialize(bytes).map_err(|e| anyhow!("not a safetensors file: {e}"))?;
         let gemm = Gemm::new();
-        let vocabulary = st.tensor("embeddings.word_embeddings.weight").context("`embeddings.word_embeddings.weight`")?.shape()[0];
-        let max_positions =
-            st.tensor("embeddings.position_embeddings.weight").context("`embeddings.position_embeddings.weight`")?.shape()[0];
+        let vocabulary = rows(&st, "embeddings.word_embeddings.weight")?;
+        let max_positions = rows(&st, "embeddings.position_embeddings.weight")?;
         let norm = |name: &str| -> Result<Norm> {
             Ok(Norm { gamma: tensor(&st, &format!("{name}.weight"), &[HIDDEN])?, beta: tensor(&st, &format!("{name}.bias"), &[HIDDEN])? })
         };
@@ -124,7 +123,7 @@ impl Encoder {
             let linear = |parts: &[&str], inputs: usize| {
                 Linear::load(&gemm, &st, &parts.iter().map(|p| name(p)).collect::<Vec<_>>(), inputs, precision)
             };
-            let intermediate = st.tensor(&name("intermediate.dense.bias"))?.shape()[0];
+            let intermediate = rows(&st, &name("intermediate.dense.bias"))?;
             layers.push(Layer {
                 qkv: linear(&["attention.self.query", "attention.self.key", "attention.self.value"], HIDDEN)?,
                 attention_out: linear(&["attention.output.dense"], HIDDEN)?,
@@ -211,6 +210,12 @@ impl Encoder {
     }
 }
 
+/// The first dimension of a tensor that has one (the rest is checked by [`tensor`]).
+fn rows(st: &SafeTensors, name: &str) -> Result<usize> {
+    let t = st.tensor(name).with_context(|| format!("`{name}` missing"))?;
+    t.shape().first().copied().with_context(|| format!("`{name}` is a scalar"))
+}
+
 /// An f32 tensor of this shape, checked.
 fn tensor(st: &SafeTensors, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
     let t = st.tensor(name).with_context(|| format!("`{name}` missing"))?;
@@ -226,7 +231,7 @@ impl Linear {
     fn load(gemm: &Gemm, st: &SafeTensors, names: &[String], inputs: usize, precision: Precision) -> Result<Linear> {
         let (mut weight, mut bias) = (Vec::new(), Vec::new());
         for name in names {
-            let outputs = st.tensor(&format!("{name}.bias")).with_context(|| format!("`{name}.bias` missing"))?.shape()[0];
+            let outputs = rows(st, &format!("{name}.bias"))?;
             weight.extend(tensor(st, &format!("{name}.weight"), &[outputs, inputs])?);
             bias.extend(tensor(st, &format!("{name}.bias"), &[outputs])?);
         }
@@ -474,6 +479,23 @@ mod tests {
         };
         let wrong = (0..rows).filter(|&r| (0..outputs).any(|c| got[r * outputs + c] != want(r, c))).count();
         assert!(wrong > 0, "rten-gemm now applies per-row zero points right: Linear::apply may pass them");
+    }
+
+    #[test]
+    fn a_hostile_weights_file_is_refused_with_the_tensor_named() {
+        use safetensors::tensor::TensorView;
+        assert!(Encoder::load(b"not a safetensors file", Precision::Fp32).is_err());
+        let four = [0u8; 4];
+        let scalar = TensorView::new(safetensors::Dtype::F32, vec![], &four).unwrap();
+        let bytes = safetensors::serialize([("embeddings.word_embeddings.weight", scalar)], None).unwrap();
+        let e = Encoder::load(&bytes, Precision::Int8).err().expect("refused");
+        assert!(format!("{e:#}").contains("`embeddings.word_embeddings.weight` is a scalar"), "{e:#}");
+        let six = [0u8; 24];
+        let narrow = |_| TensorView::new(safetensors::Dtype::F32, vec![2, 3], &six).unwrap();
+        let names = ["embeddings.word_embeddings.weight", "embeddings.position_embeddings.weight"];
+        let bytes = safetensors::serialize(names.iter().map(|n| (*n, narrow(n))), None).unwrap();
+        let e = Encoder::load(&bytes, Precision::Fp32).err().expect("refused");
+        assert!(format!("{e:#}").contains("no encoder layers"), "{e:#}");
     }
 
     #[test]
