@@ -22,6 +22,14 @@ const HEADS: usize = 12;
 const HEAD_DIM: usize = HIDDEN / HEADS;
 const LAYER_NORM_EPS: f32 = 1e-12;
 
+/// What `config.json` says of the shape the encoder is built for.
+#[derive(serde::Deserialize)]
+struct Config {
+    hidden_size: usize,
+    num_attention_heads: usize,
+    hidden_act: String,
+}
+
 /// The arithmetic of the linear layers.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Precision {
@@ -107,9 +115,19 @@ pub struct Encoder {
 }
 
 impl Encoder {
-    /// Reads BERT weights (`embeddings.*`, `encoder.layer.N.*`) from a safetensors file's bytes;
-    /// every tensor's type and shape is checked.
-    pub fn load(bytes: &[u8], precision: Precision) -> Result<Encoder> {
+    /// Reads a BERT's `config.json` (which must describe all-MiniLM-L6-v2's shape: 384 wide, 12
+    /// heads, erf GELU) and its weights (`embeddings.*`, `encoder.layer.N.*`) from a safetensors
+    /// file's bytes; every tensor's type and shape is checked.
+    pub fn load(config: &[u8], bytes: &[u8], precision: Precision) -> Result<Encoder> {
+        let config: Config = serde_json::from_slice(config).context("config.json")?;
+        if (config.hidden_size, config.num_attention_heads, config.hidden_act.as_str()) != (HIDDEN, HEADS, "gelu") {
+            bail!(
+                "config.json describes a BERT {} wide with {} heads and `{}`; this encoder runs {HIDDEN} wide, {HEADS} heads, `gelu` (all-MiniLM-L6-v2)",
+                config.hidden_size,
+                config.num_attention_heads,
+                config.hidden_act
+            );
+        }
         let st = SafeTensors::deserialize(bytes).map_err(|e| anyhow!("not a safetensors file: {e}"))?;
         let gemm = Gemm::new();
         let vocabulary = rows(&st, "embeddings.word_embeddings.weight")?;
@@ -484,17 +502,21 @@ mod tests {
     #[test]
     fn a_hostile_weights_file_is_refused_with_the_tensor_named() {
         use safetensors::tensor::TensorView;
-        assert!(Encoder::load(b"not a safetensors file", Precision::Fp32).is_err());
+        const CONFIG: &[u8] = br#"{"hidden_size": 384, "num_attention_heads": 12, "hidden_act": "gelu"}"#;
+        assert!(Encoder::load(CONFIG, b"not a safetensors file", Precision::Fp32).is_err());
+        let wider = br#"{"hidden_size": 768, "num_attention_heads": 12, "hidden_act": "gelu"}"#;
+        let e = Encoder::load(wider, b"", Precision::Fp32).err().expect("refused");
+        assert!(format!("{e:#}").contains("768 wide"), "{e:#}");
         let four = [0u8; 4];
         let scalar = TensorView::new(safetensors::Dtype::F32, vec![], &four).unwrap();
         let bytes = safetensors::serialize([("embeddings.word_embeddings.weight", scalar)], None).unwrap();
-        let e = Encoder::load(&bytes, Precision::Int8).err().expect("refused");
+        let e = Encoder::load(CONFIG, &bytes, Precision::Int8).err().expect("refused");
         assert!(format!("{e:#}").contains("`embeddings.word_embeddings.weight` is a scalar"), "{e:#}");
         let six = [0u8; 24];
         let narrow = |_| TensorView::new(safetensors::Dtype::F32, vec![2, 3], &six).unwrap();
         let names = ["embeddings.word_embeddings.weight", "embeddings.position_embeddings.weight"];
         let bytes = safetensors::serialize(names.iter().map(|n| (*n, narrow(n))), None).unwrap();
-        let e = Encoder::load(&bytes, Precision::Fp32).err().expect("refused");
+        let e = Encoder::load(CONFIG, &bytes, Precision::Fp32).err().expect("refused");
         assert!(format!("{e:#}").contains("no encoder layers"), "{e:#}");
     }
 

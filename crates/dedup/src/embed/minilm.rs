@@ -22,7 +22,7 @@ pub struct MiniLm {
 }
 
 impl MiniLm {
-    /// Loads `tokenizer.json` and `model.safetensors` from `dir`.
+    /// Loads `tokenizer.json`, `config.json` and `model.safetensors` from `dir`.
     pub fn load(dir: &Path, precision: Precision) -> Result<MiniLm> {
         let hint = "run scripts/fetch-model.sh, or pass --model-dir";
         let mut tokenizer = Tokenizer::from_file(dir.join("tokenizer.json"))
@@ -32,9 +32,9 @@ impl MiniLm {
         tokenizer
             .with_truncation(Some(TruncationParams { max_length: MAX_TOKENS, ..Default::default() }))
             .map_err(|e| anyhow!("tokenizer truncation: {e}"))?;
-        let path = dir.join("model.safetensors");
-        let weights = std::fs::read(&path).with_context(|| format!("{} ({hint})", path.display()))?;
-        let encoder = Encoder::load(&weights, precision).with_context(|| path.display().to_string())?;
+        let read = |name: &str| std::fs::read(dir.join(name)).with_context(|| format!("{} ({hint})", dir.join(name).display()));
+        let encoder = Encoder::load(&read("config.json")?, &read("model.safetensors")?, precision)
+            .with_context(|| format!("the model in {}", dir.display()))?;
         Ok(MiniLm { encoder, tokenizer, dir: dir.display().to_string() })
     }
 }
