@@ -142,14 +142,20 @@ impl Encoder {
                 Linear::load(&gemm, &st, &parts.iter().map(|p| name(p)).collect::<Vec<_>>(), inputs, precision)
             };
             let intermediate = rows(&st, &name("intermediate.dense.bias"))?;
-            layers.push(Layer {
+            let layer = Layer {
                 qkv: linear(&["attention.self.query", "attention.self.key", "attention.self.value"], HIDDEN)?,
                 attention_out: linear(&["attention.output.dense"], HIDDEN)?,
                 attention_norm: norm(&name("attention.output.LayerNorm"))?,
                 up: linear(&["intermediate.dense"], HIDDEN)?,
                 down: linear(&["output.dense"], intermediate)?,
                 out_norm: norm(&name("output.LayerNorm"))?,
-            });
+            };
+            // The inputs were checked against their tensors; the outputs must be what the next
+            // step reads.
+            if (layer.qkv.outputs(), layer.attention_out.outputs(), layer.down.outputs()) != (3 * HIDDEN, HIDDEN, HIDDEN) {
+                bail!("{}: attention or output projections of the wrong size", name("*"));
+            }
+            layers.push(layer);
         }
         if layers.is_empty() {
             bail!("no encoder layers (`encoder.layer.0.*`)");
@@ -518,6 +524,45 @@ mod tests {
         let bytes = safetensors::serialize(names.iter().map(|n| (*n, narrow(n))), None).unwrap();
         let e = Encoder::load(CONFIG, &bytes, Precision::Fp32).err().expect("refused");
         assert!(format!("{e:#}").contains("no encoder layers"), "{e:#}");
+    }
+
+    /// Shapes that agree with each other but not with attention: refused before any text is.
+    #[test]
+    fn projections_of_the_wrong_size_are_refused() {
+        use safetensors::tensor::TensorView;
+        let shapes: Vec<(String, Vec<usize>)> = [
+            ("embeddings.word_embeddings.weight", vec![1, HIDDEN]),
+            ("embeddings.position_embeddings.weight", vec![4, HIDDEN]),
+            ("embeddings.token_type_embeddings.weight", vec![2, HIDDEN]),
+            ("embeddings.LayerNorm.weight", vec![HIDDEN]),
+            ("embeddings.LayerNorm.bias", vec![HIDDEN]),
+            ("encoder.layer.0.attention.self.query.weight", vec![1, HIDDEN]),
+            ("encoder.layer.0.attention.self.query.bias", vec![1]),
+            ("encoder.layer.0.attention.self.key.weight", vec![HIDDEN, HIDDEN]),
+            ("encoder.layer.0.attention.self.key.bias", vec![HIDDEN]),
+            ("encoder.layer.0.attention.self.value.weight", vec![HIDDEN, HIDDEN]),
+            ("encoder.layer.0.attention.self.value.bias", vec![HIDDEN]),
+            ("encoder.layer.0.attention.output.dense.weight", vec![HIDDEN, HIDDEN]),
+            ("encoder.layer.0.attention.output.dense.bias", vec![HIDDEN]),
+            ("encoder.layer.0.attention.output.LayerNorm.weight", vec![HIDDEN]),
+            ("encoder.layer.0.attention.output.LayerNorm.bias", vec![HIDDEN]),
+            ("encoder.layer.0.intermediate.dense.weight", vec![8, HIDDEN]),
+            ("encoder.layer.0.intermediate.dense.bias", vec![8]),
+            ("encoder.layer.0.output.dense.weight", vec![HIDDEN, 8]),
+            ("encoder.layer.0.output.dense.bias", vec![HIDDEN]),
+            ("encoder.layer.0.output.LayerNorm.weight", vec![HIDDEN]),
+            ("encoder.layer.0.output.LayerNorm.bias", vec![HIDDEN]),
+        ]
+        .into_iter()
+        .map(|(n, s)| (n.to_string(), s))
+        .collect();
+        let data: Vec<Vec<u8>> = shapes.iter().map(|(_, s)| vec![0u8; 4 * s.iter().product::<usize>()]).collect();
+        let views =
+            shapes.iter().zip(&data).map(|((n, s), d)| (n.clone(), TensorView::new(safetensors::Dtype::F32, s.clone(), d).unwrap()));
+        let bytes = safetensors::serialize(views, None).unwrap();
+        let config = br#"{"hidden_size": 384, "num_attention_heads": 12, "hidden_act": "gelu"}"#;
+        let e = Encoder::load(config, &bytes, Precision::Fp32).err().expect("refused");
+        assert!(format!("{e:#}").contains("encoder.layer.0.*: attention or output projections of the wrong size"), "{e:#}");
     }
 
     #[test]
