@@ -234,15 +234,20 @@ impl Encoder {
     }
 }
 
+/// A tensor by name, or an error naming it.
+fn named<'a>(st: &SafeTensors<'a>, name: &str) -> Result<safetensors::tensor::TensorView<'a>> {
+    st.tensor(name).with_context(|| format!("`{name}` missing"))
+}
+
 /// The first dimension of a tensor that has one (the rest is checked by [`tensor`]).
 fn rows(st: &SafeTensors, name: &str) -> Result<usize> {
-    let t = st.tensor(name).with_context(|| format!("`{name}` missing"))?;
+    let t = named(st, name)?;
     t.shape().first().copied().with_context(|| format!("`{name}` is a scalar"))
 }
 
 /// An f32 tensor of this shape, checked.
 fn tensor(st: &SafeTensors, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
-    let t = st.tensor(name).with_context(|| format!("`{name}` missing"))?;
+    let t = named(st, name)?;
     if t.dtype() != safetensors::Dtype::F32 || t.shape() != shape {
         bail!("`{name}`: expected F32 {shape:?}, found {:?} {:?}", t.dtype(), t.shape());
     }
@@ -459,6 +464,9 @@ fn gelu(xs: &mut [f32]) {
 mod tests {
     use super::*;
 
+    /// all-MiniLM-L6-v2's shape, as its `config.json` gives it.
+    const CONFIG: &[u8] = br#"{"hidden_size": 384, "num_attention_heads": 12, "hidden_act": "gelu"}"#;
+
     fn reference(x: &[f32], weight: &[f32], bias: &[f32], inputs: usize) -> Vec<f32> {
         x.chunks_exact(inputs)
             .flat_map(|row| weight.chunks_exact(inputs).zip(bias).map(move |(w, b)| row.iter().zip(w).map(|(x, w)| x * w).sum::<f32>() + b))
@@ -508,7 +516,6 @@ mod tests {
     #[test]
     fn a_hostile_weights_file_is_refused_with_the_tensor_named() {
         use safetensors::tensor::TensorView;
-        const CONFIG: &[u8] = br#"{"hidden_size": 384, "num_attention_heads": 12, "hidden_act": "gelu"}"#;
         assert!(Encoder::load(CONFIG, b"not a safetensors file", Precision::Fp32).is_err());
         let wider = br#"{"hidden_size": 768, "num_attention_heads": 12, "hidden_act": "gelu"}"#;
         let e = Encoder::load(wider, b"", Precision::Fp32).err().expect("refused");
@@ -560,8 +567,7 @@ mod tests {
         let views =
             shapes.iter().zip(&data).map(|((n, s), d)| (n.clone(), TensorView::new(safetensors::Dtype::F32, s.clone(), d).unwrap()));
         let bytes = safetensors::serialize(views, None).unwrap();
-        let config = br#"{"hidden_size": 384, "num_attention_heads": 12, "hidden_act": "gelu"}"#;
-        let e = Encoder::load(config, &bytes, Precision::Fp32).err().expect("refused");
+        let e = Encoder::load(CONFIG, &bytes, Precision::Fp32).err().expect("refused");
         assert!(format!("{e:#}").contains("encoder.layer.0.*: attention or output projections of the wrong size"), "{e:#}");
     }
 
