@@ -14,6 +14,8 @@ use sg_core::runtime::Limits;
 use sg_pipeline::sink::alerts::{AlertOptions, AlertTarget, WebhookSettings};
 use sg_pipeline::source::Input;
 use sg_kafka::{ClientSettings, Replication};
+use sg_dedup::EmbedderChoice;
+use sg_dedup::embed::{DEFAULT_MODEL_DIR, Precision};
 
 /// Settings of every Kafka client a command makes.
 #[derive(Args, Debug, Clone, Default)]
@@ -99,6 +101,26 @@ impl SandboxArgs {
     /// The limits, with the defaults for the rest.
     pub(super) fn limits(&self) -> Limits {
         Limits { call_deadline: self.call_timeout, memory_bytes: self.memory_limit, ..Limits::default() }
+    }
+}
+
+/// The in-process embedding model: where it is and its arithmetic (`dedup`, `store`, `serve`).
+#[derive(Args, Debug, Clone)]
+pub(super) struct ModelArgs {
+    /// all-MiniLM-L6-v2 directory for the in-process embedder (scripts/fetch-model.sh fills it;
+    /// a store is queried with the model that embedded it).
+    #[arg(long, global = true, env = "SG_MODEL_DIR", default_value = DEFAULT_MODEL_DIR)]
+    model_dir: PathBuf,
+    /// The in-process model's arithmetic: `fp32` (the model's own vectors) or `int8` (faster;
+    /// vectors within cosine ~0.998 of fp32's).
+    #[arg(long, global = true, env = "SG_EMBED_PRECISION", default_value = "fp32")]
+    embed_precision: Precision,
+}
+
+impl ModelArgs {
+    /// The in-process embedder these name.
+    pub(super) fn in_process(&self) -> EmbedderChoice {
+        EmbedderChoice::InProcess(self.model_dir.clone(), self.embed_precision)
     }
 }
 

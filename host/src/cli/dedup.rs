@@ -8,10 +8,10 @@ use sg_dedup::learned::StateFile;
 use clap::Args;
 use sg_dedup_core::InputFormat;
 
-use super::args::{AdminArgs, BundleArgs, DeadLetterArgs, KafkaClientArgs, SandboxArgs, parse_duration, parse_size};
+use super::args::{AdminArgs, BundleArgs, DeadLetterArgs, KafkaClientArgs, ModelArgs, SandboxArgs, parse_duration, parse_size};
 use sg_core::component::{ComponentSource, Role};
 use sg_dedup::{DedupJob, EmbedderChoice, StoreChoice};
-use sg_dedup::embed::{DEFAULT_MODEL_DIR, HttpSettings, Precision};
+use sg_dedup::embed::HttpSettings;
 use sg_pipeline::source::Input;
 use sg_kafka::{KafkaOptions, KafkaTopic, StartAt};
 use sg_dedup::store::DEFAULT_COLLECTION;
@@ -63,13 +63,8 @@ pub(super) struct DedupArgs {
     /// Collection name (letters, digits, `_`, `-`; at most 64).
     #[arg(long, default_value = DEFAULT_COLLECTION, value_parser = parse_collection)]
     collection: String,
-    /// all-MiniLM-L6-v2 directory for the in-process embedder (scripts/fetch-model.sh fills it).
-    #[arg(long, env = "SG_MODEL_DIR", default_value = DEFAULT_MODEL_DIR)]
-    model_dir: PathBuf,
-    /// The in-process model's arithmetic: `fp32` (the model's own vectors) or `int8` (faster;
-    /// vectors within cosine ~0.998 of fp32's).
-    #[arg(long, env = "SG_EMBED_PRECISION", default_value = "fp32")]
-    embed_precision: Precision,
+    #[command(flatten)]
+    model: ModelArgs,
     /// A remote embedding service (`POST {"texts":[…]}` → `{"embeddings":[…]}`) instead.
     #[arg(long)]
     embedder: Option<String>,
@@ -163,7 +158,7 @@ impl DedupArgs {
                 dimension: (self.embed_dim > 0).then_some(self.embed_dim),
                 ..HttpSettings::new(url)
             }),
-            None => EmbedderChoice::InProcess(self.model_dir.clone(), self.embed_precision),
+            None => self.model.in_process(),
         };
         let policy = match self.bundle.open()? {
             Some(bundle) => bundle.require(Role::Policy)?,

@@ -10,11 +10,12 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 use sg_core::component::ComponentSource;
-use sg_dedup::embed::{DEFAULT_MODEL_DIR, Precision};
 use sg_dedup::index::{LogIndex, SharedStore};
 use sg_dedup::store::{DEFAULT_COLLECTION, PayloadFilter};
 use sg_dedup::learned::StateFile;
-use sg_dedup::{EmbedderChoice, StoreChoice};
+use sg_dedup::StoreChoice;
+
+use super::args::ModelArgs;
 
 use sg_core::runtime::Limits;
 
@@ -34,12 +35,8 @@ pub(super) struct LogStoreArgs {
     /// The policy that wrote the store (queries are keyed and embedded as it does).
     #[arg(long, global = true, default_value = "builtin:template")]
     policy: String,
-    /// all-MiniLM-L6-v2 directory (the model that embedded the store).
-    #[arg(long, global = true, env = "SG_MODEL_DIR", default_value = DEFAULT_MODEL_DIR)]
-    model_dir: PathBuf,
-    /// The model's arithmetic for queries: `fp32` or `int8` (as `dedup --embed-precision`).
-    #[arg(long, global = true, env = "SG_EMBED_PRECISION", default_value = "fp32")]
-    embed_precision: Precision,
+    #[command(flatten)]
+    model: ModelArgs,
 }
 
 impl LogStoreArgs {
@@ -64,7 +61,7 @@ impl LogStoreArgs {
     }
 
     fn index_over(&self, store: SharedStore) -> Result<LogIndex> {
-        LogIndex::open(store, &ComponentSource::parse(&self.policy)?, &EmbedderChoice::InProcess(self.model_dir.clone(), self.embed_precision), Limits::default())
+        LogIndex::open(store, &ComponentSource::parse(&self.policy)?, &self.model.in_process(), Limits::default())
     }
 }
 
