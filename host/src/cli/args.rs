@@ -111,8 +111,8 @@ pub(super) struct ModelArgs {
     /// a store is queried with the model that embedded it).
     #[arg(long, global = true, env = "SG_MODEL_DIR", default_value = DEFAULT_MODEL_DIR)]
     model_dir: PathBuf,
-    /// The in-process model's arithmetic: `fp32` (the model's own vectors) or `int8` (faster;
-    /// vectors within cosine ~0.998 of fp32's).
+    /// The in-process model's arithmetic: `fp32` (the model's own vectors) or `int8` (vectors
+    /// within cosine ~0.996 of fp32's; faster only on CPUs with int8 dot products, e.g. VNNI).
     #[arg(long, global = true, env = "SG_EMBED_PRECISION", default_value = "fp32")]
     embed_precision: Precision,
 }
