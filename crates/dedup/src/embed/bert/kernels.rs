@@ -123,14 +123,15 @@ impl SimdOp for Dequantize<'_> {
     }
 }
 
+/// erf-GELU with libm's erf: what the tests hold [`gelu`] and the GELU epilogue to.
+#[cfg(test)]
+pub fn reference_gelu(x: f32) -> f32 {
+    0.5 * x * (1.0 + libm::erff(x * std::f32::consts::FRAC_1_SQRT_2))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// erf-GELU, with libm's erf.
-    fn reference_gelu(x: f32) -> f32 {
-        0.5 * x * (1.0 + libm::erff(x * std::f32::consts::FRAC_1_SQRT_2))
-    }
 
     #[test]
     fn gelu_matches_libm() {

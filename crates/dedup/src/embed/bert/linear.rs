@@ -10,10 +10,7 @@ use rten_tensor::NdTensorView;
 use safetensors::SafeTensors;
 
 use super::kernels::{self, Dequantize, Epilogue};
-use super::{Precision, rows, tensor};
-
-/// Rows per parallel task in the per-row loops (a row is 384 to 1,536 values).
-const ROWS_PER_TASK: usize = 4;
+use super::{Precision, ROWS_PER_TASK, rows, tensor};
 
 /// A linear layer, its weights packed for the product.
 pub enum Linear {
@@ -210,13 +207,12 @@ mod tests {
         let x: Vec<f32> = (0..rows * inputs).map(|i| (i * 104_729 % 1_000) as f32 / 500.0 - 1.0 + (i / inputs % 7) as f32 * 0.3).collect();
         let residual: Vec<f32> = (0..rows * outputs).map(|i| (i % 13) as f32 * 0.1).collect();
         let product = reference(&x, &weight, &bias, inputs);
-        let gelu = |v: f32| 0.5 * v * (1.0 + libm::erff(v * std::f32::consts::FRAC_1_SQRT_2));
         for (precision, tolerance) in [(Precision::Fp32, 1e-4), (Precision::Int8, 0.02)] {
             let layer = Linear::new(&gemm, &weight, bias.clone(), inputs, precision);
             for (epilogue, want) in [
                 (Epilogue::Plain, product.clone()),
                 (Epilogue::Residual(&residual), product.iter().zip(&residual).map(|(p, r)| p + r).collect()),
-                (Epilogue::Gelu, product.iter().map(|&p| gelu(p)).collect::<Vec<_>>()),
+                (Epilogue::Gelu, product.iter().map(|&p| kernels::reference_gelu(p)).collect::<Vec<_>>()),
             ] {
                 let mut got = Vec::new();
                 layer.apply(&gemm, &x, epilogue, &mut Scratch::default(), &mut got);

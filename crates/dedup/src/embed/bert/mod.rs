@@ -29,6 +29,8 @@ const HIDDEN: usize = 384;
 const HEADS: usize = 12;
 const HEAD_DIM: usize = HIDDEN / HEADS;
 const LAYER_NORM_EPS: f32 = 1e-12;
+/// Rows per parallel task in the per-row loops (a row is 384 to 1,536 values).
+const ROWS_PER_TASK: usize = 4;
 
 /// What `config.json` says of the shape the encoder is built for.
 #[derive(serde::Deserialize)]
@@ -216,7 +218,9 @@ impl Encoder {
 impl Norm {
     /// Layer normalization of each row, in place.
     fn apply(&self, x: &mut [f32]) {
-        x.par_chunks_mut(HIDDEN).with_min_len(4).for_each(|row| kernels::layer_norm(row, &self.gamma, &self.beta, LAYER_NORM_EPS));
+        x.par_chunks_mut(HIDDEN)
+            .with_min_len(ROWS_PER_TASK)
+            .for_each(|row| kernels::layer_norm(row, &self.gamma, &self.beta, LAYER_NORM_EPS));
     }
 }
 
